@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class CollectorConfig(AppConfig):
+    name = "collector"
+    verbose_name = "NEIS timetable collector"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from collector import checks  # noqa: F401  (registers the system checks)

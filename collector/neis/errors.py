@@ -1,0 +1,35 @@
+"""Named NEIS errors, classified once.
+
+Every failure the client can meet is one of three kinds, and the pipeline acts on the kind
+only: transient (retry with backoff), quota (defer until the daily reset) and permanent
+(fail the unit and say why). "No data" (INFO-200) is not an error: it is an empty result.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+
+class NeisError(Exception):
+    """Base of every NEIS failure. ``code`` is the RESULT code or a local tag."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class NeisTransientError(NeisError):
+    """Worth retrying: ERROR-500/600/601, HTTP 5xx, HTML or truncated bodies, timeouts."""
+
+
+class NeisQuotaError(NeisError):
+    """ERROR-337: the key's daily quota is spent; nothing more today."""
+
+    def __init__(self, code: str, message: str, resets_at: datetime.datetime):
+        super().__init__(code, message)
+        self.resets_at = resets_at
+
+
+class NeisPermanentError(NeisError):
+    """Will not succeed by retrying: bad key, blocked key, a bug in the request."""

@@ -1,0 +1,71 @@
+"""Typed records the NEIS client yields; the rest of the project never sees raw rows.
+
+Text columns that NEIS serves as ``null`` become ``""`` so that they can take part in
+natural keys; ``subject_raw`` keeps the served text exactly (``""`` for ``null``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+
+
+class Level(str, enum.Enum):
+    """School levels the collector knows how to fetch timetables for."""
+
+    ELEMENTARY = "elementary"
+    MIDDLE = "middle"
+    HIGH = "high"
+    SPECIAL = "special"
+
+    @property
+    def service(self) -> str:
+        """The current NEIS timetable service for this level (archive twin adds ``bgs``)."""
+        return _SERVICES[self]
+
+
+_SERVICES = {
+    Level.ELEMENTARY: "elsTimetable",
+    Level.MIDDLE: "misTimetable",
+    Level.HIGH: "hisTimetable",
+    Level.SPECIAL: "spsTimetable",
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SchoolRecord:
+    """One ``schoolInfo`` row."""
+
+    office_code: str  # ATPT_OFCDC_SC_CODE
+    office_name: str  # ATPT_OFCDC_SC_NM
+    code: str  # SD_SCHUL_CODE
+    name: str  # SCHUL_NM
+    kind: str  # SCHUL_KND_SC_NM, whitespace-normalised
+    location: str  # LCTN_SC_NM
+    founding_type: str  # FOND_SC_NM
+    day_night: str  # DGHT_SC_NM
+    address: str  # ORG_RDNMA
+    load_dtm: datetime.datetime | None  # LOAD_DTM
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LessonRecord:
+    """One timetable row of any level (els/mis/his/sps and their archive twins)."""
+
+    office_code: str  # ATPT_OFCDC_SC_CODE
+    school_code: str  # SD_SCHUL_CODE
+    date: datetime.date  # ALL_TI_YMD
+    academic_year: int  # AY
+    semester: int  # SEM
+    grade: int  # GRADE
+    class_name: str  # CLASS_NM, as served (archive data may be zero-padded)
+    period: int  # PERIO
+    day_night: str  # DGHT_CRSE_SC_NM (mis, his); "" elsewhere
+    track: str  # ORD_SC_NM (his)
+    department: str  # DDDEP_NM (his)
+    course: str  # SCHUL_CRSE_SC_NM (sps)
+    classroom: str  # CLRM_NM (his, sps)
+    subject_raw: str  # ITRT_CNTNT exactly as served; "" for null
+    subject: str  # normalised ITRT_CNTNT (see client.normalise_subject)
+    load_dtm: datetime.datetime | None  # LOAD_DTM, 8 or 14 digits

@@ -1,0 +1,51 @@
+"""Keep the NEIS key out of everything that can be printed or stored.
+
+NEIS takes the key in the query string, so it rides along in every URL that requests,
+urllib3 and our own messages mention. ``redact`` scrubs both the ``KEY=...`` parameter (any
+case) and, when known, the literal key value wherever it appears.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+_KEY_PARAM = re.compile(r"(?i)\b(key=)[^&\s#'\"<>]+")
+_MASK = "***"
+
+
+def redact(text: str, secret: str | None = None) -> str:
+    """Return ``text`` with the key parameter and the literal ``secret`` masked."""
+    if not text:
+        return text
+    if secret:
+        text = text.replace(secret, _MASK)
+    return _KEY_PARAM.sub(lambda match: match.group(1) + _MASK, text)
+
+
+def configured_key() -> str:
+    """The key from Django settings, or "" when settings are not configured."""
+    try:
+        from django.conf import settings
+
+        return getattr(settings, "NEIS_API_KEY", "") or ""
+    except Exception:  # settings not configured: nothing literal to scrub
+        return ""
+
+
+class RedactKeyFilter(logging.Filter):
+    """Logging filter that renders the message once and scrubs the key from it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is not ours to fix here
+            return True
+        cleaned = redact(message, configured_key())
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, configured_key())
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        return True

@@ -1,0 +1,232 @@
+"""Settings, read from the environment in one place.
+
+With nothing set the project runs on a laptop: SQLite and a filesystem broker under ``var/``.
+Production points ``DATABASE_URL`` at PostgreSQL and ``CELERY_BROKER_URL`` at Redis or
+RabbitMQ. Every variable is listed in README.md and docker/.env.example.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from proj.env import env_bool, env_float, env_int, env_list, env_secret, env_str, env_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = env_bool("DEBUG", True)
+
+SECRET_KEY = env_secret("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    SECRET_KEY = "insecure-development-key-do-not-use-in-production"
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "django_celery_results",
+    "collector",
+    "schedules",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "proj.urls"
+WSGI_APPLICATION = "proj.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+# SQLite is the embedded default. WAL lets a web process read while a worker writes, the busy
+# timeout makes writers queue instead of failing, and IMMEDIATE transactions take the write lock
+# up front so two writers never deadlock upgrading a read lock.
+_SQLITE_DEFAULT = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+DATABASE_URL = env_url(
+    "DATABASE_URL", _SQLITE_DEFAULT, {"sqlite", "postgres", "postgresql", "pgsql"}
+)
+_db = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("CONN_MAX_AGE", 60, minimum=0))
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db["CONN_MAX_AGE"] = 0
+    _db["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+    }
+else:
+    _db["CONN_HEALTH_CHECKS"] = True
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- Time -----------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "Asia/Seoul")
+try:
+    zoneinfo.ZoneInfo(TIME_ZONE)
+except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(f"TIME_ZONE is not a known time zone: {TIME_ZONE!r}") from None
+# Stored datetimes are always aware; NEIS dates are interpreted in Asia/Seoul by the client.
+USE_TZ = True
+USE_I18N = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# --- Security (production, DEBUG off) -------------------------------------------------------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- Celery ---------------------------------------------------------------------------------
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html
+# The embedded default broker is kombu's filesystem transport: no server, safe for one worker
+# and one beat on a laptop.
+CELERY_BROKER_URL = env_url(
+    "CELERY_BROKER_URL",
+    "filesystem://",
+    {"filesystem", "redis", "rediss", "amqp", "amqps", "pyamqp"},
+)
+BROKER_KIND = urlsplit(CELERY_BROKER_URL).scheme.replace("pyamqp", "amqp").rstrip("s")
+# Longest any task may run; the broker must not redeliver a message before this passes.
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600, minimum=10)
+# The soft limit raises inside the task first, so it can record why it stopped.
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 540, minimum=5)
+# Redis redelivers unacked messages after this; it must exceed the hard limit and any countdown.
+BROKER_VISIBILITY_TIMEOUT = env_int("BROKER_VISIBILITY_TIMEOUT", 3600, minimum=60)
+if BROKER_KIND == "filesystem":
+    _spool = VAR_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_spool / "out"),
+        "data_folder_out": str(_spool / "out"),
+        "processed_folder": str(_spool / "processed"),
+        "store_processed": False,
+        "control_folder": str(_spool / "control"),
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT}
+# Retry connecting at start-up, so a worker that starts before its broker waits instead of dying.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# JSON only: task arguments are plain ids and dates, and pickle would run whatever arrives.
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+# Results land in django-celery-results so operators see them in admin; they expire after a week.
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_RESULT_EXPIRES = timedelta(days=env_int("CELERY_RESULT_EXPIRES_DAYS", 7, minimum=1))
+# Schedules live in the database (schedules app) and are editable in admin.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = env_str("CELERY_TIMEZONE", TIME_ZONE)
+CELERY_ENABLE_UTC = True
+# Our tasks are idempotent: ack after the work, take one message at a time, and hand a message
+# back if the worker dies, so a killed worker loses nothing.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Recycle children so a slow leak (large pages, parser caches) cannot grow without bound.
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 2000, minimum=1)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env_int(  # KiB
+    "CELERY_WORKER_MAX_MEMORY_PER_CHILD", 512_000, minimum=10_000
+)
+# Task events on, so Flower and `celery events` can show workers and tasks.
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_TASK_TRACK_STARTED = True
+# Celery's Django fix-up closes the DB connection around every task unless this is set;
+# reusing it was measured at nearly twice the throughput (shared/perf-notes.md).
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
+# HTTP-bound collection has its own queue so that slow NEIS calls never starve the rest.
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"collector.collect_school": {"queue": "neis"}}
+
+# --- NEIS -----------------------------------------------------------------------------------
+NEIS_REAL_HOST = "open.neis.go.kr"
+NEIS_BASE_URL = env_url("NEIS_BASE_URL", f"https://{NEIS_REAL_HOST}", {"http", "https"}).rstrip(
+    "/"
+)
+NEIS_API_KEY = env_secret("NEIS_API_KEY")
+NEIS_CONNECT_TIMEOUT = env_float("NEIS_CONNECT_TIMEOUT", 5.0, minimum=0.1)
+NEIS_READ_TIMEOUT = env_float("NEIS_READ_TIMEOUT", 30.0, minimum=0.1)
+NEIS_PAGE_SIZE = env_int("NEIS_PAGE_SIZE", 1000, minimum=1)
+# Academic years before this are served by the *Timetablebgs archive services; 0 means
+# "the current academic year minus one", the rule the portal follows since 4th-gen NEIS.
+NEIS_ARCHIVE_BEFORE_AY = env_int("NEIS_ARCHIVE_BEFORE_AY", 0, minimum=0)
+# The daily quota resets at this hour, Asia/Seoul.
+NEIS_QUOTA_RESET_HOUR = env_int("NEIS_QUOTA_RESET_HOUR", 0, minimum=0)
+# One request budget per key across every worker: requests per second and requests in flight.
+NEIS_MAX_RPS = env_float("NEIS_MAX_RPS", 20.0, minimum=0.1)
+NEIS_MAX_CONCURRENCY = env_int("NEIS_MAX_CONCURRENCY", 4, minimum=1)
+# Where the shared budget lives: Redis when one is configured, else a lock file under var/.
+NEIS_LIMITER_URL = env_url(
+    "NEIS_LIMITER_URL",
+    CELERY_BROKER_URL if BROKER_KIND == "redis" else "",
+    {"redis", "rediss"},
+)
+NEIS_MAX_WINDOW_DAYS = env_int("NEIS_MAX_WINDOW_DAYS", 62, minimum=1)
+
+# --- Logging --------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact_key": {"()": "collector.neis.redact.RedactKeyFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["redact_key"],
+            "formatter": "plain",
+        },
+    },
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # urllib3 logs every URL it opens at DEBUG, key included; keep it quiet regardless.
+        "urllib3": {"level": "WARNING"},
+    },
+}
