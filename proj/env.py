@@ -113,4 +113,6 @@ def env_secret(name: str, environ: Mapping[str, str] | None = None) -> str:
         with open(path, encoding="utf-8") as handle:
             return handle.read().strip()
     except OSError as exc:
-        raise ImproperlyConfigured(f"{name}_FILE names {path!r}, which cannot be read: {exc}") from None
+        raise ImproperlyConfigured(
+            f"{name}_FILE names {path!r}, which cannot be read: {exc}"
+        ) from None

@@ -82,6 +82,8 @@ DATABASE_URL = env_url(
 )
 _db = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("CONN_MAX_AGE", 60, minimum=0))
 if _db["ENGINE"] == "django.db.backends.sqlite3":
+    if _db["NAME"] not in ("", ":memory:"):
+        Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     _db["CONN_MAX_AGE"] = 0
     _db["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
@@ -133,7 +135,9 @@ CELERY_BROKER_URL = env_url(
     "filesystem://",
     {"filesystem", "redis", "rediss", "amqp", "amqps", "pyamqp"},
 )
-BROKER_KIND = urlsplit(CELERY_BROKER_URL).scheme.replace("pyamqp", "amqp").rstrip("s")
+BROKER_KIND = {"rediss": "redis", "amqps": "amqp", "pyamqp": "amqp"}.get(
+    urlsplit(CELERY_BROKER_URL).scheme, urlsplit(CELERY_BROKER_URL).scheme
+)
 # Longest any task may run; the broker must not redeliver a message before this passes.
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600, minimum=10)
 # The soft limit raises inside the task first, so it can record why it stopped.
@@ -142,6 +146,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 540, minimu
 BROKER_VISIBILITY_TIMEOUT = env_int("BROKER_VISIBILITY_TIMEOUT", 3600, minimum=60)
 if BROKER_KIND == "filesystem":
     _spool = VAR_DIR / "broker"
+    # kombu does not create its folders; a fresh checkout has none.
+    for _folder in ("out", "processed", "control"):
+        (_spool / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_spool / "out"),
         "data_folder_out": str(_spool / "out"),
@@ -188,9 +195,7 @@ CELERY_TASK_ROUTES = {"collector.collect_school": {"queue": "neis"}}
 
 # --- NEIS -----------------------------------------------------------------------------------
 NEIS_REAL_HOST = "open.neis.go.kr"
-NEIS_BASE_URL = env_url("NEIS_BASE_URL", f"https://{NEIS_REAL_HOST}", {"http", "https"}).rstrip(
-    "/"
-)
+NEIS_BASE_URL = env_url("NEIS_BASE_URL", f"https://{NEIS_REAL_HOST}", {"http", "https"}).rstrip("/")
 NEIS_API_KEY = env_secret("NEIS_API_KEY")
 NEIS_CONNECT_TIMEOUT = env_float("NEIS_CONNECT_TIMEOUT", 5.0, minimum=0.1)
 NEIS_READ_TIMEOUT = env_float("NEIS_READ_TIMEOUT", 30.0, minimum=0.1)

@@ -11,7 +11,7 @@ import datetime
 import enum
 
 
-class Level(str, enum.Enum):
+class Level(enum.StrEnum):
     """School levels the collector knows how to fetch timetables for."""
 
     ELEMENTARY = "elementary"

@@ -1,0 +1,82 @@
+"""System checks refuse configurations that cannot work."""
+
+import subprocess
+import sys
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from collector import checks
+from tests.processes import ROOT, child_env
+
+REAL_HUB = "https://open.neis.go.kr"
+
+
+def _ids(messages):
+    return [message.id for message in messages]
+
+
+def test_it_passes_the_test_configuration():
+    call_command("check", fail_level="ERROR")
+
+
+@override_settings(CELERY_TIMEZONE="UTC")
+def test_it_refuses_disagreeing_time_zones():
+    assert _ids(checks.check_time_zones(None)) == ["collector.E001"]
+    with pytest.raises(SystemCheckError, match="collector.E001"):
+        call_command("check")
+
+
+@override_settings(DEBUG=False)
+def test_it_refuses_production_on_sqlite(monkeypatch, settings):
+    monkeypatch.setitem(settings.DATABASES["default"], "ENGINE", "django.db.backends.sqlite3")
+    assert _ids(checks.check_production_database(None)) == ["collector.E002"]
+
+
+@override_settings(DEBUG=False, NEIS_BASE_URL=REAL_HUB, NEIS_API_KEY="")
+def test_it_refuses_the_real_hub_without_a_key_in_production():
+    assert _ids(checks.check_neis_key(None)) == ["collector.E003"]
+
+
+@override_settings(DEBUG=True, NEIS_BASE_URL=REAL_HUB, NEIS_API_KEY="")
+def test_it_warns_about_the_real_hub_without_a_key_in_development():
+    assert _ids(checks.check_neis_key(None)) == ["collector.W003"]
+
+
+@override_settings(NEIS_BASE_URL="http://127.0.0.1:8080", NEIS_API_KEY="")
+def test_it_allows_the_simulator_without_a_key():
+    assert checks.check_neis_key(None) == []
+
+
+@override_settings(CELERY_TASK_SOFT_TIME_LIMIT=600, CELERY_TASK_TIME_LIMIT=600)
+def test_it_refuses_a_soft_limit_not_below_the_hard_limit():
+    assert "collector.E004" in _ids(checks.check_celery_limits(None))
+
+
+@override_settings(BROKER_KIND="redis", CELERY_TASK_TIME_LIMIT=4000, BROKER_VISIBILITY_TIMEOUT=3600)
+def test_it_refuses_a_hard_limit_beyond_the_visibility_timeout():
+    assert "collector.E005" in _ids(checks.check_celery_limits(None))
+
+
+def test_it_is_clean_under_a_production_like_environment():
+    env = child_env(
+        {
+            "DEBUG": "0",
+            "SECRET_KEY": "k7#Qv9!zR2@xW5$mN8^bT1&cY4*hJ6(pL3)dF0-sG9+eA2=uI7",
+            "ALLOWED_HOSTS": "timetables.example.org",
+            "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+            "NEIS_API_KEY": "0123456789abcdef0123456789abcdef",
+        }
+    )
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no issues" in done.stdout

@@ -1,0 +1,67 @@
+"""A real worker process runs a real task and its result lands in django-celery-results."""
+
+import json
+import subprocess
+import sys
+import uuid
+
+import pytest
+from django_celery_results.models import TaskResult
+
+from proj.celery import app, ping
+from tests.processes import AMQP_URL, REDIS_URL, ROOT, celery_worker, child_env, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def _result_of(task_id):
+    return TaskResult.objects.filter(task_id=task_id, status="SUCCESS").first()
+
+
+@pytest.mark.parametrize("broker_url", [REDIS_URL, AMQP_URL], ids=["redis", "rabbitmq"])
+def test_it_runs_a_task_on_a_real_worker(tmp_path, broker_url):
+    marker = uuid.uuid4().hex
+    with celery_worker(tmp_path, {"CELERY_BROKER_URL": broker_url}, queues="default"):
+        with app.connection_for_write(broker_url) as conn:
+            sent = ping.apply_async(args=[marker], connection=conn)
+        stored = wait_until(lambda: _result_of(sent.id), timeout=60)
+
+    assert json.loads(stored.result)["pong"] == marker
+    assert stored.task_name == "proj.ping"
+
+
+def test_it_runs_a_task_on_the_embedded_default(tmp_path):
+    """No DATABASE_URL, no CELERY_BROKER_URL: SQLite and the filesystem broker under VAR_DIR."""
+    env = child_env({"DATABASE_URL": None, "CELERY_BROKER_URL": None, "VAR_DIR": str(tmp_path)})
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
+    marker = uuid.uuid4().hex
+    sender = f"""
+import django, json
+django.setup()
+from proj.celery import ping
+from django_celery_results.models import TaskResult
+result = ping.delay({marker!r})
+value = result.get(timeout=60)
+row = TaskResult.objects.get(task_id=result.id)
+print(json.dumps({{"value": value["pong"], "status": row.status, "engine": row._state.db}}))
+"""
+    with celery_worker(
+        tmp_path,
+        {"DATABASE_URL": None, "CELERY_BROKER_URL": None, "VAR_DIR": str(tmp_path)},
+        queues="default",
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", sender],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"value": marker, "status": "SUCCESS", "engine": "default"}
+    assert (tmp_path / "db.sqlite3").exists()
+    assert (tmp_path / "broker").is_dir()
