@@ -1,0 +1,205 @@
+"""One NEIS request budget per API key, shared by every worker process and machine.
+
+Celery's ``rate_limit`` counts per worker, so four workers would spend four times the budget.
+The budget here lives outside the workers: in Redis when the project has one (atomic Lua
+scripts), otherwise in a lock-protected file under ``VAR_DIR`` (one machine, the embedded
+default). It enforces two limits together:
+
+- at most ``max_concurrency`` requests in flight (leases that expire, so a killed worker
+  cannot hold a slot for ever), and
+- at most ``max_rps`` request starts per second (GCRA: a theoretical arrival time that each
+  start pushes forward by ``1 / max_rps``).
+
+It also remembers a quota block (ERROR-337) per key, so no process spends a request after the
+key's daily quota is gone until the reset time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+# A slot whose holder vanished (SIGKILL) frees itself after this many seconds.
+LEASE_SECONDS = 120.0
+# Longest single sleep while waiting for a slot; short so a freed slot is taken promptly.
+MAX_POLL_SECONDS = 0.05
+
+
+def key_id(api_key: str) -> str:
+    """A short, non-reversible name for a key, safe to log and to use in Redis keys."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:12] if api_key else "keyless"
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_rps: float
+    max_concurrency: int
+
+
+class RequestBudget:
+    """Common face of both stores: ``slot()`` around each request, quota block state."""
+
+    def __init__(self, api_key: str, budget: Budget):
+        self.key = key_id(api_key)
+        self.budget = budget
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Block until a request may start under both limits; hold a lease while it runs."""
+        lease = uuid.uuid4().hex
+        while True:
+            wait = self._try_acquire(lease)
+            if wait <= 0:
+                break
+            time.sleep(min(wait, MAX_POLL_SECONDS))
+        try:
+            yield
+        finally:
+            self._release(lease)
+
+    def _try_acquire(self, lease: str) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _release(self, lease: str) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def block_until(self, until_epoch: float) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def blocked_until(self) -> float:  # pragma: no cover - abstract
+        """Epoch seconds until which the key's quota is spent; 0 when not blocked."""
+        raise NotImplementedError
+
+    def clear_block(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+# KEYS: leases zset, tat key. ARGV: lease id, max concurrency, interval (s), lease seconds.
+# Returns 0 when the lease was taken, else the seconds to wait (as a string, Lua floats).
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return tostring(0.005)
+end
+local interval = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tat < now then tat = now end
+if tat - now > 0 then
+  return tostring(tat - now)
+end
+redis.call('SET', KEYS[2], tostring(tat + interval), 'EX', 60)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[1])
+redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[4])) + 60)
+return '0'
+"""
+
+
+class RedisBudget(RequestBudget):
+    def __init__(self, api_key: str, budget: Budget, url: str):
+        import redis
+
+        super().__init__(api_key, budget)
+        self.redis = redis.Redis.from_url(url)
+        self._acquire = self.redis.register_script(_ACQUIRE)
+        prefix = f"neis:budget:{self.key}"
+        self._leases, self._tat, self._block = (
+            f"{prefix}:leases",
+            f"{prefix}:tat",
+            f"{prefix}:quota",
+        )
+
+    def _try_acquire(self, lease: str) -> float:
+        interval = 1.0 / self.budget.max_rps
+        args = [lease, self.budget.max_concurrency, interval, LEASE_SECONDS]
+        return float(self._acquire(keys=[self._leases, self._tat], args=args))
+
+    def _release(self, lease: str) -> None:
+        self.redis.zrem(self._leases, lease)
+
+    def block_until(self, until_epoch: float) -> None:
+        ttl = max(1, int(until_epoch - time.time()) + 1)
+        self.redis.set(self._block, repr(until_epoch), ex=ttl)
+
+    def blocked_until(self) -> float:
+        value = self.redis.get(self._block)
+        until = float(value) if value else 0.0
+        return until if until > time.time() else 0.0
+
+    def clear_block(self) -> None:
+        self.redis.delete(self._block)
+
+
+class FileBudget(RequestBudget):
+    """The same budget in a JSON file guarded by ``flock``: every process on one machine."""
+
+    def __init__(self, api_key: str, budget: Budget, folder: Path):
+        super().__init__(api_key, budget)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"neis-budget-{self.key}.json"
+        self.path.touch(exist_ok=True)
+
+    @contextlib.contextmanager
+    def _state(self) -> Iterator[dict]:
+        with open(self.path, "r+", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            text = handle.read()
+            state = json.loads(text) if text.strip() else {}
+            state.setdefault("leases", {})
+            yield state
+            handle.seek(0)
+            handle.truncate()
+            handle.write(json.dumps(state))
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def _try_acquire(self, lease: str) -> float:
+        now = time.time()
+        with self._state() as state:
+            leases = {k: v for k, v in state["leases"].items() if v > now}
+            state["leases"] = leases
+            if len(leases) >= self.budget.max_concurrency:
+                return 0.005
+            tat = max(state.get("tat", 0.0), now)
+            if tat > now:
+                return tat - now
+            state["tat"] = tat + 1.0 / self.budget.max_rps
+            leases[lease] = now + LEASE_SECONDS
+            return 0.0
+
+    def _release(self, lease: str) -> None:
+        with self._state() as state:
+            state["leases"].pop(lease, None)
+
+    def block_until(self, until_epoch: float) -> None:
+        with self._state() as state:
+            state["quota_until"] = until_epoch
+
+    def blocked_until(self) -> float:
+        with self._state() as state:
+            until = state.get("quota_until", 0.0)
+        return until if until > time.time() else 0.0
+
+    def clear_block(self) -> None:
+        with self._state() as state:
+            state.pop("quota_until", None)
+
+
+def budget_from_settings(api_key: str | None = None) -> RequestBudget:
+    """The shared budget for the configured key, in Redis when there is one."""
+    from django.conf import settings
+
+    key = settings.NEIS_API_KEY if api_key is None else api_key
+    budget = Budget(settings.NEIS_MAX_RPS, settings.NEIS_MAX_CONCURRENCY)
+    if settings.NEIS_LIMITER_URL:
+        return RedisBudget(key, budget, settings.NEIS_LIMITER_URL)
+    return FileBudget(key, budget, Path(settings.VAR_DIR) / "budget")

@@ -1,0 +1,115 @@
+"""The shared request budget holds across threads and processes, in Redis and in a file."""
+
+import multiprocessing
+import threading
+import time
+import uuid
+
+import pytest
+import redis
+
+from collector import limiter
+from tests.processes import REDIS_URL
+
+
+@pytest.fixture(params=["redis", "file"])
+def make_budget(request, tmp_path):
+    key = f"test-{uuid.uuid4().hex}"
+
+    def make(max_rps=1000.0, max_concurrency=2):
+        budget = limiter.Budget(max_rps, max_concurrency)
+        if request.param == "redis":
+            return limiter.RedisBudget(key, budget, REDIS_URL)
+        return limiter.FileBudget(key, budget, tmp_path)
+
+    yield make
+    if request.param == "redis":
+        client = redis.Redis.from_url(REDIS_URL)
+        for name in client.scan_iter(f"neis:budget:{limiter.key_id(key)}:*"):
+            client.delete(name)
+
+
+def _hammer(budget, calls, state, lock):
+    for _ in range(calls):
+        with budget.slot():
+            with lock:
+                state["now"] += 1
+                state["max"] = max(state["max"], state["now"])
+            time.sleep(0.01)
+            with lock:
+                state["now"] -= 1
+
+
+def test_it_never_exceeds_the_concurrency_budget(make_budget):
+    budget = make_budget(max_concurrency=3)
+    state, lock = {"now": 0, "max": 0}, threading.Lock()
+    threads = [threading.Thread(target=_hammer, args=(budget, 10, state, lock)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert state["max"] == 3
+
+
+def test_it_spaces_request_starts_by_the_rate(make_budget):
+    budget = make_budget(max_rps=20.0, max_concurrency=10)
+    started = time.monotonic()
+    for _ in range(11):
+        with budget.slot():
+            pass
+    # Eleven starts at 20/s need at least ten intervals of 50 ms.
+    assert time.monotonic() - started >= 0.45
+
+
+def _child(kind, key, folder, calls, queue):
+    budget = limiter.Budget(1000.0, 2)
+    if kind == "redis":
+        shared = limiter.RedisBudget(key, budget, REDIS_URL)
+    else:
+        shared = limiter.FileBudget(key, budget, folder)
+    for _ in range(calls):
+        with shared.slot():
+            queue.put(("in", time.time()))
+            time.sleep(0.02)
+            queue.put(("out", time.time()))
+
+
+@pytest.mark.parametrize("kind", ["redis", "file"])
+def test_it_holds_across_processes(kind, tmp_path):
+    key = f"test-{uuid.uuid4().hex}"
+    queue = multiprocessing.Queue()
+    children = [
+        multiprocessing.Process(target=_child, args=(kind, key, tmp_path, 5, queue))
+        for _ in range(4)
+    ]
+    for child in children:
+        child.start()
+    events = [queue.get(timeout=30) for _ in range(40)]
+    for child in children:
+        child.join(10)
+    in_flight = peak = 0
+    for kind_, _ in sorted(events, key=lambda event: (event[1], event[0] == "in")):
+        in_flight += 1 if kind_ == "in" else -1
+        peak = max(peak, in_flight)
+    assert peak <= 2
+
+
+def test_it_frees_the_slot_of_a_vanished_holder(make_budget, monkeypatch):
+    monkeypatch.setattr(limiter, "LEASE_SECONDS", 0.3)
+    budget = make_budget(max_concurrency=1)
+    assert budget._try_acquire("dead-worker") == 0  # never released
+    assert budget._try_acquire("other") > 0
+    time.sleep(0.35)
+    assert budget._try_acquire("other") == 0
+
+
+def test_it_remembers_a_quota_block_until_it_expires(make_budget):
+    budget = make_budget()
+    assert budget.blocked_until() == 0
+    until = time.time() + 60
+    budget.block_until(until)
+    assert budget.blocked_until() == pytest.approx(until)
+    budget.clear_block()
+    assert budget.blocked_until() == 0
+    budget.block_until(time.time() - 1)
+    assert budget.blocked_until() == 0
