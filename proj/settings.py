@@ -214,7 +214,22 @@ NEIS_LIMITER_URL = env_url(
     CELERY_BROKER_URL if BROKER_KIND == "redis" else "",
     {"redis", "rediss"},
 )
+# Longest date window one run may ask for; longer backfills are split into several runs.
 NEIS_MAX_WINDOW_DAYS = env_int("NEIS_MAX_WINDOW_DAYS", 62, minimum=1)
+# A run refreshes the school registry first when the newest sighting is older than this.
+NEIS_REGISTRY_MAX_AGE_HOURS = env_int("NEIS_REGISTRY_MAX_AGE_HOURS", 24, minimum=0)
+# A queued collect task not started within this many hours expires; the watchdog re-sends it.
+NEIS_TASK_EXPIRES_HOURS = env_int("NEIS_TASK_EXPIRES_HOURS", 6, minimum=1)
+# Transient NEIS failures retry with exponential backoff and jitter, capped, this many times.
+NEIS_MAX_RETRIES = env_int("NEIS_MAX_RETRIES", 6, minimum=0)
+NEIS_RETRY_BACKOFF_MAX = env_int("NEIS_RETRY_BACKOFF_MAX", 300, minimum=1)
+# Applied to the task class by Celery, so the retry policy stays in settings.
+CELERY_TASK_ANNOTATIONS = {
+    "collector.collect_school": {
+        "max_retries": NEIS_MAX_RETRIES,
+        "retry_backoff_max": NEIS_RETRY_BACKOFF_MAX,
+    }
+}
 
 # --- Logging --------------------------------------------------------------------------------
 LOGGING = {
