@@ -168,8 +168,9 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_EXPIRES = timedelta(days=env_int("CELERY_RESULT_EXPIRES_DAYS", 7, minimum=1))
-# Schedules live in the database (schedules app) and are editable in admin.
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Schedules live in the database (schedules app) and are editable in admin; the guarded
+# DatabaseScheduler lets only one beat send, however many are started.
+CELERY_BEAT_SCHEDULER = "schedules.scheduler:GuardedDatabaseScheduler"
 CELERY_TIMEZONE = env_str("CELERY_TIMEZONE", TIME_ZONE)
 CELERY_ENABLE_UTC = True
 # Our tasks are idempotent: ack after the work, take one message at a time, and hand a message

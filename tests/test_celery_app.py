@@ -11,12 +11,19 @@ def test_it_reads_celery_settings_from_django():
     assert conf.task_serializer == "json"
     assert conf.accept_content == ["json"]
     assert conf.result_backend == "django-db"
-    assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+    assert conf.beat_scheduler == "schedules.scheduler:GuardedDatabaseScheduler"
     assert conf.task_acks_late is True
     assert conf.worker_prefetch_multiplier == 1
     assert conf.task_soft_time_limit < conf.task_time_limit
     assert conf.worker_send_task_events is True
     assert conf.timezone == settings.TIME_ZONE == "Asia/Seoul"
+
+
+def test_it_schedules_from_the_database():
+    from celery.utils.imports import symbol_by_name
+    from django_celery_beat.schedulers import DatabaseScheduler
+
+    assert issubclass(symbol_by_name(app.conf.beat_scheduler), DatabaseScheduler)
 
 
 def test_it_reuses_database_connections_across_tasks():

@@ -1,0 +1,84 @@
+"""Every periodic job of the project, as code.
+
+``manage.py setup_schedules`` writes these into django-celery-beat's tables; from then on an
+operator may edit them in admin (day, time, enabled, window offsets in the kwargs), and
+setup_schedules leaves those edits alone unless told ``--reset``.
+
+The four weekly collections start hours apart on Saturday (Asia/Seoul), so that each level has
+the shared NEIS request budget to itself: elementary, the largest, goes first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Crontab:
+    minute: str = "0"
+    hour: str = "*"
+    day_of_week: str = "*"
+    day_of_month: str = "*"
+    month_of_year: str = "*"
+
+
+@dataclasses.dataclass(frozen=True)
+class Interval:
+    every: int
+    period: str = "minutes"  # django_celery_beat.models.IntervalSchedule periods
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleDef:
+    name: str
+    task: str
+    schedule: Crontab | Interval
+    kwargs: dict = dataclasses.field(default_factory=dict)
+    queue: str | None = "default"
+    expire_seconds: int | None = None
+    description: str = ""
+
+
+def _weekly(level: str, hour: int) -> ScheduleDef:
+    return ScheduleDef(
+        name=f"collect-{level}-weekly",
+        task="collector.start_scheduled_run",
+        schedule=Crontab(minute="0", hour=str(hour), day_of_week="6"),
+        kwargs={"level": level, "weeks_before": 1, "weeks_after": 1},
+        description=f"Collect {level} timetables: previous, current and next school week.",
+    )
+
+
+SCHEDULES: tuple[ScheduleDef, ...] = (
+    _weekly("elementary", 1),
+    _weekly("middle", 5),
+    _weekly("high", 8),
+    _weekly("special", 11),
+    ScheduleDef(
+        name="refresh-school-registry",
+        task="collector.sync_schools",
+        schedule=Crontab(minute="30", hour="23", day_of_week="5"),
+        description="Refresh the school registry from schoolInfo before Saturday's runs.",
+    ),
+    ScheduleDef(
+        name="resume-deferred-units",
+        task="collector.resume_deferred",
+        schedule=Interval(every=10),
+        description="Re-queue schools deferred by a spent daily quota once it has reset.",
+    ),
+    ScheduleDef(
+        name="collection-watchdog",
+        task="collector.watchdog",
+        schedule=Interval(every=15),
+        description="Re-send lost units and close runs that have nothing left open.",
+    ),
+    # Named and shaped exactly as celery beat installs it by itself, so the two never fight.
+    ScheduleDef(
+        name="celery.backend_cleanup",
+        task="celery.backend_cleanup",
+        schedule=Crontab(minute="0", hour="4"),
+        queue=None,
+        expire_seconds=12 * 3600,
+        description="Delete expired task results from django-celery-results.",
+    ),
+)
