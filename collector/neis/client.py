@@ -1,0 +1,496 @@
+"""The NEIS Open API client: the only code that knows NEIS URLs, parameters and result codes.
+
+``NeisClient.schools`` and ``NeisClient.timetable`` page through a query and return a
+``FetchResult`` of typed records (records.py). Every failure leaves as one of the named errors
+in errors.py, chosen by ``classify``; "no data" (INFO-200) is an empty result, not an error.
+The client never retries: the pipeline owns retries, backoff and the shared request budget
+(``limiter``).
+
+The key travels in the query string, so every message that could carry a URL goes through
+``redact`` first, and exceptions from requests are never chained (their text holds the URL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
+from urllib3.util.retry import Retry
+
+from collector.neis import parse
+from collector.neis.errors import (
+    NeisError,
+    NeisPermanentError,
+    NeisQuotaError,
+    NeisTransientError,
+)
+from collector.neis.parse import SEOUL, normalise_subject
+from collector.neis.records import LessonRecord, Level, SchoolRecord
+from collector.neis.redact import RedactKeyFilter, redact
+
+__all__ = [
+    "FetchResult",
+    "NeisClient",
+    "academic_year",
+    "classify",
+    "next_quota_reset",
+    "normalise_subject",
+    "shared_session",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def _redact_urllib3_logs() -> None:
+    # urllib3 logs the URLs it opens, key included, at DEBUG. Logger filters are not inherited,
+    # so each of its loggers that can mention a URL gets the filter, whatever LOGGING says.
+    for name in ("connectionpool", "connection", "poolmanager", "response", "util.retry"):
+        urllib3_logger = logging.getLogger(f"urllib3.{name}")
+        if not any(isinstance(f, RedactKeyFilter) for f in urllib3_logger.filters):
+            urllib3_logger.addFilter(RedactKeyFilter())
+
+
+_redact_urllib3_logs()
+
+USER_AGENT = "neis-timetables/0.1 (+collector)"
+MAX_PAGE_SIZE = 1000  # larger pSize values get ERROR-336
+NO_DATA = "INFO-200"
+SCHOOL_SERVICE = "schoolInfo"
+ARCHIVE_SUFFIX = "bgs"
+
+# --- Classification -------------------------------------------------------------------------
+# The one place that decides what a RESULT code or local failure tag means. None: not an error
+# (INFO-200 is handled by the caller as an empty page).
+RESULT_KINDS: dict[str, type[NeisError] | None] = {
+    "INFO-000": None,
+    "INFO-100": None,  # "reference only": success; logged by the caller
+    NO_DATA: None,
+    "INFO-300": NeisPermanentError,  # key blocked by an administrator
+    "ERROR-290": NeisPermanentError,  # invalid key
+    "ERROR-300": NeisPermanentError,  # required parameter missing
+    "ERROR-310": NeisPermanentError,  # unknown service
+    "ERROR-333": NeisPermanentError,  # pIndex/pSize not an integer
+    "ERROR-336": NeisPermanentError,  # pSize over 1000
+    "ERROR-337": NeisQuotaError,  # daily quota spent
+    "ERROR-500": NeisTransientError,  # server error
+    "ERROR-600": NeisTransientError,  # database connection
+    "ERROR-601": NeisTransientError,  # SQL error; may be query-specific, so cap its retries
+    # Local tags for failures that never reached a RESULT code.
+    "TIMEOUT": NeisTransientError,
+    "CONNECTION": NeisTransientError,
+    "BAD-BODY": NeisTransientError,  # HTML, maintenance page, truncated or invalid JSON
+    "REQUEST": NeisPermanentError,  # requests refused to build the request (bad URL)
+}
+# HTTP statuses worth retrying besides 5xx.
+_TRANSIENT_STATUSES = {408, 425, 429}
+
+
+def classify(
+    code: str, message: str, *, resets_at: datetime.datetime | None = None
+) -> NeisError | None:
+    """The error to raise for ``code``, or None when the code means success or no data.
+
+    ``code`` is a RESULT code, ``HTTP-<status>`` or one of the local tags in RESULT_KINDS.
+    Unknown codes are permanent: retrying something we do not understand wastes quota.
+    ``resets_at`` is required for ERROR-337 (defaults to the next midnight in Seoul).
+    """
+    if code in RESULT_KINDS:
+        kind = RESULT_KINDS[code]
+    elif code.startswith("HTTP-") and code[5:].isdigit():
+        status = int(code[5:])
+        transient = status >= 500 or status in _TRANSIENT_STATUSES
+        kind = NeisTransientError if transient else NeisPermanentError
+    else:
+        kind = NeisPermanentError
+    if kind is None:
+        return None
+    if kind is NeisQuotaError:
+        when = resets_at or next_quota_reset(datetime.datetime.now(SEOUL), 0)
+        return NeisQuotaError(code, f"{message} (quota resets at {when.isoformat()})", when)
+    return kind(code, message)
+
+
+def _means_success(code: str) -> bool:
+    return code in RESULT_KINDS and RESULT_KINDS[code] is None
+
+
+def transport_tag(exc: requests.RequestException) -> str:
+    """The local tag for an exception requests raised while sending or reading."""
+    if isinstance(exc, requests.Timeout):
+        return "TIMEOUT"
+    # A read timeout while streaming the body surfaces as a plain ConnectionError.
+    if exc.args and isinstance(exc.args[0], ReadTimeoutError):
+        return "TIMEOUT"
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        return "BAD-BODY"
+    if isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError):
+        return "CONNECTION"
+    return "REQUEST"
+
+
+# --- Time -----------------------------------------------------------------------------------
+
+
+def _seoul(moment: datetime.datetime) -> datetime.datetime:
+    if moment.tzinfo is None:  # a naive clock is taken to be Seoul wall time
+        return moment.replace(tzinfo=SEOUL)
+    return moment.astimezone(SEOUL)
+
+
+def academic_year(moment: datetime.date | datetime.datetime) -> int:
+    """The NEIS academic year (March to February) of a date or an aware moment (in Seoul)."""
+    if isinstance(moment, datetime.datetime):
+        moment = _seoul(moment).date()
+    return moment.year if moment.month >= 3 else moment.year - 1
+
+
+def next_quota_reset(now: datetime.datetime, hour: int) -> datetime.datetime:
+    """The first ``hour``:00 Asia/Seoul strictly after ``now`` (Korea has no DST)."""
+    local = _seoul(now)
+    reset = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+    if reset <= local:
+        reset += datetime.timedelta(days=1)
+    return reset
+
+
+# --- HTTP session ---------------------------------------------------------------------------
+# A thread-pool worker can run several requests at once; beyond this, connections simply
+# stop being reused (pool_block is off), so the number only needs to cover normal concurrency.
+POOL_SIZE = 16
+
+_session: requests.Session | None = None
+_session_pid: int | None = None
+
+
+def shared_session() -> requests.Session:
+    """The process's pooled Session, created on first use and again in a forked child.
+
+    Celery's prefork children inherit the parent's sockets; two processes talking over one
+    keep-alive connection corrupt each other's responses, so a child never reuses them.
+    """
+    global _session, _session_pid
+    if _session is None or _session_pid != os.getpid():
+        session = requests.Session()
+        # No urllib3 retries: the pipeline owns retries, and a silent retry would spend quota.
+        adapter = HTTPAdapter(
+            pool_connections=4, pool_maxsize=POOL_SIZE, max_retries=Retry(total=0, read=False)
+        )
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.headers["User-Agent"] = USER_AGENT
+        _session, _session_pid = session, os.getpid()
+    return _session
+
+
+# --- Results --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class FetchResult:
+    """What one ``schools()`` or ``timetable()`` call fetched.
+
+    ``pages`` counts responses that were a page (rows, or the INFO-200 that ends paging);
+    ``requests`` counts HTTP requests sent. ``list_total_count`` is NEIS's claimed total,
+    summed over the queries (two when a window crosses the archive cut-off); ``received`` is
+    the rows actually served, kept or not; ``invalid`` of those were dropped, with counts by
+    column in ``invalid_reasons``. ``missing`` is reported, never hidden or raised.
+    """
+
+    rows: list = dataclasses.field(default_factory=list, repr=False)
+    pages: int = 0
+    requests: int = 0
+    list_total_count: int = 0
+    received: int = 0
+    invalid: int = 0
+    invalid_reasons: dict[str, int] = dataclasses.field(default_factory=dict)
+    services: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def missing(self) -> int:
+        """Rows NEIS claimed but did not serve (negative if it served more than it claimed)."""
+        return self.list_total_count - self.received
+
+
+# --- Client ---------------------------------------------------------------------------------
+
+
+class NeisClient:
+    """Fetches schools and timetables from one NEIS hub with one key.
+
+    Construct directly (no Django needed) or with ``from_settings()``. ``limiter``, if given,
+    has a ``slot()`` context manager entered around every HTTP request. ``clock`` returns an
+    aware datetime; it picks the archive cut-off and the quota reset time. ``api_key=""``
+    means keyless (sample) mode: NEIS then serves at most 5 rows, reported as ``missing``.
+    """
+
+    #: Safety net against a hub that never ends a query; hitting it is logged, not raised.
+    max_pages = 1000
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        page_size: int = MAX_PAGE_SIZE,
+        archive_before_ay: int = 0,
+        quota_reset_hour: int = 0,
+        limiter: Any = None,
+        session: requests.Session | None = None,
+        clock: Callable[[], datetime.datetime] | None = None,
+    ):
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
+        if not 0 <= quota_reset_hour <= 23:
+            raise ValueError(f"quota_reset_hour must be 0..23, got {quota_reset_hour}")
+        if connect_timeout <= 0 or read_timeout <= 0:
+            raise ValueError("timeouts must be positive")
+        base = base_url.rstrip("/")
+        # Accept the hub URL with or without its /hub path.
+        self.base_url = base if base.endswith("/hub") else f"{base}/hub"
+        self._api_key = api_key or ""
+        self.timeout = (connect_timeout, read_timeout)
+        self.page_size = page_size
+        self.archive_before_ay = archive_before_ay
+        self.quota_reset_hour = quota_reset_hour
+        self.limiter = limiter
+        self._session = session
+        self._clock = clock or (lambda: datetime.datetime.now(SEOUL))
+
+    @classmethod
+    def from_settings(cls, **overrides: Any) -> NeisClient:
+        """A client configured from the NEIS_* Django settings; keyword arguments override."""
+        from django.conf import settings
+
+        options: dict[str, Any] = {
+            "base_url": settings.NEIS_BASE_URL,
+            "api_key": settings.NEIS_API_KEY,
+            "connect_timeout": settings.NEIS_CONNECT_TIMEOUT,
+            "read_timeout": settings.NEIS_READ_TIMEOUT,
+            "page_size": settings.NEIS_PAGE_SIZE,
+            "archive_before_ay": settings.NEIS_ARCHIVE_BEFORE_AY,
+            "quota_reset_hour": settings.NEIS_QUOTA_RESET_HOUR,
+        }
+        options.update(overrides)
+        return cls(**options)
+
+    def __repr__(self) -> str:
+        key = "***" if self._api_key else "none"
+        return f"NeisClient({self.base_url!r}, key={key})"
+
+    @property
+    def keyless(self) -> bool:
+        return not self._api_key
+
+    # --- public queries ---------------------------------------------------------------------
+
+    def schools(
+        self,
+        *,
+        office_code: str | None = None,
+        kind: str | None = None,
+        school_code: str | None = None,
+    ) -> FetchResult:
+        """schoolInfo rows as SchoolRecords; no filter means every school in the country.
+
+        ``kind`` is a SCHUL_KND_SC_NM label such as ``고등학교``. An empty answer is an empty
+        result. Raises NeisTransientError, NeisQuotaError or NeisPermanentError.
+        """
+        params = {
+            "ATPT_OFCDC_SC_CODE": office_code,
+            "SD_SCHUL_CODE": school_code,
+            "SCHUL_KND_SC_NM": kind,
+        }
+        result = FetchResult()
+        query = {name: value for name, value in params.items() if value}
+        self._fetch(SCHOOL_SERVICE, SCHOOL_SERVICE, query, parse.school_from_row, result)
+        return result
+
+    def timetable(
+        self,
+        level: Level | str,
+        office_code: str,
+        school_code: str,
+        date_from: datetime.date,
+        date_to: datetime.date,
+    ) -> FetchResult:
+        """Every lesson of one school between two dates (inclusive) as LessonRecords.
+
+        Academic years before the archive cut-off are asked of the ``*Timetablebgs`` twin; a
+        window that crosses the cut-off becomes two queries, summed into one result. Rows come
+        in NEIS's order, electives and byte-identical duplicates included. Weeks with no data
+        give an empty result. Raises NeisTransientError, NeisQuotaError or NeisPermanentError,
+        and ValueError when ``date_from`` is after ``date_to``.
+        """
+        level = Level(level)
+        if date_from > date_to:
+            raise ValueError(f"date_from {date_from} is after date_to {date_to}")
+        result = FetchResult()
+        for service, start, end in self.windows(level, date_from, date_to):
+            params = {
+                "ATPT_OFCDC_SC_CODE": office_code,
+                "SD_SCHUL_CODE": school_code,
+                "TI_FROM_YMD": start.strftime("%Y%m%d"),
+                "TI_TO_YMD": end.strftime("%Y%m%d"),
+            }
+            self._fetch(service, level.service, params, parse.lesson_from_row, result)
+        return result
+
+    # --- archive routing --------------------------------------------------------------------
+
+    def archive_cutoff(self) -> int:
+        """The first academic year served by the current services (earlier ones: ``bgs``)."""
+        return self.archive_before_ay or academic_year(self._clock()) - 1
+
+    def windows(
+        self, level: Level, date_from: datetime.date, date_to: datetime.date
+    ) -> list[tuple[str, datetime.date, datetime.date]]:
+        """``(service, from, to)`` queries covering the window, split at the cut-off."""
+        boundary = datetime.date(self.archive_cutoff(), 3, 1)
+        archive = level.service + ARCHIVE_SUFFIX
+        if date_to < boundary:
+            return [(archive, date_from, date_to)]
+        if date_from >= boundary:
+            return [(level.service, date_from, date_to)]
+        last_archived = boundary - datetime.timedelta(days=1)
+        return [(archive, date_from, last_archived), (level.service, boundary, date_to)]
+
+    # --- paging -----------------------------------------------------------------------------
+
+    def _fetch(
+        self,
+        service: str,
+        envelope_key: str,
+        params: dict[str, str],
+        convert: Callable[[object], SchoolRecord | LessonRecord],
+        result: FetchResult,
+    ) -> None:
+        """Page through one query, appending records and counts to ``result``.
+
+        Stops on INFO-200, a short page, a page that starts like page 1 (some services repeat
+        it past the end), once ``list_total_count`` rows have come, or at ``max_pages``.
+        """
+        result.services.append(service)
+        keys = (envelope_key, service)
+        total = received = 0
+        first_row: object = None
+        reasons: Counter[str] = Counter()
+        for page in range(1, self.max_pages + 1):
+            envelope = self._get(service, keys, {**params, "pIndex": page}, result)
+            result.pages += 1
+            if envelope.code == NO_DATA:
+                break
+            rows = envelope.rows
+            if page == 1:
+                total = envelope.list_total_count
+                first_row = rows[0] if rows else None
+            elif rows and rows[0] == first_row:
+                self._log(logging.INFO, "%s page %s repeats page 1; stopping", service, page)
+                break
+            received += len(rows)
+            for row in rows:
+                try:
+                    result.rows.append(convert(row))
+                except parse.InvalidRow as exc:
+                    reasons[exc.reason] += 1
+            # Stopping at the claimed total saves the request that would only say "no more".
+            if len(rows) < self.page_size or received >= total:
+                break
+        else:
+            self._log(logging.WARNING, "%s hit the %s-page cap; stopping", service, page)
+
+        result.list_total_count += total
+        result.received += received
+        result.invalid += sum(reasons.values())
+        for reason, count in reasons.items():
+            result.invalid_reasons[reason] = result.invalid_reasons.get(reason, 0) + count
+        if reasons:
+            self._log(
+                logging.WARNING,
+                "%s %s: dropped %s invalid rows (%s)",
+                service,
+                self._describe(params),
+                sum(reasons.values()),
+                ", ".join(f"{reason}={count}" for reason, count in sorted(reasons.items())),
+            )
+        if received != total:
+            self._log(
+                logging.WARNING,
+                "%s %s: NEIS claimed %s rows but served %s%s",
+                service,
+                self._describe(params),
+                total,
+                received,
+                " (keyless mode serves 5)" if self.keyless else "",
+            )
+
+    def _get(
+        self, service: str, keys: Iterable[str], params: dict, result: FetchResult
+    ) -> parse.Envelope:
+        """One request; returns a success or INFO-200 envelope, raises every other outcome."""
+        query: dict[str, Any] = {"Type": "json", "pSize": self.page_size, **params}
+        if self._api_key:
+            query["KEY"] = self._api_key
+        where = f"{service} page {params['pIndex']}"
+        self._log(logging.DEBUG, "GET %s %s", service, self._describe(query))
+        result.requests += 1
+        session = self._session or shared_session()
+        slot = self.limiter.slot() if self.limiter is not None else contextlib.nullcontext()
+        try:
+            with slot:
+                response = session.get(
+                    f"{self.base_url}/{service}", params=query, timeout=self.timeout
+                )
+                body = response.content
+        except requests.RequestException as exc:
+            # Not chained: the requests exception's text carries the URL, key included.
+            raise self._error(transport_tag(exc), f"{where}: {exc}") from None
+
+        status = response.status_code
+        try:
+            envelope = parse.read_envelope(body, keys)
+        except parse.BadBody as exc:
+            code = "BAD-BODY" if 200 <= status < 300 else f"HTTP-{status}"
+            raise self._error(code, f"{where}: HTTP {status}, {exc}") from None
+        if not 200 <= status < 300 and _means_success(envelope.code):
+            # A success envelope under an error status is not trusted; the status decides.
+            raise self._error(f"HTTP-{status}", f"{where}: HTTP {status}")
+        error = self._error(envelope.code, f"{envelope.message} ({where})")
+        if error is not None:
+            raise error
+        if envelope.code == "INFO-100":
+            self._log(logging.INFO, "%s answered INFO-100: %s", where, envelope.message)
+        return envelope
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _error(self, code: str, message: str) -> NeisError | None:
+        resets_at = None
+        if RESULT_KINDS.get(code) is NeisQuotaError:
+            resets_at = next_quota_reset(self._clock(), self.quota_reset_hour)
+        return classify(code, redact(message, self._api_key), resets_at=resets_at)
+
+    def _log(self, level: int, message: str, *args: object) -> None:
+        # Arguments are scrubbed one by one so that the message stays a %s template.
+        if logger.isEnabledFor(level):
+            clean = tuple(
+                arg if isinstance(arg, int | float) else redact(str(arg), self._api_key)
+                for arg in args
+            )
+            logger.log(level, message, *clean)
+
+    @staticmethod
+    def _describe(params: dict) -> str:
+        return " ".join(
+            f"{name}={value}" for name, value in params.items() if name.upper() != "KEY"
+        )

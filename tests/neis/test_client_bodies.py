@@ -1,0 +1,93 @@
+"""Recorded bodies the simulator never serves (invalid rows, codes inside the head), sent to
+the client by a one-file HTTP server, so the whole request-to-FetchResult path runs."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import http.server
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+
+from collector.neis.client import NeisClient
+from collector.neis.errors import NeisTransientError
+from collector.neis.records import Level
+
+BODIES = Path(__file__).resolve().parent / "bodies"
+NOW = datetime.datetime(2025, 11, 3, 9, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=9)))
+MONDAY, FRIDAY = datetime.date(2025, 3, 10), datetime.date(2025, 3, 14)
+
+
+@contextlib.contextmanager
+def serving(name: str):
+    """A server answering every GET with one recorded body; yields (url, paths asked)."""
+    data = (BODIES / name).read_bytes()
+    paths: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            paths.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html;charset=UTF-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", paths
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def fetch(url: str, start=MONDAY, end=FRIDAY):
+    client = NeisClient(url, "k" * 32, clock=lambda: NOW)
+    return client.timetable(Level.HIGH, "B10", "7000001", start, end)
+
+
+def test_it_drops_invalid_rows_and_counts_why(caplog):
+    with serving("his_invalid_rows.json") as (url, _):
+        result = fetch(url)
+    assert [r.period for r in result.rows] == [1, 7]
+    assert (result.received, result.list_total_count, result.missing) == (6, 6, 0)
+    assert result.invalid == 4
+    assert result.invalid_reasons == {"PERIO": 2, "ALL_TI_YMD": 1, "GRADE": 1}
+    assert "dropped 4 invalid rows (ALL_TI_YMD=1, GRADE=1, PERIO=2)" in caplog.text
+
+
+def test_it_accepts_info_100_in_the_head_and_logs_it(caplog):
+    caplog.set_level(logging.INFO, logger="collector.neis.client")
+    with serving("his_info_100_head.json") as (url, _):
+        result = fetch(url)
+    assert [r.subject for r in result.rows] == ["국어"]
+    assert "INFO-100" in caplog.text
+
+
+def test_it_raises_for_an_error_code_inside_the_head():
+    with serving("his_error_500_head.json") as (url, _), pytest.raises(NeisTransientError) as e:
+        fetch(url)
+    assert e.value.code == "ERROR-500"
+
+
+def test_it_reads_an_archive_answer_under_the_current_envelope_key():
+    with serving("his_archive_page.json") as (url, paths):
+        result = fetch(url, datetime.date(2022, 12, 5), datetime.date(2022, 12, 9))
+    assert paths[0].startswith("/hub/hisTimetablebgs?")
+    assert result.services == ["hisTimetablebgs"]
+    assert [r.class_name for r in result.rows] == ["01", "01"]
+
+
+def test_it_accepts_raw_control_characters_over_http():
+    with serving("els_control_chars.json") as (url, _):
+        client = NeisClient(url, "k" * 32, clock=lambda: NOW)
+        result = client.timetable(Level.ELEMENTARY, "J10", "7530071", MONDAY, FRIDAY)
+    assert result.rows[2].subject == "창의적 체험활동"
