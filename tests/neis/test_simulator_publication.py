@@ -1,0 +1,81 @@
+"""Publication over simulated time: what is served depends only on the clock (item 16)."""
+
+import datetime
+
+from collector.neis.simulator.lessons import versions, visible_version
+
+pytest_plugins = ["tests.fixtures_neis"]
+
+MONDAY = datetime.date(2026, 11, 16)  # the school week of the default test clock
+WEEK = datetime.timedelta(days=7)
+
+
+def _share_published(world, monday, now):
+    schools = [s for s in world.schools() if s.level and s.profile != "never"]
+    seen = sum(visible_version(versions(world.config, s, monday), now) >= 0 for s in schools)
+    return seen / len(schools)
+
+
+def test_it_publishes_last_this_and_most_of_next_week_by_the_default_clock(neis_sim):
+    world, now = neis_sim.world, neis_sim.control.now()
+    assert _share_published(world, MONDAY - WEEK, now) > 0.97
+    assert _share_published(world, MONDAY, now) > 0.95
+    assert 0.6 < _share_published(world, MONDAY + WEEK, now) < 0.95
+    assert _share_published(world, MONDAY + 3 * WEEK, now) < 0.05
+
+
+def _keys(school, monday):
+    friday = monday + datetime.timedelta(days=4)
+    return {"ATPT_OFCDC_SC_CODE": school.office.code, "SD_SCHUL_CODE": school.code,
+            "TI_FROM_YMD": monday.strftime("%Y%m%d"), "TI_TO_YMD": friday.strftime("%Y%m%d")}
+
+
+def test_it_reveals_a_week_exactly_at_its_publication_time(neis_sim):
+    world = neis_sim.world
+    school = next(s for s in world.schools(level="els") if s.profile == "week_before")
+    monday = MONDAY + WEEK
+    published = world.publications(school.code, monday)[0]
+    neis_sim.control.set_clock(published - datetime.timedelta(seconds=1))
+    assert neis_sim.fetch_all("elsTimetable", **_keys(school, monday)) == []
+    neis_sim.control.set_clock(published)
+    rows = neis_sim.fetch_all("elsTimetable", **_keys(school, monday))
+    assert rows
+    assert {r["LOAD_DTM"][:8] for r in rows} == {published.strftime("%Y%m%d")}
+
+
+def test_it_changes_a_week_when_a_revision_is_published(neis_sim):
+    world = neis_sim.world
+    school, monday = next(
+        (s, m) for s in world.schools(level="his") if s.profile == "early"
+        for m in (MONDAY - WEEK * k for k in range(2, 30)) if len(world.publications(s.code, m)) > 1
+        and world.timetable(s.code, m, m + datetime.timedelta(days=4),
+                            as_of=world.publications(s.code, m)[1])
+    )
+    first, revised = world.publications(school.code, monday)[:2]
+    neis_sim.control.set_clock(revised - datetime.timedelta(seconds=1))
+    before = neis_sim.fetch_all("hisTimetable", **_keys(school, monday))
+    neis_sim.control.set_clock(revised)
+    after = neis_sim.fetch_all("hisTimetable", **_keys(school, monday))
+    assert before and after and before != after
+    assert {r["LOAD_DTM"][:8] for r in before} == {first.strftime("%Y%m%d")}
+    assert {r["LOAD_DTM"][:8] for r in after} == {revised.strftime("%Y%m%d")}
+    lessons = [tuple(r[k] for k in r if k != "LOAD_DTM") for r in before]
+    changed = [tuple(r[k] for k in r if k != "LOAD_DTM") for r in after]
+    assert lessons != changed
+
+
+def test_it_holds_back_the_second_semester_of_late_schools(neis_sim):
+    world, now = neis_sim.world, neis_sim.control.now()
+    late = [s for s in world.schools(level="mis") if s.late_sem2 and s.profile != "never"]
+    waiting = [s for s in late if world.publications(s.code, MONDAY)[0] > now]
+    assert waiting
+    school = waiting[0]
+    keys = {"ATPT_OFCDC_SC_CODE": school.office.code, "SD_SCHUL_CODE": school.code}
+    assert neis_sim.fetch_all("misTimetable", AY="2026", SEM="2", **keys) == []
+    assert neis_sim.fetch_all("misTimetable", AY="2026", SEM="1", **keys)
+    released = world.publications(school.code, MONDAY)[0]
+    neis_sim.control.set_clock(released)
+    second = neis_sim.fetch_all("misTimetable", AY="2026", SEM="2", **keys)
+    assert second and min(r["ALL_TI_YMD"] for r in second) < "20260920"
+    assert {r["LOAD_DTM"][:8] for r in second if r["ALL_TI_YMD"] < "20261001"} == {
+        released.strftime("%Y%m%d")}
