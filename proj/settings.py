@@ -139,11 +139,11 @@ BROKER_KIND = {"rediss": "redis", "amqps": "amqp", "pyamqp": "amqp"}.get(
     urlsplit(CELERY_BROKER_URL).scheme, urlsplit(CELERY_BROKER_URL).scheme
 )
 # Longest any task may run; the broker must not redeliver a message before this passes.
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600, minimum=10)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600, minimum=2)
 # The soft limit raises inside the task first, so it can record why it stopped.
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 540, minimum=5)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 540, minimum=1)
 # Redis redelivers unacked messages after this; it must exceed the hard limit and any countdown.
-BROKER_VISIBILITY_TIMEOUT = env_int("BROKER_VISIBILITY_TIMEOUT", 3600, minimum=60)
+BROKER_VISIBILITY_TIMEOUT = env_int("BROKER_VISIBILITY_TIMEOUT", 3600, minimum=5)
 if BROKER_KIND == "filesystem":
     _spool = VAR_DIR / "broker"
     # kombu does not create its folders; a fresh checkout has none.

@@ -57,8 +57,9 @@ class SimHandle:
     def hub(self, service: str) -> str:
         return f"{self.url}/hub/{service}"
 
-    def get(self, service: str, *, key: str | None = "", timeout: float = 10,
-            **params) -> requests.Response:
+    def get(
+        self, service: str, *, key: str | None = "", timeout: float = 10, **params
+    ) -> requests.Response:
         """GET one page as JSON. ``key=""`` uses the valid test key; None sends no key."""
         query = {"Type": "json", **params}
         if key is not None:
@@ -158,21 +159,33 @@ def neis_sim_process_factory(tmp_path):
     def start(*args: str, seed: int = 1) -> SimHandle:
         """Run ``python -m collector.neis.simulator`` with ``args`` (clock frozen at
         TEST_CLOCK unless ``--clock`` is given) and wait until it listens."""
-        cmd = [sys.executable, "-m", "collector.neis.simulator", "--port", "0", "--ready-json",
-               "--seed", str(seed)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "collector.neis.simulator",
+            "--port",
+            "0",
+            "--ready-json",
+            "--seed",
+            str(seed),
+        ]
         if "--clock" not in args:
             cmd += ["--clock", TEST_CLOCK, "--freeze"]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
         stderr = open(tmp_path / f"simulator-{len(procs)}.err", "wb")  # noqa: SIM115
-        proc = subprocess.Popen([*cmd, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=stderr, text=True)
+        proc = subprocess.Popen(
+            [*cmd, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
+        )
         stderr.close()
         procs.append(proc)
         ready = _read_ready_line(proc, timeout=60)
         world = world_for(sim_config(seed=seed, **_world_options(args)))
-        handle = SimHandle(ready["url"], ready["key"], world, RemoteControl(ready["url"]),
-                           process=proc)
+        handle = SimHandle(
+            ready["url"], ready["key"], world, RemoteControl(ready["url"]), process=proc
+        )
         handles.append(handle)
         return handle
 

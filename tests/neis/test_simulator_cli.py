@@ -16,15 +16,42 @@ def _options(*argv):
 
 
 def test_it_builds_a_config_from_options():
-    config = cli.config_from_options(_options(
-        "--seed", "5", "--clock", "2026-11-21T10:00", "--freeze", "--quota", "50",
-        "--keys", "aaaa1111:blocked", "bbbb2222", "--fault-rate", "0.1",
-        "--fault-kinds", "http503,drop", "--page-mode", "repeat", "--overstate", "2",
-        "--maintenance", "2026-11-22T02:00/2026-11-22T04:00", "--archive-before", "2023",
-        "--no-dirt", "--short-messages", "--latency-ms", "200",
-    ))
+    config = cli.config_from_options(
+        _options(
+            "--seed",
+            "5",
+            "--clock",
+            "2026-11-21T10:00",
+            "--freeze",
+            "--quota",
+            "50",
+            "--keys",
+            "aaaa1111:blocked",
+            "bbbb2222",
+            "--fault-rate",
+            "0.1",
+            "--fault-kinds",
+            "http503,drop",
+            "--page-mode",
+            "repeat",
+            "--overstate",
+            "2",
+            "--maintenance",
+            "2026-11-22T02:00/2026-11-22T04:00",
+            "--archive-before",
+            "2023",
+            "--no-dirt",
+            "--short-messages",
+            "--latency-ms",
+            "200",
+        )
+    )
     assert (config.seed, config.daily_quota, config.page_mode, config.overstate) == (
-        5, 50, "repeat", 2)
+        5,
+        50,
+        "repeat",
+        2,
+    )
     assert config.keys == (("aaaa1111", "blocked"), ("bbbb2222", "valid"))
     assert config.fault_kinds == ("http503", "drop") and config.fault_rate == 0.1
     assert config.maintenance == (("2026-11-22T02:00", "2026-11-22T04:00"),)
@@ -32,16 +59,19 @@ def test_it_builds_a_config_from_options():
     assert not config.long_messages and config.freeze_clock and config.latency_ms == 200
 
 
-@pytest.mark.parametrize("argv", [
-    ("--fault-kinds", "meteor"),
-    ("--fault-rate", "1.5"),
-    ("--keys", "abc:maybe"),
-    ("--maintenance", "2026-11-22T04:00/2026-11-22T02:00"),
-    ("--maintenance", "tomorrow"),
-    ("--clock", "yesterday"),
-    ("--quota", "-1"),
-    ("--quota-reset", "25:00"),
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("--fault-kinds", "meteor"),
+        ("--fault-rate", "1.5"),
+        ("--keys", "abc:maybe"),
+        ("--maintenance", "2026-11-22T04:00/2026-11-22T02:00"),
+        ("--maintenance", "tomorrow"),
+        ("--clock", "yesterday"),
+        ("--quota", "-1"),
+        ("--quota-reset", "25:00"),
+    ],
+)
 def test_it_rejects_bad_options_with_a_clear_message(argv):
     with pytest.raises(ValueError, match=r"\S"):
         cli.config_from_options(_options(*argv))
@@ -50,10 +80,13 @@ def test_it_rejects_bad_options_with_a_clear_message(argv):
 def test_it_prints_its_url_and_a_valid_key(neis_sim_process_factory):
     sim = neis_sim_process_factory("--quota", "5", "--no-dirt")
     assert sim.url.startswith("http://127.0.0.1:") and len(sim.key) == 32
-    assert sim.get("schoolInfo", pSize=1).json()["schoolInfo"][0]["head"][1]["RESULT"][
-        "CODE"] == "INFO-000"
+    assert (
+        sim.get("schoolInfo", pSize=1).json()["schoolInfo"][0]["head"][1]["RESULT"]["CODE"]
+        == "INFO-000"
+    )
     assert sim.control.settings()["daily_quota"] == 5
     school = next(s for s in sim.world.schools(level="mis") if s.profile != "never")
     keys = {"ATPT_OFCDC_SC_CODE": school.office.code, "SD_SCHUL_CODE": school.code}
     assert sim.fetch_all("misTimetable", ALL_TI_YMD="20261118", **keys) == sim.world.timetable(
-        school.code, "20261118", "20261118", as_of=sim.control.now())
+        school.code, "20261118", "20261118", as_of=sim.control.now()
+    )

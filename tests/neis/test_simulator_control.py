@@ -28,8 +28,11 @@ def test_it_records_the_peak_of_concurrent_hub_requests(neis_sim):
 
     def call():
         start.wait()
-        requests.get(neis_sim.hub("schoolInfo"),
-                     params={"KEY": neis_sim.key, "Type": "json", "pSize": 1}, timeout=10)
+        requests.get(
+            neis_sim.hub("schoolInfo"),
+            params={"KEY": neis_sim.key, "Type": "json", "pSize": 1},
+            timeout=10,
+        )
 
     threads = [threading.Thread(target=call) for _ in range(4)]
     for thread in threads:
@@ -94,8 +97,9 @@ def test_it_runs_as_a_subprocess_steered_over_http(neis_sim_process):
     school = next(s for s in sim.world.schools(level="his") if s.profile != "never")
     keys = {"ATPT_OFCDC_SC_CODE": school.office.code, "SD_SCHUL_CODE": school.code}
     served = sim.fetch_all("hisTimetable", TI_FROM_YMD="20261109", TI_TO_YMD="20261120", **keys)
-    assert served and served == sim.world.timetable(school.code, "20261109", "20261120",
-                                                    as_of=sim.control.now())
+    assert served and served == sim.world.timetable(
+        school.code, "20261109", "20261120", as_of=sim.control.now()
+    )
     sim.control.inject("http503")
     assert sim.get("schoolInfo", pSize=1).status_code == 503
     sim.control.set_quota(3)
@@ -109,15 +113,23 @@ def test_it_runs_as_a_subprocess_steered_over_http(neis_sim_process):
 
 
 def test_it_serves_identical_bytes_for_the_same_seed_and_clock(neis_sim):
-    twin = Simulator(SimulatorConfig(clock="2026-11-21T10:00:00+09:00", freeze_clock=True),
-                     world=World(SimulatorConfig())).start()
+    twin = Simulator(
+        SimulatorConfig(clock="2026-11-21T10:00:00+09:00", freeze_clock=True),
+        world=World(SimulatorConfig()),
+    ).start()
     try:
         school = next(s for s in neis_sim.world.schools(level="sps") if s.profile != "never")
-        keys = {"KEY": neis_sim.key, "ATPT_OFCDC_SC_CODE": school.office.code,
-                "SD_SCHUL_CODE": school.code}
-        for path, params in (("schoolInfo", {"KEY": neis_sim.key, "pIndex": 9, "pSize": 700}),
-                             ("spsTimetable", {**keys, "TI_FROM_YMD": "20261001"}),
-                             ("SchoolSchedule", keys), ("classInfo", keys)):
+        keys = {
+            "KEY": neis_sim.key,
+            "ATPT_OFCDC_SC_CODE": school.office.code,
+            "SD_SCHUL_CODE": school.code,
+        }
+        for path, params in (
+            ("schoolInfo", {"KEY": neis_sim.key, "pIndex": 9, "pSize": 700}),
+            ("spsTimetable", {**keys, "TI_FROM_YMD": "20261001"}),
+            ("SchoolSchedule", keys),
+            ("classInfo", keys),
+        ):
             for kind in ("json", "xml"):
                 one = requests.get(neis_sim.hub(path), params={**params, "Type": kind})
                 two = requests.get(f"{twin.url}/hub/{path}", params={**params, "Type": kind})

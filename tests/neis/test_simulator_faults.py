@@ -10,8 +10,11 @@ pytest_plugins = ["tests.fixtures_neis"]
 
 
 def test_it_answers_injected_result_errors_with_http_200(neis_sim):
-    for kind, code in (("error500", "ERROR-500"), ("error600", "ERROR-600"),
-                       ("error601", "ERROR-601")):
+    for kind, code in (
+        ("error500", "ERROR-500"),
+        ("error600", "ERROR-600"),
+        ("error601", "ERROR-601"),
+    ):
         neis_sim.control.inject(kind)
         answer = neis_sim.get("schoolInfo", pSize=1)
         assert answer.status_code == 200
@@ -96,8 +99,9 @@ def test_it_adds_latency_to_hub_answers_only(neis_sim):
 
 def test_it_fails_by_rate_reproducibly_from_the_seed(neis_sim_factory):
     def outcomes(seed):
-        sim = neis_sim_factory(seed=seed, fault_rate=0.4,
-                               fault_kinds=("error500", "http503", "truncated"))
+        sim = neis_sim_factory(
+            seed=seed, fault_rate=0.4, fault_kinds=("error500", "http503", "truncated")
+        )
         for _ in range(40):
             sim.get("schoolInfo", pSize=1)
         return [entry["outcome"] for entry in sim.control.log()]
@@ -120,7 +124,11 @@ def test_it_targets_injections_at_one_service_after_some_requests(neis_sim):
 
     assert code("schoolInfo", pSize=1) == "INFO-000"
     assert [code("classInfo", **keys) for _ in range(4)] == [
-        "INFO-000", "ERROR-600", "ERROR-600", "INFO-000"]
+        "INFO-000",
+        "ERROR-600",
+        "ERROR-600",
+        "INFO-000",
+    ]
 
 
 def test_it_never_applies_faults_to_control_endpoints(neis_sim):
@@ -151,7 +159,9 @@ def test_it_can_put_an_error_or_a_notice_in_the_head(neis_sim):
     neis_sim.control.inject("info100")
     body = neis_sim.get("schoolInfo", pSize=3).json()
     assert body["schoolInfo"][0]["head"][1]["RESULT"] == {
-        "CODE": "INFO-100", "MESSAGE": "해당 자료는 단순 참고용으로만 활용하시기 바랍니다."}
+        "CODE": "INFO-100",
+        "MESSAGE": "해당 자료는 단순 참고용으로만 활용하시기 바랍니다.",
+    }
     assert body["schoolInfo"][1]["row"] == neis_sim.world.school_info_rows()[:3]
 
 
@@ -161,6 +171,8 @@ def test_it_can_send_raw_control_characters_only_on_request(neis_sim):
     with pytest.raises(ValueError):
         json.loads(answer.content)
     row = json.loads(answer.content, strict=False)["schoolInfo"][1]["row"][0]
-    assert row["ATPT_OFCDC_SC_CODE"] == "\t" + neis_sim.world.school_info_rows()[0][
-        "ATPT_OFCDC_SC_CODE"]
+    assert (
+        row["ATPT_OFCDC_SC_CODE"]
+        == "\t" + neis_sim.world.school_info_rows()[0]["ATPT_OFCDC_SC_CODE"]
+    )
     assert "control_chars" not in neis_sim.control.faults()["kinds"]

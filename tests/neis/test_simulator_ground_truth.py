@@ -34,15 +34,18 @@ def test_it_serves_exactly_the_ground_truth_timetables(neis_sim):
     for label, school in _sample(world).items():
         keys = {"ATPT_OFCDC_SC_CODE": school.office.code, "SD_SCHUL_CODE": school.code}
         for start, end in RANGES:
-            served = neis_sim.fetch_all(f"{school.level}Timetable", TI_FROM_YMD=start,
-                                        TI_TO_YMD=end, **keys)
+            served = neis_sim.fetch_all(
+                f"{school.level}Timetable", TI_FROM_YMD=start, TI_TO_YMD=end, **keys
+            )
             truth = world.timetable(school.code, start, end, as_of=now)
             assert served == truth, (label, start)
             compared += len(truth)
-        archive = neis_sim.fetch_all(f"{school.level}Timetablebgs", TI_FROM_YMD="20240902",
-                                     TI_TO_YMD="20240927", **keys)
-        assert archive == world.timetable(school.code, "20240902", "20240927", as_of=now,
-                                          archive=True), label
+        archive = neis_sim.fetch_all(
+            f"{school.level}Timetablebgs", TI_FROM_YMD="20240902", TI_TO_YMD="20240927", **keys
+        )
+        assert archive == world.timetable(
+            school.code, "20240902", "20240927", as_of=now, archive=True
+        ), label
         compared += len(archive)
     assert compared > 20_000
 
@@ -59,7 +62,8 @@ def test_it_serves_a_whole_semester_over_many_pages_exactly(neis_sim):
 def test_it_serves_exactly_the_ground_truth_school_list(neis_sim):
     assert neis_sim.fetch_all("schoolInfo") == neis_sim.world.school_info_rows()
     assert neis_sim.world.school_info_rows(ATPT_OFCDC_SC_CODE="I10") == [
-        s.row() for s in neis_sim.world.schools(office="I10")]
+        s.row() for s in neis_sim.world.schools(office="I10")
+    ]
 
 
 def test_it_serves_exactly_the_ground_truth_of_the_other_services(neis_sim):
@@ -68,10 +72,13 @@ def test_it_serves_exactly_the_ground_truth_of_the_other_services(neis_sim):
         school = next(s for s in world.schools(level=level) if s.profile != "never")
         keys = {"ATPT_OFCDC_SC_CODE": school.office.code, "SD_SCHUL_CODE": school.code}
         for service, params in (
-            ("classInfo", {"AY": "2026"}), ("classInfo", {}), ("tiClrminfo", {"AY": "2026"}),
+            ("classInfo", {"AY": "2026"}),
+            ("classInfo", {}),
+            ("tiClrminfo", {"AY": "2026"}),
             ("SchoolSchedule", {"AA_FROM_YMD": "20260301", "AA_TO_YMD": "20260831"}),
             ("mealServiceDietInfo", {"MLSV_FROM_YMD": "20261101"}),
-            ("schoolMajorinfo", {}), ("schulAflcoinfo", {}),
+            ("schoolMajorinfo", {}),
+            ("schulAflcoinfo", {}),
         ):
             query = {**keys, **params}
             truth = world.rows(service, query, as_of=now)

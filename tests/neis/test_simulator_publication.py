@@ -26,8 +26,12 @@ def test_it_publishes_last_this_and_most_of_next_week_by_the_default_clock(neis_
 
 def _keys(school, monday):
     friday = monday + datetime.timedelta(days=4)
-    return {"ATPT_OFCDC_SC_CODE": school.office.code, "SD_SCHUL_CODE": school.code,
-            "TI_FROM_YMD": monday.strftime("%Y%m%d"), "TI_TO_YMD": friday.strftime("%Y%m%d")}
+    return {
+        "ATPT_OFCDC_SC_CODE": school.office.code,
+        "SD_SCHUL_CODE": school.code,
+        "TI_FROM_YMD": monday.strftime("%Y%m%d"),
+        "TI_TO_YMD": friday.strftime("%Y%m%d"),
+    }
 
 
 def test_it_reveals_a_week_exactly_at_its_publication_time(neis_sim):
@@ -46,10 +50,14 @@ def test_it_reveals_a_week_exactly_at_its_publication_time(neis_sim):
 def test_it_changes_a_week_when_a_revision_is_published(neis_sim):
     world = neis_sim.world
     school, monday = next(
-        (s, m) for s in world.schools(level="his") if s.profile == "early"
-        for m in (MONDAY - WEEK * k for k in range(2, 30)) if len(world.publications(s.code, m)) > 1
-        and world.timetable(s.code, m, m + datetime.timedelta(days=4),
-                            as_of=world.publications(s.code, m)[1])
+        (s, m)
+        for s in world.schools(level="his")
+        if s.profile == "early"
+        for m in (MONDAY - WEEK * k for k in range(2, 30))
+        if len(world.publications(s.code, m)) > 1
+        and world.timetable(
+            s.code, m, m + datetime.timedelta(days=4), as_of=world.publications(s.code, m)[1]
+        )
     )
     first, revised = world.publications(school.code, monday)[:2]
     neis_sim.control.set_clock(revised - datetime.timedelta(seconds=1))
@@ -78,4 +86,5 @@ def test_it_holds_back_the_second_semester_of_late_schools(neis_sim):
     second = neis_sim.fetch_all("misTimetable", AY="2026", SEM="2", **keys)
     assert second and min(r["ALL_TI_YMD"] for r in second) < "20260920"
     assert {r["LOAD_DTM"][:8] for r in second if r["ALL_TI_YMD"] < "20261001"} == {
-        released.strftime("%Y%m%d")}
+        released.strftime("%Y%m%d")
+    }

@@ -27,9 +27,20 @@ def test_it_matches_the_national_school_counts(neis_world):
     assert kinds["중학교"] == 3272
     assert kinds["고등학교"] == 2380
     assert 185 <= kinds["특수학교"] <= 205
-    for extra in ("각종학교(초)", "각종학교(중)", "각종학교(고)", "방송통신중학교",
-                  "방송통신고등학교", "평생학교(초)-3년6학기", "평생학교(고)-3년6학기",
-                  "공동실습소", "외국인학교", "재외한국학교(초)", "고등기술학교", "고등공민학교"):
+    for extra in (
+        "각종학교(초)",
+        "각종학교(중)",
+        "각종학교(고)",
+        "방송통신중학교",
+        "방송통신고등학교",
+        "평생학교(초)-3년6학기",
+        "평생학교(고)-3년6학기",
+        "공동실습소",
+        "외국인학교",
+        "재외한국학교(초)",
+        "고등기술학교",
+        "고등공민학교",
+    ):
         assert kinds[extra] > 0, extra
 
 
@@ -40,8 +51,7 @@ def test_it_spreads_schools_over_the_offices_realistically(neis_world):
     assert 0.22 <= offices["J10"] / len(schools) <= 0.28
     assert 120 <= offices["I10"] <= 180
     assert all(s.kind.startswith("재외한국학교") for s in neis_world.schools(office="V10"))
-    names = {r["ATPT_OFCDC_SC_CODE"]: r["ATPT_OFCDC_SC_NM"] for r in
-             (s.row() for s in schools)}
+    names = {r["ATPT_OFCDC_SC_CODE"]: r["ATPT_OFCDC_SC_NM"] for r in (s.row() for s in schools)}
     assert names["K10"] == "강원특별자치도교육청"
     assert names["P10"] == "전북특별자치도교육청"
     assert names["B10"] == "서울특별시교육청"
@@ -55,8 +65,11 @@ def test_it_gives_every_school_a_unique_seven_digit_code(neis_world):
 
 
 def test_it_sizes_classes_like_the_national_statistics(neis_world):
-    for kind, grades, target in (("초등학교", 6, 125_000), ("중학교", 3, 54_000),
-                                 ("고등학교", 3, 56_000)):
+    for kind, grades, target in (
+        ("초등학교", 6, 125_000),
+        ("중학교", 3, 54_000),
+        ("고등학교", 3, 56_000),
+    ):
         total = sum(s.size for s in neis_world.schools(kind=kind)) * grades
         assert abs(total - target) / target < 0.02, kind
     assert 6_000_000 <= neis_world.weekly_lessons_estimate(2026, every=25) <= 7_600_000
@@ -92,7 +105,8 @@ def test_it_generates_a_schools_three_weeks_in_milliseconds():
 def test_it_teaches_on_weekdays_of_the_right_year_and_semester(neis_world):
     for school in [s for s in neis_world.schools() if s.level][::300]:
         for row in neis_world.timetable(school.code, "20260223", "20260320", as_of=NOW) + (
-                neis_world.timetable(school.code, "20260817", "20260911", as_of=NOW)):
+            neis_world.timetable(school.code, "20260817", "20260911", as_of=NOW)
+        ):
             day = datetime.datetime.strptime(row["ALL_TI_YMD"], "%Y%m%d").date()
             assert day.weekday() < 5
             assert row["AY"] == str(day.year if day.month >= 3 else day.year - 1)
@@ -102,16 +116,22 @@ def test_it_teaches_on_weekdays_of_the_right_year_and_semester(neis_world):
 def test_it_keeps_lessons_and_school_schedule_consistent(neis_sim):
     world = neis_sim.world
     now = neis_sim.control.now()
-    picked = [s for s in world.schools() if s.level and s.profile != "never"
-              and not s.late_sem2][::700]
+    picked = [s for s in world.schools() if s.level and s.profile != "never" and not s.late_sem2][
+        ::700
+    ]
     for school in picked:
         keys = {"ATPT_OFCDC_SC_CODE": school.office.code, "SD_SCHUL_CODE": school.code}
-        schedule = neis_sim.fetch_all("SchoolSchedule", AA_FROM_YMD="20260901",
-                                      AA_TO_YMD="20261113", **keys)
+        schedule = neis_sim.fetch_all(
+            "SchoolSchedule", AA_FROM_YMD="20260901", AA_TO_YMD="20261113", **keys
+        )
         closed = {r["AA_YMD"] for r in schedule if r["SBTR_DD_SC_NM"] in CLOSED}
         service = f"{school.level}Timetable"
-        taught = {r["ALL_TI_YMD"] for r in neis_sim.fetch_all(
-            service, TI_FROM_YMD="20260901", TI_TO_YMD="20261113", **keys)}
+        taught = {
+            r["ALL_TI_YMD"]
+            for r in neis_sim.fetch_all(
+                service, TI_FROM_YMD="20260901", TI_TO_YMD="20261113", **keys
+            )
+        }
         day = datetime.date(2026, 9, 1)
         while day <= datetime.date(2026, 11, 13):
             ymd = day.strftime("%Y%m%d")
@@ -134,8 +154,9 @@ def test_it_gives_high_schools_tracks_departments_and_rooms(neis_world):
     night = next(s for s in highs if s.night)
     rows = neis_world.timetable(night.code, "20261116", "20261120", as_of=NOW)
     assert {r["DGHT_CRSE_SC_NM"] for r in rows} == {"주간", "야간"}
-    special = next(s for s in neis_world.schools(level="sps")
-                   if s.profile != "never" and "유치원" in s.courses)
+    special = next(
+        s for s in neis_world.schools(level="sps") if s.profile != "never" and "유치원" in s.courses
+    )
     rows = neis_world.timetable(special.code, "20261116", "20261120", as_of=NOW)
     assert {r["SCHUL_CRSE_SC_NM"] for r in rows} == set(special.courses)
 
@@ -147,8 +168,13 @@ def _sample_rows(world, level=None, every=40):
 
 
 def _class_key(row):
-    return (row.get("DGHT_CRSE_SC_NM"), row.get("SCHUL_CRSE_SC_NM"), row.get("DDDEP_NM"),
-            row["GRADE"], row["CLASS_NM"])
+    return (
+        row.get("DGHT_CRSE_SC_NM"),
+        row.get("SCHUL_CRSE_SC_NM"),
+        row.get("DDDEP_NM"),
+        row["GRADE"],
+        row["CLASS_NM"],
+    )
 
 
 def _in_served_order(rows) -> bool:
@@ -171,8 +197,16 @@ def _in_served_order(rows) -> bool:
 def test_it_includes_every_kind_of_dirt(neis_world):
     seen = collections.Counter()
     for school, rows in _sample_rows(neis_world, every=50):
-        keys = [(r["ALL_TI_YMD"], r.get("DGHT_CRSE_SC_NM"), r.get("SCHUL_CRSE_SC_NM"),
-                 r["GRADE"], r["CLASS_NM"]) for r in rows]
+        keys = [
+            (
+                r["ALL_TI_YMD"],
+                r.get("DGHT_CRSE_SC_NM"),
+                r.get("SCHUL_CRSE_SC_NM"),
+                r["GRADE"],
+                r["CLASS_NM"],
+            )
+            for r in rows
+        ]
         for row in rows:
             text = row["ITRT_CNTNT"]
             if text is None:
@@ -202,9 +236,22 @@ def test_it_includes_every_kind_of_dirt(neis_world):
             seen["repeated period"] += any(n > 1 for n in by_period.values())
         seen["unsorted"] += "unsorted" in school.flags and not _in_served_order(rows)
         assert "unsorted" in school.flags or _in_served_order(rows)
-    for kind in ("null", "dash", "roman", "ascii roman", "brackets", "whitespace",
-                 "load after lesson", "load before lesson", "load 8 digits", "load 14 digits",
-                 "identical duplicate", "missing free period", "electives", "unsorted"):
+    for kind in (
+        "null",
+        "dash",
+        "roman",
+        "ascii roman",
+        "brackets",
+        "whitespace",
+        "load after lesson",
+        "load before lesson",
+        "load 8 digits",
+        "load 14 digits",
+        "identical duplicate",
+        "missing free period",
+        "electives",
+        "unsorted",
+    ):
         assert seen[kind] > 0, kind
 
 

@@ -208,7 +208,8 @@ def _meals(cfg, school: School, day: datetime.date, codes, diners: str) -> list[
                 "<br/>".join(d + m for d, m in zip(dishes, marks, strict=True)),
                 "쌀 : 국내산<br/>김치류 : 국내산<br/>고춧가루(김치류) : 국내산",
                 f"{rng.uniform(480, 900):.1f} Kcal",
-                f"탄수화물(g) : {rng.uniform(80, 130):.1f}<br/>단백질(g) : {rng.uniform(20, 45):.1f}"
+                f"탄수화물(g) : {rng.uniform(80, 130):.1f}"
+                f"<br/>단백질(g) : {rng.uniform(20, 45):.1f}"
                 f"<br/>지방(g) : {rng.uniform(12, 30):.1f}",
                 month_first.strftime("%Y%m%d"),
                 month_last.strftime("%Y%m%d"),

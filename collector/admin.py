@@ -1,0 +1,135 @@
+"""Admin for offices, schools, subjects and lessons: read-only windows onto what NEIS served.
+
+Everything here is filled by ``collector.storage`` from NEIS, so nothing is editable: a hand
+edit would be overwritten by the next listing or run. The lesson list never reads the whole
+table (hundreds of millions of rows): it pages in natural-key order, which the unique index
+serves; it counts at most ``LessonPaginator.limit`` rows; its filters list offices, levels and
+dates without looking at lessons; and it has no ``date_hierarchy``, whose year links come from
+a DISTINCT over the whole table.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.core.paginator import Paginator
+from django.db import connection
+from django.utils.functional import cached_property
+
+from collector.admin_runs import CollectionRunAdmin, SchoolRunAdmin, collect_now
+from collector.ledger import CollectionRun, SchoolRun
+from collector.models import LESSON_KEY, Lesson, Office, School, Subject
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    actions = None
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Office)
+class OfficeAdmin(ReadOnlyAdmin):
+    list_display = ("code", "name")
+    search_fields = ("=code", "name")
+
+
+@admin.register(School)
+class SchoolAdmin(ReadOnlyAdmin):
+    actions = [collect_now]
+    list_display = ("code", "name", "office", "kind", "level", "active", "last_seen")
+    list_filter = ("office", "level", "active", "kind")
+    list_select_related = ("office",)
+    search_fields = ("^code", "name")
+    search_help_text = "School code (prefix) or part of the name."
+
+
+@admin.register(Subject)
+class SubjectAdmin(ReadOnlyAdmin):
+    list_display = ("name", "raw")
+    search_fields = ("name", "raw")
+
+
+class LessonPaginator(Paginator):
+    """Counts at most ``limit`` matching lessons, so a page never costs a full COUNT(*).
+
+    Lists stop after ``limit`` rows (100 pages); narrow the search to see others.
+    """
+
+    limit = 10_000
+
+    @cached_property
+    def count(self):
+        return self.object_list[: self.limit].count()
+
+
+@admin.register(Lesson)
+class LessonAdmin(ReadOnlyAdmin):
+    list_display = (
+        "date",
+        "school",
+        "office",
+        "grade",
+        "class_name",
+        "period",
+        "subject_name",
+        "subject_raw",
+        "classroom",
+        "academic_year",
+        "semester",
+        "load_dtm",
+        "changed_at",
+    )
+    list_filter = ("school__office", "school__level", "date")
+    list_select_related = ("school", "subject")
+    search_fields = ("=school__code", "school__name")
+    search_help_text = "Exact school code, or part of the school name."
+    # The natural key's order, which its unique index serves: pages without sorting.
+    ordering = tuple(f"{name}_id" if name in ("school", "subject") else name for name in LESSON_KEY)
+    sortable_by = ()
+    paginator = LessonPaginator
+    show_full_result_count = False
+
+    @admin.display(description="office")
+    def office(self, lesson):
+        return lesson.school.office_id
+
+    @admin.display(description="subject")
+    def subject_name(self, lesson):
+        return lesson.subject.name
+
+    @admin.display(description="as served")
+    def subject_raw(self, lesson):
+        return lesson.subject.raw
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = extra_context or {}
+        estimate = estimated_lessons()
+        if estimate is not None:
+            extra_context["subtitle"] = (
+                f"About {estimate:,} lessons stored. Lists show at most the first "
+                f"{LessonPaginator.limit:,} matches, by school and date."
+            )
+        return super().changelist_view(request, extra_context)
+
+
+def estimated_lessons() -> int | None:
+    """The planner's row estimate over every lesson partition (PostgreSQL), else None."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'collector_lesson'::regclass"
+        )
+        return cursor.fetchone()[0]
+
+
+admin.site.register(CollectionRun, CollectionRunAdmin)
+admin.site.register(SchoolRun, SchoolRunAdmin)

@@ -1,0 +1,81 @@
+import datetime
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from collector import report
+from collector.ledger import OPEN, CollectionRun, RunLevel, SchoolRun, UnitStatus
+
+# Exit codes, so monitoring can call this: complete, still open, complete with failures.
+COMPLETE, INCOMPLETE, FAILED = 0, 3, 4
+
+
+class Command(BaseCommand):
+    help = (
+        "Completeness of a run, or of a level's week across runs: schools expected, done, no "
+        f"data, deferred, failed, and lessons stored per office. Exits {COMPLETE} when complete, "
+        f"{INCOMPLETE} while schools are still open (pending, running, deferred), {FAILED} when "
+        "complete but with failed schools, 1 on bad input."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--run", type=int, help="Collection run id.")
+        parser.add_argument("--level", choices=list(RunLevel.values), help="Level of the runs.")
+        parser.add_argument(
+            "--week",
+            help="Any date of the school week (YYYY-MM-DD); with --level, every run whose "
+            "window covers that week counts, the latest unit of each school winning.",
+        )
+
+    def handle(self, *args, run=None, level=None, week=None, **options):
+        if run is not None:
+            if level or week:
+                raise CommandError("give either --run, or --level with --week")
+            try:
+                collection_run = CollectionRun.objects.get(pk=run)
+            except CollectionRun.DoesNotExist:
+                raise CommandError(f"no collection run with id {run}") from None
+            units = SchoolRun.objects.filter(run=collection_run)
+            title = str(collection_run)
+        elif level and week:
+            units, title = self._week_units(level, week)
+        else:
+            raise CommandError("give --run ID, or --level L with --week YYYY-MM-DD")
+
+        self.stdout.write(title)
+        self.stdout.write(report.format_completeness(report.completeness(units)))
+        failed = report.failed_units(units)
+        if failed:
+            self.stdout.write(failed)
+        open_units = units.filter(status__in=OPEN).count()
+        failed_units = units.filter(status=UnitStatus.FAILED).count()
+        if open_units:
+            self.stdout.write(f"Incomplete: {open_units} schools still open.")
+            sys.exit(INCOMPLETE)
+        if failed_units:
+            self.stdout.write(f"Complete, but {failed_units} schools failed.")
+            sys.exit(FAILED)
+        self.stdout.write(self.style.SUCCESS("Complete."))
+
+    def _week_units(self, level, week):
+        try:
+            day = datetime.date.fromisoformat(week)
+        except ValueError:
+            raise CommandError(f"--week {week!r} is not a date; use YYYY-MM-DD") from None
+        monday = day - datetime.timedelta(days=day.weekday())
+        friday = monday + datetime.timedelta(days=4)
+        runs = CollectionRun.objects.filter(date_from__lte=monday, date_to__gte=friday)
+        if level != RunLevel.ALL:
+            runs = runs.filter(level__in=[level, RunLevel.ALL])
+        units = SchoolRun.objects.filter(run__in=runs).exclude(status=UnitStatus.CANCELLED)
+        if level != RunLevel.ALL:
+            units = units.filter(school__level=level)
+        if not units.exists():
+            raise CommandError(f"no run covers the {level} week of {monday}")
+        # The latest unit of each school wins (a later run re-collected it).
+        newest: dict[int, tuple[int, object]] = {}
+        for pk, school, created in units.values_list("pk", "school_id", "run__created_at"):
+            if school not in newest or created > newest[school][1]:
+                newest[school] = (pk, created)
+        units = SchoolRun.objects.filter(pk__in=[pk for pk, _ in newest.values()])
+        return units, f"{level} school week of {monday} ({runs.count()} runs)"

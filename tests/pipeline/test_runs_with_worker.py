@@ -1,0 +1,217 @@
+"""Runs collected by a real worker, over Redis, into PostgreSQL, from the simulator over HTTP.
+
+Every test ends by proving that the database equals what the simulated NEIS serves for the
+run's schools and window, row for row.
+"""
+
+from __future__ import annotations
+
+import datetime
+import signal
+
+import pytest
+import redis
+from django.db.models import Sum
+
+from collector import limiter, pipeline
+from collector.ledger import CollectionRun, RunStatus, UnitStatus
+from collector.models import School
+from proj.celery import app
+from tests.pipeline.truth import expected_lessons, stored_lessons
+from tests.processes import AMQP_URL, REDIS_URL, celery_worker, wait_until
+
+pytest_plugins = ["tests.fixtures_neis"]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+OFFICE = "I10"
+WEEK = (datetime.date(2026, 11, 16), datetime.date(2026, 11, 20))
+
+
+@pytest.fixture
+def wired(neis_sim, settings):
+    """Point this process and the workers at the simulator; start from empty queues."""
+    settings.NEIS_BASE_URL = neis_sim.url
+    settings.NEIS_API_KEY = neis_sim.key
+    settings.NEIS_LIMITER_URL = REDIS_URL
+    settings.NEIS_MAX_CONCURRENCY = 4
+    settings.NEIS_MAX_RPS = 200.0
+    client = redis.Redis.from_url(REDIS_URL)
+    for name in client.scan_iter(f"neis:budget:{limiter.key_id(neis_sim.key)}:*"):
+        client.delete(name)
+    with app.connection_for_write() as conn:
+        for queue in ("neis", "default"):
+            conn.default_channel.queue_purge(queue)
+    env = {
+        "NEIS_BASE_URL": neis_sim.url,
+        "NEIS_API_KEY": neis_sim.key,
+        "NEIS_LIMITER_URL": REDIS_URL,
+        "NEIS_MAX_CONCURRENCY": "4",
+        "NEIS_MAX_RPS": "200",
+        "NEIS_READ_TIMEOUT": "2",
+        "NEIS_RETRY_BACKOFF_MAX": "2",
+        "NEIS_MAX_RETRIES": "12",
+    }
+    return neis_sim, env
+
+
+def _wait_for_run(run_id: int, timeout: float = 240) -> CollectionRun:
+    def closed():
+        run = CollectionRun.objects.get(pk=run_id)
+        return run if not run.is_open else None
+
+    return wait_until(closed, timeout=timeout, message=f"run {run_id} did not finish")
+
+
+def _assert_equals_neis(sim, run: CollectionRun) -> dict:
+    codes = list(run.units.values_list("school__code", flat=True))
+    expected = expected_lessons(sim.world, codes, run.date_from, run.date_to, sim.control.now())
+    stored = stored_lessons(codes, run.date_from, run.date_to)
+    assert expected, "the window should hold lessons"
+    assert stored.keys() - expected.keys() == set()
+    assert expected.keys() - stored.keys() == set()
+    assert stored == expected
+    return expected
+
+
+def _start(level="middle", window=WEEK, **kwargs) -> CollectionRun:
+    run = pipeline.create_run(level, *window, offices=[OFFICE], **kwargs)
+    pipeline.dispatch(run)
+    return run
+
+
+def test_it_collects_an_office_exactly(wired, tmp_path):
+    sim, env = wired
+    with celery_worker(tmp_path, env):
+        run = _wait_for_run(_start().pk)
+
+    assert run.status == RunStatus.DONE
+    expected = _assert_equals_neis(sim, run)
+    statuses = set(run.units.values_list("status", flat=True))
+    assert statuses <= {UnitStatus.DONE, UnitStatus.NO_DATA}
+    assert run.units_total == School.objects.filter(office_id=OFFICE, level="middle").count() > 0
+    assert run.rows_inserted == len(expected)
+    assert sim.control.stats()["max_in_flight"] <= 4
+
+
+def test_it_survives_transient_faults(wired, tmp_path):
+    sim, env = wired
+    sim.control.configure(hang_seconds=5)
+    sim.control.set_faults(
+        rate=0.2,
+        kinds=["http500", "http503", "maintenance", "hang", "drop", "error500", "truncated"],
+    )
+    with celery_worker(tmp_path, env, concurrency=4):
+        run = _wait_for_run(_start().pk, timeout=400)
+    sim.control.clear_faults()
+
+    assert run.status == RunStatus.DONE, list(run.units.values("status", "last_error"))
+    _assert_equals_neis(sim, run)
+    assert set(run.units.values_list("status", flat=True)) <= {"done", "no_data"}
+    assert run.units.aggregate(n=Sum("retries"))["n"] > 0
+
+
+def test_it_defers_on_a_spent_quota_and_finishes_after_the_reset(wired, tmp_path):
+    sim, env = wired
+    run = pipeline.create_run("middle", *WEEK, offices=[OFFICE])  # registry sync spends quota
+    sim.control.reset_quota()
+    sim.control.set_quota(max(1, run.units_total // 2))
+    pipeline.dispatch(run)
+    with celery_worker(tmp_path, env):
+        wait_until(
+            lambda: not run.units.filter(status__in=["pending", "running"]).exists(), timeout=120
+        )
+        deferred = run.units.filter(status=UnitStatus.DEFERRED).count()
+        assert deferred > 0
+        assert run.units.filter(status=UnitStatus.DEFERRED, last_error_code="ERROR-337").exists()
+        # Nothing hammered: only requests already in flight when the quota ran out may follow.
+        after = sum(sim.control.stats()["after_337"].values())
+        assert after <= 4
+
+        sim.control.set_quota(10_000)
+        sim.control.reset_quota()  # the simulated midnight reset
+        later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
+        assert pipeline.resume_deferred(now=later) == deferred
+        run = _wait_for_run(run.pk)
+
+    assert run.status == RunStatus.DONE
+    _assert_equals_neis(sim, run)
+
+
+def test_it_loses_nothing_when_the_worker_is_killed(wired, tmp_path):
+    sim, env = wired
+    sim.control.configure(latency_ms=150)
+    short = {**env, "BROKER_VISIBILITY_TIMEOUT": "10", "CELERY_TASK_TIME_LIMIT": "8",
+             "CELERY_TASK_SOFT_TIME_LIMIT": "6"}  # fmt: skip
+    run = _start(level="elementary")
+    with celery_worker(tmp_path, short, concurrency=2) as worker:
+        wait_until(lambda: run.units.filter(status=UnitStatus.DONE).count() >= 2, timeout=120)
+        worker.kill(signal.SIGKILL)
+        worker.popen.wait(10)
+    assert run.units.exclude(status__in=["done", "no_data"]).exists()
+    sim.control.configure(latency_ms=0)
+    with celery_worker(tmp_path, short, concurrency=2):
+        run = _wait_for_run(run.pk, timeout=300)
+
+    assert run.status == RunStatus.DONE
+    expected = _assert_equals_neis(sim, run)
+    # Done once in effect: every lesson was inserted by exactly one unit's transaction.
+    assert run.units.aggregate(n=Sum("rows_inserted"))["n"] == len(expected)
+
+
+def test_it_collects_with_rabbitmq_as_the_broker(wired, tmp_path):
+    """The product path end to end: a start_run message fans out inside the worker."""
+    from collector.tasks import start_run
+
+    sim, env = wired
+    with celery_worker(tmp_path, {**env, "CELERY_BROKER_URL": AMQP_URL}):
+        with app.connection_for_write(AMQP_URL) as conn:
+            for queue in ("neis", "default"):
+                conn.default_channel.queue_purge(queue)
+            start_run.apply_async(
+                args=["middle", *(day.isoformat() for day in WEEK)],
+                kwargs={"offices": [OFFICE]},
+                connection=conn,
+            )
+        run_id = wait_until(
+            lambda: CollectionRun.objects.values_list("pk", flat=True).first(), timeout=60
+        )
+        run = _wait_for_run(run_id)
+    assert run.status == RunStatus.DONE
+    _assert_equals_neis(sim, run)
+
+
+def _revised_week(sim, codes):
+    """A (before, after) pair of clock times between which some schools' week changes."""
+    monday = WEEK[0]
+    for code in codes:
+        times = sim.world.publications(code, monday)
+        if len(times) >= 2:
+            return times[0] + datetime.timedelta(minutes=1), times[-1] + datetime.timedelta(
+                minutes=1
+            )
+    pytest.fail("no school in the office has a revised week")
+
+
+def test_it_applies_a_changed_timetable_exactly(wired, tmp_path):
+    sim, env = wired
+    pipeline.create_run("elementary", *WEEK, offices=[OFFICE]).delete()  # sync the registry
+    codes = list(
+        School.objects.filter(office_id=OFFICE, level="elementary").values_list("code", flat=True)
+    )
+    before, after = _revised_week(sim, codes)
+    with celery_worker(tmp_path, env):
+        sim.control.set_clock(before)
+        first = _wait_for_run(_start(level="elementary").pk)
+        old = expected_lessons(sim.world, codes, *WEEK, before)
+        sim.control.set_clock(after)
+        second = _wait_for_run(_start(level="elementary").pk)
+    new = _assert_equals_neis(sim, second)
+
+    assert first.status == second.status == RunStatus.DONE
+    inserted = new.keys() - old.keys()
+    removed = old.keys() - new.keys()
+    updated = {key for key in new.keys() & old.keys() if new[key][:3] != old[key][:3]}
+    assert inserted or removed or updated
+    assert second.rows_inserted == len(inserted)
+    assert second.rows_removed == len(removed)
+    assert second.rows_updated == len(updated)

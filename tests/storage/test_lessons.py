@@ -1,0 +1,213 @@
+"""store_lessons: replace semantics, natural key, counts and idempotence, on every write path."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from collector.models import Lesson, Subject
+from collector.storage import StoreResult, store_lessons
+from tests.storage.factories import (
+    LOADED,
+    MONDAY,
+    SUNDAY,
+    as_stored,
+    lesson,
+    lesson_writes,
+    make_school,
+    postgres,
+    row_versions,
+    stored,
+    week,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def store(school, records, method, first=MONDAY, last=SUNDAY) -> StoreResult:
+    return store_lessons(school, first, last, records, method=method)
+
+
+def later(record, days=1):
+    return dataclasses.replace(record, load_dtm=record.load_dtm + datetime.timedelta(days=days))
+
+
+def test_it_inserts_a_first_fetch(school, method):
+    records = week(school)
+    result = store(school, records, method)
+    assert result == StoreResult(inserted=len(records))
+    assert stored(school) == as_stored(records)
+
+
+def test_it_inserts_updates_removes_and_keeps(school, method):
+    first = week(school)
+    store(school, first, method)
+    kept, changed, gone = first[:50], first[50:60], first[60:]
+    new = [lesson(school, 0, 3, "1", period) for period in range(1, 4)]
+    second = kept + [later(r) for r in changed] + new
+    result = store(school, second, method)
+    assert result == StoreResult(inserted=3, updated=10, unchanged=50, removed=len(gone))
+    assert stored(school) == as_stored(second)
+
+
+def test_it_changes_nothing_on_an_identical_rerun(school, method):
+    records = week(school)
+    store(school, records, method)
+    before = list(Lesson.objects.order_by("pk").values())
+    versions = row_versions() if postgres() else None
+    writes = lesson_writes()
+    result = store(school, list(reversed(records)), method)
+    assert lesson_writes() == writes
+    assert result == StoreResult(unchanged=len(records))
+    assert list(Lesson.objects.order_by("pk").values()) == before
+    if postgres():
+        # Not one row version written: nothing to vacuum, no dead tuple.
+        assert row_versions() == versions
+
+
+def test_it_bumps_changed_at_only_on_a_real_change(school, method):
+    records = week(school, days=1)
+    store(school, records, method)
+    stamps = dict(Lesson.objects.values_list("pk", "changed_at"))
+    store(school, [later(records[0])] + records[1:], method)
+    after = {pk: (first, changed) for pk, first, changed in
+             Lesson.objects.values_list("pk", "first_stored_at", "changed_at")}  # fmt: skip
+    moved = [pk for pk, (first, changed) in after.items() if changed != stamps[pk]]
+    assert len(moved) == 1
+    first_stored, changed = after[moved[0]]
+    assert changed > first_stored
+    assert all(first == stamps[pk] for pk, (first, _) in after.items())
+
+
+def test_it_keeps_every_elective_sharing_a_period(school, method):
+    electives = [
+        lesson(school, subject="물리학Ⅰ", classroom="물리실"),
+        lesson(school, subject="화학Ⅰ", classroom="화학실"),
+        lesson(school, subject="영어", classroom="2-1"),
+        lesson(school, subject="영어", classroom="2-2"),  # one subject, two groups
+    ]
+    assert store(school, electives, method).inserted == 4
+    assert Lesson.objects.filter(period=1).count() == 4
+
+
+def test_it_collapses_byte_identical_duplicates(school, method):
+    records = week(school, days=1)
+    result = store(school, records + records[:7], method)
+    assert result == StoreResult(inserted=len(records), collapsed=7)
+    assert Lesson.objects.count() == len(records)
+
+
+def test_it_keeps_the_latest_load_dtm_of_rows_differing_only_in_it(school, method):
+    old = lesson(school)
+    new = later(old, days=3)
+    undated = dataclasses.replace(old, load_dtm=None)
+    for order in ([old, new, undated], [undated, new, old]):
+        Lesson.objects.all().delete()
+        result = store(school, order, method)
+        assert (result.inserted, result.collapsed) == (1, 2)
+        assert Lesson.objects.get().load_dtm == new.load_dtm
+
+
+def test_it_treats_a_changed_subject_as_another_lesson(school, method):
+    store(school, [lesson(school, subject="-수학")], method)
+    result = store(school, [lesson(school, subject="-영어")], method)
+    assert result == StoreResult(inserted=1, removed=1)
+    assert Lesson.objects.get().subject.raw == "-영어"
+
+
+def test_it_stores_the_subject_as_served_and_normalised(school, method):
+    store(school, [lesson(school, subject="-수학Ⅰ"), lesson(school, period=2, subject="")], method)
+    assert set(Subject.objects.values_list("raw", "name")) == {("-수학Ⅰ", "수학Ⅰ"), ("", "")}
+
+
+def test_it_leaves_lessons_outside_the_window_alone(school, method):
+    this_week = week(school, days=5)
+    next_week = [
+        dataclasses.replace(r, date=r.date + datetime.timedelta(days=7)) for r in this_week
+    ]
+    next_monday, next_sunday = MONDAY + datetime.timedelta(days=7), SUNDAY + datetime.timedelta(7)
+    store(school, this_week, method)
+    store(school, next_week, method, next_monday, next_sunday)
+    # Replacing this week with a single lesson removes this week's others, nothing of the next.
+    result = store(school, this_week[:1], method)
+    assert result.removed == len(this_week) - 1
+    assert stored(school, next_monday, next_sunday) == as_stored(next_week)
+
+
+def test_it_leaves_other_schools_alone(school, method):
+    other = make_school("7010058")
+    store(school, week(school, days=1), method)
+    store(other, week(other, days=1), method)
+    result = store(school, [], method)
+    assert result.removed == len(week(school, days=1))
+    assert stored(other) == as_stored(week(other, days=1))
+
+
+def test_it_removes_the_whole_window_when_given_nothing(school, method):
+    store(school, week(school, days=2), method)
+    assert store(school, [], method).removed == len(week(school, days=2))
+    assert not Lesson.objects.exists()
+
+
+def test_it_spans_a_month_boundary(school, method):
+    first, last = datetime.date(2025, 3, 31), datetime.date(2025, 4, 4)
+    records = [lesson(school, first), lesson(school, last)]
+    assert store(school, records, method, first, last).inserted == 2
+    assert store(school, records, method, first, last).unchanged == 2
+
+
+def test_it_reads_naive_load_times_as_seoul_time(school, method):
+    naive = lesson(school, load_dtm=LOADED.replace(tzinfo=None))
+    store(school, [naive], method)
+    assert Lesson.objects.get().load_dtm == LOADED
+    assert store(school, [lesson(school)], method).unchanged == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"school_code": "9999999"}, "a record of school 9999999"),
+        ({"date": SUNDAY + datetime.timedelta(days=1)}, "outside"),
+    ],
+)
+def test_it_refuses_records_it_was_not_asked_to_store(school, method, change, message):
+    store(school, week(school, days=1), method)
+    bad = dataclasses.replace(lesson(school, period=9), **change)
+    with pytest.raises(ValueError, match=message):
+        store(school, [bad], method)
+    assert stored(school) == as_stored(week(school, days=1))
+
+
+def test_it_refuses_a_backwards_window(school, method):
+    with pytest.raises(ValueError, match="after"):
+        store(school, [], method, SUNDAY, MONDAY)
+
+
+def test_it_runs_inside_the_callers_transaction(school, method):
+    with transaction.atomic():
+        store(school, week(school, days=1), method)
+        transaction.set_rollback(True)
+    assert not Lesson.objects.exists()
+    with transaction.atomic():
+        # A failed store rolls back its savepoint only; the caller's transaction goes on.
+        with pytest.raises(ValueError):
+            store(school, [dataclasses.replace(lesson(school), school_code="1")], method)
+        result = store(school, week(school, days=1), method)
+    assert result.inserted == Lesson.objects.count() > 0
+
+
+@pytest.mark.skipif(postgres(), reason="PostgreSQL has the COPY path")
+def test_it_refuses_the_copy_method_without_postgresql(school):
+    with pytest.raises(ValueError, match="copy"):
+        store(school, [], "copy")
+
+
+def test_it_enforces_the_natural_key_in_the_database(school):
+    store_lessons(school, MONDAY, SUNDAY, [lesson(school)])
+    duplicate = Lesson.objects.values().get()
+    duplicate.pop("id")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Lesson.objects.create(**duplicate)
