@@ -65,3 +65,18 @@ print(json.dumps({{"value": value["pong"], "status": row.status, "engine": row._
     assert report == {"value": marker, "status": "SUCCESS", "engine": "default"}
     assert (tmp_path / "db.sqlite3").exists()
     assert (tmp_path / "broker").is_dir()
+
+
+def test_it_runs_a_task_sent_with_the_celery_cli(tmp_path):
+    marker = uuid.uuid4().hex
+    env = child_env({"CELERY_BROKER_URL": REDIS_URL})
+    with celery_worker(tmp_path, {"CELERY_BROKER_URL": REDIS_URL}, queues="default"):
+        sent = subprocess.run(
+            [sys.executable, "-m", "celery", "-A", "proj", "call", "proj.ping",
+             "--args", json.dumps([marker]), "--countdown", "1"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        task_id = sent.stdout.strip().splitlines()[-1]
+        stored = wait_until(lambda: _result_of(task_id), timeout=60)
+    assert json.loads(stored.result)["pong"] == marker
