@@ -6,10 +6,13 @@ import datetime
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import Count
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 
 from collector import pipeline, report
 from collector.ledger import CollectionRun, RunLevel, SchoolRun, Trigger, UnitStatus
@@ -78,11 +81,17 @@ class CollectionRunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry failed schools of the selected runs")
     def retry_failed_schools(self, request, queryset):
-        sent = {run.pk: pipeline.retry_failed(run) for run in queryset}
+        failed, sent = {}, {}
+        for run in queryset:
+            failed[run.pk] = run.units.filter(status=UnitStatus.FAILED).count()
+            sent[run.pk] = pipeline.retry_failed(run)
         total = sum(sent.values())
+        # On a spent quota dispatch defers instead of sending: say so, or "0" looks like a no-op.
+        waiting = max(0, sum(failed.values()) - total)
         detail = ", ".join(f"run {pk}: {n}" for pk, n in sent.items())
+        note = f"; {waiting} more deferred until the NEIS quota resets" if waiting else ""
         level = messages.SUCCESS if total else messages.WARNING
-        self.message_user(request, f"Re-queued {total} failed schools ({detail}).", level)
+        self.message_user(request, f"Re-queued {total} failed schools ({detail}){note}.", level)
 
     @admin.action(description="Cancel the selected runs")
     def cancel_runs(self, request, queryset):
@@ -101,6 +110,32 @@ class CollectionRunAdmin(admin.ModelAdmin):
         self.message_user(request, f"Recounted {queryset.count()} runs.")
 
 
+class LatestForWeekFilter(admin.SimpleListFilter):
+    title = "latest run covering the school week"
+    parameter_name = "latest_for_week"
+
+    def lookups(self, request, model_admin):
+        this_week = report.monday_of(timezone.localdate())
+        weeks = [this_week - datetime.timedelta(weeks=n) for n in range(3)]
+        # A week linked from the completeness page shows as chosen even if it is older.
+        try:
+            asked = report.monday_of(datetime.date.fromisoformat(self.value() or ""))
+        except ValueError:
+            asked = None
+        if asked and asked not in weeks:
+            weeks.append(asked)
+        return [(week.isoformat(), f"week of {week}") for week in weeks]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return None
+        try:
+            week = datetime.date.fromisoformat(self.value())
+        except ValueError as exc:
+            raise IncorrectLookupParameters(exc) from None
+        return queryset.filter(pk__in=report.latest_units(report.monday_of(week)).values("pk"))
+
+
 class SchoolRunAdmin(admin.ModelAdmin):
     list_display = (
         "run_id",
@@ -117,7 +152,13 @@ class SchoolRunAdmin(admin.ModelAdmin):
         "last_error_code",
         "finished_at",
     )
-    list_filter = ("status", "school__level", "school__office", "run__trigger")
+    list_filter = (
+        "status",
+        "school__level",
+        "school__office",
+        "run__trigger",
+        LatestForWeekFilter,
+    )
     search_fields = ("school__code", "school__name", "=run__id")
     list_select_related = ("school",)
     raw_id_fields = ("run", "school")
@@ -184,6 +225,8 @@ def collect_now(modeladmin, request, queryset):
             "schools": queryset[:50],
             "count": queryset.count(),
             "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+            # "Select all N" must reach the second step, or only the first page is collected.
+            "select_across": request.POST.get("select_across", "0"),
             "opts": modeladmin.model._meta,
         },
     )
@@ -200,24 +243,18 @@ def completeness_view(request):
     try:
         week = datetime.date.fromisoformat(request.GET.get("week", ""))
     except ValueError:
-        week = datetime.date.today()
-    monday = week - datetime.timedelta(days=week.weekday())
+        week = timezone.localdate()
+    monday = report.monday_of(week)
     friday = monday + datetime.timedelta(days=4)
     runs = CollectionRun.objects.filter(date_from__lte=monday, date_to__gte=friday)
-    units = SchoolRun.objects.filter(run__in=runs).exclude(status=UnitStatus.CANCELLED)
+    chosen = report.latest_units(monday)
     if level != RunLevel.ALL:
-        units = units.filter(school__level=level)
-    latest: dict[int, tuple] = {}
-    for pk, school, created in units.values_list("pk", "school_id", "run__created_at"):
-        if school not in latest or created > latest[school][1]:
-            latest[school] = (pk, created)
-    chosen = SchoolRun.objects.filter(pk__in=[pk for pk, _ in latest.values()])
+        chosen = chosen.filter(school__level=level)
     per_office = chosen.values("school__office_id", "status").annotate(n=Count("id")).order_by()
     bars: dict[str, dict] = {code: {} for code in Office.objects.values_list("code", flat=True)}
     for row in per_office:
         bars.setdefault(row["school__office_id"], {})[row["status"]] = row["n"]
     changelist = reverse("admin:collector_schoolrun_changelist")
-    run_ids = ",".join(str(pk) for pk in runs.values_list("pk", flat=True))
     shown = [
         UnitStatus.DONE,
         UnitStatus.NO_DATA,
@@ -238,14 +275,19 @@ def completeness_view(request):
             }
             for status in shown
         ]
-        failed_link = (
-            f"{changelist}?status__exact=failed&school__office__code__exact={code}"
-            f"&run__id__in={run_ids}"
-            if counts.get(UnitStatus.FAILED)
-            else ""
-        )
+        # The same units the bar counts: each school's latest, of this level, failed.
+        query = {"status__exact": UnitStatus.FAILED, "school__office__code__exact": code}
+        if level != RunLevel.ALL:
+            query["school__level__exact"] = level
+        query["latest_for_week"] = monday.isoformat()
+        failed_link = f"{changelist}?{urlencode(query)}" if counts.get(UnitStatus.FAILED) else ""
         offices.append(
-            {"code": code, "total": total, "segments": segments, "failed_link": failed_link}
+            {
+                "code": code,
+                "total": total,
+                "segments": [s for s in segments if s["n"]],
+                "failed_link": failed_link,
+            }
         )
     context = {
         **admin.site.each_context(request),

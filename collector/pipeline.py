@@ -528,7 +528,12 @@ def requeue_stuck(*, now: datetime.datetime | None = None, budget=None) -> int:
 
 
 def retry_failed(run: CollectionRun) -> int:
-    """Put a run's failed units back to pending and dispatch them; returns how many."""
+    """Put a run's failed units back to pending and dispatch them; returns how many.
+
+    A cancelled run stays cancelled: an operator who cancelled it meant it.
+    """
+    if run.status == RunStatus.CANCELLED:
+        return 0
     ids = list(run.units.filter(status=UnitStatus.FAILED).values_list("pk", flat=True))
     if not ids:
         return 0

@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import datetime
 from collections import defaultdict
 
-from django.db.models import Count, Sum
+from django.db.models import Count, OuterRef, Subquery, Sum
 
 from collector.ledger import CollectionRun, SchoolRun, UnitStatus
+
+
+def monday_of(day: datetime.date) -> datetime.date:
+    return day - datetime.timedelta(days=day.weekday())
+
+
+def latest_units(monday: datetime.date):
+    """Each school's unit in its latest run covering the school week of ``monday`` (to Friday).
+
+    Cancelled units do not count; a school whose only covering units were cancelled is absent.
+    This is what the completeness page counts, and what its links list.
+    """
+    friday = monday + datetime.timedelta(days=4)
+    covering = SchoolRun.objects.filter(
+        run__date_from__lte=monday, run__date_to__gte=friday
+    ).exclude(status=UnitStatus.CANCELLED)
+    newest = (
+        covering.filter(school_id=OuterRef("school_id"))
+        .order_by("-run__created_at", "-run_id")
+        .values("pk")[:1]
+    )
+    return covering.filter(pk=Subquery(newest))
 
 
 def _table(headers: list[str], rows: list[list]) -> str:

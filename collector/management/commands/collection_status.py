@@ -62,20 +62,11 @@ class Command(BaseCommand):
             day = datetime.date.fromisoformat(week)
         except ValueError:
             raise CommandError(f"--week {week!r} is not a date; use YYYY-MM-DD") from None
-        monday = day - datetime.timedelta(days=day.weekday())
-        friday = monday + datetime.timedelta(days=4)
-        runs = CollectionRun.objects.filter(date_from__lte=monday, date_to__gte=friday)
-        if level != RunLevel.ALL:
-            runs = runs.filter(level__in=[level, RunLevel.ALL])
-        units = SchoolRun.objects.filter(run__in=runs).exclude(status=UnitStatus.CANCELLED)
+        monday = report.monday_of(day)
+        # The latest unit of each school wins (a later run re-collected it).
+        units = report.latest_units(monday)
         if level != RunLevel.ALL:
             units = units.filter(school__level=level)
         if not units.exists():
             raise CommandError(f"no run covers the {level} week of {monday}")
-        # The latest unit of each school wins (a later run re-collected it).
-        newest: dict[int, tuple[int, object]] = {}
-        for pk, school, created in units.values_list("pk", "school_id", "run__created_at"):
-            if school not in newest or created > newest[school][1]:
-                newest[school] = (pk, created)
-        units = SchoolRun.objects.filter(pk__in=[pk for pk, _ in newest.values()])
-        return units, f"{level} school week of {monday} ({runs.count()} runs)"
+        return units, f"{level} school week of {monday}"

@@ -1,0 +1,536 @@
+"""The operations console: runs, their ledger, collect-now and completeness, staff only.
+
+Dispatch is recorded instead of sent (a real worker is tested in test_runs_with_worker.py);
+the request budget lives in a file under a temporary VAR_DIR.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import re
+import time
+
+import pytest
+from django.contrib import admin
+from django.contrib.messages import get_messages
+from django.utils import timezone
+
+from collector.ledger import CollectionRun, RunStatus, SchoolRun, Trigger, UnitStatus
+from collector.limiter import budget_from_settings
+from collector.models import Office, School
+from tests.storage.factories import MONDAY, SUNDAY, make_school
+
+pytestmark = pytest.mark.django_db
+
+FRIDAY = MONDAY + datetime.timedelta(days=4)
+RUNS = "/admin/collector/collectionrun/"
+LEDGER = "/admin/collector/schoolrun/"
+SCHOOLS = "/admin/collector/school/"
+COMPLETENESS = "/admin/collector/completeness/"
+CHECKBOX = admin.helpers.ACTION_CHECKBOX_NAME
+
+
+@pytest.fixture(autouse=True)
+def local_budget(settings, tmp_path):
+    settings.NEIS_LIMITER_URL = ""
+    settings.VAR_DIR = tmp_path
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Unit ids dispatch enqueued, in order."""
+    calls = []
+    monkeypatch.setattr(
+        "collector.tasks.collect_school.apply_async", lambda args, **kw: calls.append(args[0])
+    )
+    return calls
+
+
+def _run(level, trigger, status, date_from=MONDAY, date_to=SUNDAY, *, minutes_ago):
+    run = CollectionRun.objects.create(
+        level=level, date_from=date_from, date_to=date_to, trigger=trigger, status=status
+    )
+    # Explicit creation times: completeness takes each school's latest run.
+    created = timezone.now() - datetime.timedelta(minutes=minutes_ago)
+    CollectionRun.objects.filter(pk=run.pk).update(created_at=created)
+    run.refresh_from_db()
+    return run
+
+
+def _unit(run, school, status, code="", error="", **fields):
+    unit = SchoolRun.objects.create(
+        run=run, school=school, status=status, last_error_code=code, last_error=error, **fields
+    )
+    run.units_total = run.units.count()
+    run.save(update_fields=["units_total"])
+    return unit
+
+
+@pytest.fixture
+def world(db):
+    """Two offices' schools and four runs, three of them covering the week of MONDAY.
+
+    Middle school M4 failed in run A and was collected by the later run C, so its failure
+    no longer counts; run D covers another week.
+    """
+    s = {
+        "E1": make_school("7010001", "B10", "초등학교"),
+        "M1": make_school("7010002", "B10", "중학교"),
+        "M2": make_school("7010003", "B10", "중학교"),
+        "M4": make_school("7010004", "B10", "중학교"),
+        "W": make_school("7010009", "B10", "공동실습소"),
+        "E2": make_school("7020001", "C10", "초등학교"),
+        "E3": make_school("7020003", "C10", "초등학교"),
+        "M3": make_school("7020002", "C10", "중학교"),
+    }
+    a = _run("middle", Trigger.SCHEDULE, RunStatus.PARTIAL, minutes_ago=60)
+    b = _run("elementary", Trigger.BACKFILL, RunStatus.RUNNING, minutes_ago=50)
+    c = _run("middle", Trigger.ADMIN, RunStatus.DONE, MONDAY, FRIDAY, minutes_ago=40)
+    next_monday, next_friday = (day + datetime.timedelta(weeks=1) for day in (MONDAY, FRIDAY))
+    d = _run("all", Trigger.COMMAND, RunStatus.CANCELLED, next_monday, next_friday, minutes_ago=30)
+    units = {
+        "A-M1": _unit(a, s["M1"], UnitStatus.FAILED, "ERROR-300", "required <value> missing"),
+        "A-M2": _unit(a, s["M2"], UnitStatus.DEFERRED, "ERROR-337", "daily quota spent"),
+        "A-M3": _unit(a, s["M3"], UnitStatus.DONE, rows_fetched=120),
+        "A-M4": _unit(a, s["M4"], UnitStatus.FAILED, "ERROR-500", "server fault"),
+        "B-E1": _unit(b, s["E1"], UnitStatus.PENDING),
+        "B-E2": _unit(b, s["E2"], UnitStatus.FAILED, "ERROR-290", "key refused"),
+        "B-E3": _unit(b, s["E3"], UnitStatus.DEFERRED, "ERROR-337", "daily quota spent"),
+        "C-M4": _unit(c, s["M4"], UnitStatus.DONE, rows_fetched=100),
+        "D-M1": _unit(d, s["M1"], UnitStatus.CANCELLED),
+    }
+    return {"schools": s, "runs": {"A": a, "B": b, "C": c, "D": d}, "units": units}
+
+
+def _messages(response) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def _listed(response) -> set[int]:
+    assert response.status_code == 200, response.get("Location")
+    return {obj.pk for obj in response.context["cl"].result_list}
+
+
+def _act(client, url, action, objects, **data):
+    return client.post(url, {"action": action, CHECKBOX: [o.pk for o in objects], **data})
+
+
+# Runs
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", "ABCD"),
+        ("?level__exact=middle", "AC"),
+        ("?level__exact=all", "D"),
+        ("?status__exact=partial", "A"),
+        ("?status__exact=running", "B"),
+        ("?trigger__exact=admin", "C"),
+        ("?trigger__exact=backfill&level__exact=elementary", "B"),
+        ("?trigger__exact=schedule&status__exact=done", ""),
+    ],
+)
+def test_it_lists_and_filters_runs(admin_client, world, query, expected):
+    response = admin_client.get(RUNS + query)
+    assert _listed(response) == {world["runs"][name].pk for name in expected}
+
+
+def test_it_drills_runs_down_by_creation_date(admin_client, world):
+    runs = world["runs"].values()
+    year = timezone.localtime(world["runs"]["A"].created_at).year
+    response = admin_client.get(f"{RUNS}?created_at__year={year}")
+    expected = {r.pk for r in runs if timezone.localtime(r.created_at).year == year}
+    assert world["runs"]["A"].pk in expected
+    assert _listed(response) == expected
+
+
+def test_it_shows_a_runs_failed_and_deferred_schools_with_reasons(admin_client, world):
+    run = world["runs"]["A"]
+    response = admin_client.get(f"{RUNS}{run.pk}/change/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    table = re.search(r"<table><tr><th>status</th>.*?</table>", page, re.S).group(0)
+    rows = re.findall(
+        r"<tr><td>(.*?)</td><td>(.*?)</td><td>\d+</td><td>(.*?)</td><td>(.*?)</td>", table
+    )
+    assert rows == [
+        ("Deferred (quota)", "7010003 학교7010003", "ERROR-337", "daily quota spent"),
+        ("Failed", "7010002 학교7010002", "ERROR-300", "required &lt;value&gt; missing"),
+        ("Failed", "7010004 학교7010004", "ERROR-500", "server fault"),
+    ]
+    assert "7020002" not in table  # M3 is done
+
+
+def test_it_says_when_a_run_has_no_problem_schools(admin_client, world):
+    response = admin_client.get(f"{RUNS}{world['runs']['C'].pk}/change/")
+    assert response.status_code == 200
+    assert "<th>reason</th>" not in response.content.decode()
+
+
+def test_it_cannot_add_runs_by_hand(admin_client, world):
+    assert admin_client.get(RUNS + "add/").status_code == 403
+    assert admin_client.get(LEDGER + "add/").status_code == 403
+
+
+# The ledger
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", ["A-M1", "A-M2", "A-M3", "A-M4", "B-E1", "B-E2", "B-E3", "C-M4", "D-M1"]),
+        ("?status__exact=failed", ["A-M1", "A-M4", "B-E2"]),
+        ("?status__exact=deferred", ["A-M2", "B-E3"]),
+        ("?school__level__exact=elementary", ["B-E1", "B-E2", "B-E3"]),
+        ("?school__office__code__exact=C10", ["A-M3", "B-E2", "B-E3"]),
+        ("?run__trigger__exact=admin", ["C-M4"]),
+        ("?status__exact=failed&school__office__code__exact=B10", ["A-M1", "A-M4"]),
+        ("?q=7010004", ["A-M4", "C-M4"]),
+        ("?q=학교7020", ["A-M3", "B-E2", "B-E3"]),
+        ("?q=7020&status__exact=deferred", ["B-E3"]),
+    ],
+)
+def test_it_lists_filters_and_searches_the_ledger(admin_client, world, query, expected):
+    response = admin_client.get(LEDGER + query)
+    assert _listed(response) == {world["units"][name].pk for name in expected}
+
+
+def test_it_finds_a_runs_schools_by_run_id(admin_client, world):
+    run = world["runs"]["B"]
+    listed = _listed(admin_client.get(f"{LEDGER}?q={run.pk}"))
+    # The term also matches school codes that contain it; nothing else.
+    expected = set(SchoolRun.objects.filter(run=run).values_list("pk", flat=True)) | set(
+        SchoolRun.objects.filter(school__code__contains=str(run.pk)).values_list("pk", flat=True)
+    )
+    assert listed == expected
+    assert set(run.units.values_list("pk", flat=True)) <= listed
+
+
+def test_it_shows_a_ledger_row_read_only(admin_client, world):
+    unit = world["units"]["A-M1"]
+    response = admin_client.get(f"{LEDGER}{unit.pk}/change/")
+    assert response.status_code == 200
+    assert b"ERROR-300" in response.content
+    assert b'name="_save"' not in response.content
+    assert admin_client.post(f"{LEDGER}{unit.pk}/change/", {"status": "done"}).status_code == 403
+    unit.refresh_from_db()
+    assert unit.status == UnitStatus.FAILED
+
+
+# Run actions
+
+
+def test_it_retries_failed_schools(admin_client, world, sent):
+    a, c = world["runs"]["A"], world["runs"]["C"]
+    failed = [world["units"]["A-M1"].pk, world["units"]["A-M4"].pk]
+    response = _act(admin_client, RUNS, "retry_failed_schools", [a, c])
+    assert response.status_code == 302
+    assert sorted(sent) == sorted(failed)
+    assert set(SchoolRun.objects.filter(pk__in=failed).values_list("status", flat=True)) == {
+        UnitStatus.PENDING
+    }
+    a.refresh_from_db()
+    assert a.status == RunStatus.RUNNING and a.finished_at is None
+    assert SchoolRun.objects.get(pk=world["units"]["A-M3"].pk).status == UnitStatus.DONE
+    # Runs newest first, as listed.
+    assert _messages(response) == [f"Re-queued 2 failed schools (run {c.pk}: 0, run {a.pk}: 2)."]
+
+
+def test_it_says_when_there_was_nothing_to_retry(admin_client, world, sent):
+    c = world["runs"]["C"]
+    response = _act(admin_client, RUNS, "retry_failed_schools", [c])
+    assert sent == []
+    assert _messages(response) == [f"Re-queued 0 failed schools (run {c.pk}: 0)."]
+
+
+def test_it_says_retried_schools_wait_for_the_quota(admin_client, world, sent):
+    budget_from_settings().block_until(time.time() + 3600)
+    a = world["runs"]["A"]
+    response = _act(admin_client, RUNS, "retry_failed_schools", [a])
+    assert sent == []
+    failed = [world["units"]["A-M1"].pk, world["units"]["A-M4"].pk]
+    assert set(SchoolRun.objects.filter(pk__in=failed).values_list("status", flat=True)) == {
+        UnitStatus.DEFERRED
+    }
+    assert _messages(response) == [
+        f"Re-queued 0 failed schools (run {a.pk}: 0); 2 more deferred until the NEIS quota resets."
+    ]
+
+
+def test_it_cancels_open_runs_and_leaves_finished_ones(admin_client, world, sent):
+    b, c = world["runs"]["B"], world["runs"]["C"]
+    response = _act(admin_client, RUNS, "cancel_runs", [b, c])
+    assert response.status_code == 302
+    b.refresh_from_db()
+    c.refresh_from_db()
+    assert b.status == RunStatus.CANCELLED and b.finished_at is not None
+    assert c.status == RunStatus.DONE
+    units = dict(b.units.values_list("school__code", "status"))
+    # Pending and deferred units are cancelled; a failed one keeps its outcome.
+    assert units == {
+        "7010001": UnitStatus.CANCELLED,
+        "7020003": UnitStatus.CANCELLED,
+        "7020001": UnitStatus.FAILED,
+    }
+    assert b.units_failed == 1 and b.units_deferred == 0
+    assert _messages(response) == [
+        "Cancelled 1 runs (2 open schools cancelled); "
+        "1 were already finished and left as they were."
+    ]
+    assert sent == []
+
+
+def test_it_recounts_a_runs_ledger(admin_client, world):
+    a = world["runs"]["A"]
+    CollectionRun.objects.filter(pk=a.pk).update(units_done=9, units_failed=0, rows_fetched=0)
+    response = _act(admin_client, RUNS, "refresh_counts", [a])
+    assert response.status_code == 302
+    a.refresh_from_db()
+    assert (a.units_total, a.units_done, a.units_deferred, a.units_failed) == (4, 1, 1, 2)
+    assert a.rows_fetched == 120
+    assert _messages(response) == ["Recounted 1 runs."]
+
+
+# Collect now
+
+
+def _collect_now(client, schools, **data):
+    return _act(client, SCHOOLS, "collect_now", schools, **data)
+
+
+def test_it_asks_for_a_window_before_collecting(admin_client, world, sent):
+    schools = [world["schools"][name] for name in ("M1", "E2")]
+    before = CollectionRun.objects.count()
+    response = _collect_now(admin_client, schools)
+    assert response.status_code == 200
+    assert response.templates[0].name == "admin/collector/collect_now.html"
+    page = response.content.decode()
+    assert "7010002 학교7010002 (middle)" in page and "7020001 학교7020001 (elementary)" in page
+    assert 'name="date_from"' in page and 'name="apply"' in page
+    for school in schools:
+        assert f'name="{CHECKBOX}" value="{school.pk}"' in page
+    assert CollectionRun.objects.count() == before and sent == []
+
+
+def test_it_collects_now_one_run_per_level(admin_client, world, sent):
+    s = world["schools"]
+    before = set(CollectionRun.objects.values_list("pk", flat=True))
+    schools = [s["M1"], s["M3"], s["E2"], s["W"]]
+    window = {"date_from": "2025-04-14", "date_to": "2025-04-20"}
+    response = _collect_now(admin_client, schools, apply="1", **window)
+    assert response.status_code == 302
+    runs = CollectionRun.objects.exclude(pk__in=before).order_by("level")
+    assert [(r.level, r.trigger, r.requested_by) for r in runs] == [
+        ("elementary", Trigger.ADMIN, "admin"),
+        ("middle", Trigger.ADMIN, "admin"),
+    ]
+    elementary, middle = runs
+    assert {r.date_from for r in runs} == {datetime.date(2025, 4, 14)}
+    assert {r.date_to for r in runs} == {datetime.date(2025, 4, 20)}
+    assert set(middle.units.values_list("school__code", flat=True)) == {"7010002", "7020002"}
+    assert set(elementary.units.values_list("school__code", flat=True)) == {"7020001"}
+    new_units = SchoolRun.objects.filter(run__in=runs)
+    assert sorted(sent) == sorted(new_units.values_list("pk", flat=True))
+    assert {r.status for r in runs} == {RunStatus.RUNNING}
+    assert _messages(response) == [
+        f"Started run {elementary.pk} (elementary: 1 schools queued), "
+        f"run {middle.pk} (middle: 2 schools queued); "
+        "1 schools of kinds that are not collected skipped."
+    ]
+
+
+def test_it_collects_every_school_selected_across_pages(admin_client, world, sent, monkeypatch):
+    monkeypatch.setattr("collector.admin.SchoolAdmin.list_per_page", 2)
+    middle = School.objects.filter(level="middle").order_by("code")
+    first_page = list(middle[:2])
+    query = "?level__exact=middle"
+    response = admin_client.post(
+        SCHOOLS + query,
+        {"action": "collect_now", CHECKBOX: [o.pk for o in first_page], "select_across": "1"},
+    )
+    assert response.status_code == 200
+    assert f"Collect the timetables of {middle.count()} selected schools" in html.unescape(
+        response.content.decode()
+    )
+    # The form carries the whole selection to the second step.
+    assert 'name="select_across" value="1"' in response.content.decode()
+    before = set(CollectionRun.objects.values_list("pk", flat=True))
+    response = admin_client.post(
+        SCHOOLS + query,
+        {
+            "action": "collect_now",
+            CHECKBOX: [o.pk for o in first_page],
+            "select_across": "1",
+            "apply": "1",
+            "date_from": "2025-04-14",
+            "date_to": "2025-04-20",
+        },
+    )
+    assert response.status_code == 302
+    run = CollectionRun.objects.exclude(pk__in=before).get()
+    assert set(run.units.values_list("school_id", flat=True)) == {m.pk for m in middle}
+    assert len(sent) == middle.count()
+
+
+@pytest.mark.parametrize(
+    ("window", "error"),
+    [
+        ({"date_from": "2025-04-20", "date_to": "2025-04-14"}, "after it ends"),
+        ({"date_from": "2025-01-01", "date_to": "2025-04-20"}, "the maximum is 62"),
+        ({"date_from": "2025-13-01", "date_to": "2025-04-20"}, "Enter a valid date."),
+        ({"date_from": "2025-04-14"}, "This field is required."),
+    ],
+)
+def test_it_refuses_a_bad_window_and_creates_nothing(admin_client, world, sent, window, error):
+    before = (CollectionRun.objects.count(), SchoolRun.objects.count())
+    response = _collect_now(admin_client, [world["schools"]["M1"]], apply="1", **window)
+    assert response.status_code == 200
+    assert error in html.unescape(response.content.decode())
+    assert 'class="errorlist' in response.content.decode()
+    assert (CollectionRun.objects.count(), SchoolRun.objects.count()) == before
+    assert sent == []
+
+
+# Completeness
+
+
+def _offices(response) -> dict[str, dict]:
+    """Counts by status of the offices that have schools in the week; every office is drawn."""
+    assert response.status_code == 200
+    offices = response.context["offices"]
+    assert [o["code"] for o in offices] == list(Office.objects.values_list("code", flat=True))
+    return {
+        o["code"]: {s["status"]: s["n"] for s in o["segments"] if s["n"]} | {"total": o["total"]}
+        for o in offices
+        if o["total"]
+    }
+
+
+def test_it_draws_completeness_by_office(admin_client, world):
+    response = admin_client.get(f"{COMPLETENESS}?level=middle&week=2025-04-09")
+    # Each school once, by its latest covering run: M4 counts as done (run C), not failed.
+    assert _offices(response) == {
+        "B10": {"done": 1, "deferred": 1, "failed": 1, "total": 3},
+        "C10": {"done": 1, "total": 1},
+    }
+    assert response.context["week"] == MONDAY
+    assert response.context["runs"] == 3
+    page = re.sub(r"\s+", " ", response.content.decode())
+    assert 'class="seg failed" style="width: 33.33%" title="Failed: 1"' in page
+    assert 'class="seg done" style="width: 100.00%" title="Done: 1"' in page
+    assert "<td>Done 1, Deferred (quota) 1, Failed 1 <a href=" in page
+    assert "<td>Done 1 </td>" in page
+    assert page.count("failing schools</a>") == 1
+
+
+def test_it_counts_every_level_and_skips_cancelled_units(admin_client, world):
+    response = admin_client.get(f"{COMPLETENESS}?week=2025-04-07")
+    assert response.context["level"] == "all"
+    assert _offices(response) == {
+        "B10": {"done": 1, "deferred": 1, "failed": 1, "pending": 1, "total": 4},
+        "C10": {"done": 1, "deferred": 1, "failed": 1, "total": 3},
+    }
+    # Run D's week: its only unit is cancelled.
+    later = admin_client.get(f"{COMPLETENESS}?week=2025-04-14")
+    assert _offices(later) == {}
+    assert later.context["runs"] == 1
+
+
+def test_it_falls_back_on_a_bad_level_or_week(admin_client, world):
+    response = admin_client.get(f"{COMPLETENESS}?level=college&week=soon")
+    assert response.status_code == 200
+    assert response.context["level"] == "all"
+    today = timezone.localdate()
+    assert response.context["week"] == today - datetime.timedelta(days=today.weekday())
+
+
+@pytest.mark.parametrize(
+    ("level", "office", "expected"),
+    [
+        ("middle", "B10", ["A-M1"]),
+        ("all", "B10", ["A-M1"]),
+        ("all", "C10", ["B-E2"]),
+        ("elementary", "C10", ["B-E2"]),
+    ],
+)
+def test_it_links_to_exactly_the_failing_schools(admin_client, world, level, office, expected):
+    response = admin_client.get(f"{COMPLETENESS}?level={level}&week=2025-04-09")
+    [link] = [o["failed_link"] for o in response.context["offices"] if o["code"] == office]
+    assert html.escape(link) in response.content.decode()
+    assert _listed(admin_client.get(link)) == {world["units"][name].pk for name in expected}
+
+
+def test_it_filters_the_ledger_to_each_schools_latest_unit_of_a_week(admin_client, world):
+    u = world["units"]
+    response = admin_client.get(f"{LEDGER}?latest_for_week=2025-04-10")
+    expected = ["A-M1", "A-M2", "A-M3", "B-E1", "B-E2", "B-E3", "C-M4"]
+    assert _listed(response) == {u[name].pk for name in expected}
+    assert b"week of 2025-04-07" in response.content  # the chosen week shows in the sidebar
+    bad = admin_client.get(f"{LEDGER}?latest_for_week=soon")
+    assert bad.status_code == 302 and bad["Location"].endswith("?e=1")
+
+
+def test_it_links_nothing_where_nothing_fails(admin_client, world):
+    response = admin_client.get(f"{COMPLETENESS}?level=middle&week=2025-04-09")
+    links = {o["code"]: o["failed_link"] for o in response.context["offices"]}
+    assert links["C10"] == ""
+
+
+# Staff only
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        RUNS,
+        RUNS + "?level__exact=middle",
+        "{RUNS}{A}/change/",
+        LEDGER,
+        LEDGER + "?q=7010",
+        "{LEDGER}{unit}/change/",
+        LEDGER + "?latest_for_week=2025-04-07",
+        SCHOOLS,
+        COMPLETENESS,
+        COMPLETENESS + "?level=middle&week=2025-04-09",
+    ],
+)
+def test_it_refuses_pages_to_anonymous_users(client, world, page):
+    page = page.format(
+        RUNS=RUNS, LEDGER=LEDGER, A=world["runs"]["A"].pk, unit=world["units"]["A-M1"].pk
+    )
+    response = client.get(page)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/?next=")
+
+
+@pytest.mark.parametrize(
+    ("url", "action", "data"),
+    [
+        (RUNS, "retry_failed_schools", {}),
+        (RUNS, "cancel_runs", {}),
+        (RUNS, "refresh_counts", {}),
+        (SCHOOLS, "collect_now", {}),
+        (
+            SCHOOLS,
+            "collect_now",
+            {"apply": "1", "date_from": "2025-04-14", "date_to": "2025-04-20"},
+        ),
+    ],
+)
+def test_it_refuses_actions_to_anonymous_users(client, world, sent, url, action, data):
+    before = (
+        list(CollectionRun.objects.order_by("pk").values_list("pk", "status", "units_done")),
+        list(SchoolRun.objects.order_by("pk").values_list("pk", "status")),
+    )
+    objects = world["runs"].values() if url == RUNS else world["schools"].values()
+    response = _act(client, url, action, objects, **data)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/?next=")
+    after = (
+        list(CollectionRun.objects.order_by("pk").values_list("pk", "status", "units_done")),
+        list(SchoolRun.objects.order_by("pk").values_list("pk", "status")),
+    )
+    assert after == before
+    assert sent == []
