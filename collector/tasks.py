@@ -80,6 +80,8 @@ def start_run(
         )
     except IntegrityError:
         existing = CollectionRun.objects.filter(trigger_key=trigger_key).first()
+        if not trigger_key or existing is None:
+            raise  # not a duplicate firing: a real integrity problem
         log.warning(
             "run for %s already started (run %s); refused", trigger_key, existing and existing.pk
         )

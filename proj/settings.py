@@ -171,6 +171,8 @@ CELERY_RESULT_EXPIRES = timedelta(days=env_int("CELERY_RESULT_EXPIRES_DAYS", 7, 
 # Schedules live in the database (schedules app) and are editable in admin; the guarded
 # DatabaseScheduler lets only one beat send, however many are started.
 CELERY_BEAT_SCHEDULER = "schedules.scheduler:GuardedDatabaseScheduler"
+# Save "last run" after every send, so a beat taking over from a killed one repeats nothing.
+CELERY_BEAT_SYNC_EVERY = 1
 CELERY_TIMEZONE = env_str("CELERY_TIMEZONE", TIME_ZONE)
 CELERY_ENABLE_UTC = True
 # Our tasks are idempotent: ack after the work, take one message at a time, and hand a message

@@ -100,7 +100,15 @@ class GuardedDatabaseScheduler(DatabaseScheduler):
         if self._standing_by:
             log.warning("beat: lock acquired; this beat now sends the schedule")
             self._standing_by = False
+            self._reload()
         return super().tick(*args, **kwargs)
+
+    def _reload(self) -> None:
+        # The copy in memory dates from before standing by. Since then the other beat has sent
+        # entries and saved when they last ran, and a beat's own saves do not mark the schedule
+        # changed, so sending from that copy would send them all again.
+        self._schedule = self.all_as_schedule()
+        self._heap = None
 
     def close(self):
         try:
