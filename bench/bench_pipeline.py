@@ -1,0 +1,642 @@
+#!/usr/bin/env python
+"""End-to-end benchmark of the collection pipeline: simulator -> Celery workers -> PostgreSQL.
+
+    python bench/bench_pipeline.py            # full J10 office, about 5 minutes
+    python bench/bench_pipeline.py --quick    # 400 schools, about 2 minutes
+    python bench/bench_pipeline.py --schools 1000 --concurrency 3
+
+Everything runs on this machine, as a weekly run would: the NEIS simulator as its own process
+(``python -m collector.neis.simulator``, clock frozen at 2026-11-21T10:00+09:00, no faults
+beyond its usual data dirt), real ``celery -A proj worker`` processes (prefork, started through
+``tests.processes.celery_worker``), Redis as broker and request budget, PostgreSQL as the
+database. It creates its own database (``neis_bench_pipeline``, migrated by ``manage.py
+migrate`` in a subprocess, dropped at the end unless ``--keep``) and uses Redis DB 13 only
+(flushed before each case: queues, budget keys and all). Three cases, one 3-week window
+(2026-11-09..2026-11-29) of office J10 (about a quarter of the country's schools):
+
+1. naive: what a first attempt would do, one sequential loop in this process over a sample
+   of the same schools: ``requests`` + ``json`` per page, ``Lesson.objects.update_or_create``
+   per row (subjects looked up once each and cached: the charitable version). Timed for
+   ``--naive-seconds``, whole schools only.
+2. pipeline: ``pipeline.create_run`` + ``pipeline.dispatch`` for the office (or ``--schools``
+   of it, a seeded random sample), timed from dispatch to the run closing itself
+   (``finished_at``), the simulator at zero added latency and the request budget lifted out
+   of the way (``NEIS_MAX_CONCURRENCY`` = worker processes, ``NEIS_MAX_RPS`` 100,000): this
+   measures the machine, not the API. Lessons/s counts distinct lessons stored.
+3. budget: the simulator adds 200 ms to every answer and the budget is the production one
+   (``NEIS_MAX_CONCURRENCY=4``, ``NEIS_MAX_RPS=1000`` so that only concurrency binds); eight
+   worker processes on the neis queue. The ceiling is 4 pages per 200 ms = 20 pages/s; the
+   simulator's ``max_in_flight`` shows whether the budget ever let a fifth request through.
+
+Data tables are truncated between cases, so every case is a first load. The CPU table splits
+the seconds the machine spent during the pipeline case by process (read from /proc): it says
+what bounds the throughput. "other" is the rest of the machine (other jobs, exited processes).
+
+Targets: pipeline >= 25,000 lessons/s; >= 20x naive; 20,000,000 lessons in <= 15 minutes of
+machine time (20M / rate); budget case >= 90% of 20 pages/s with max_in_flight <= 4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DB = "neis_bench_pipeline"
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
+OFFICE = "J10"
+WINDOW = (datetime.date(2026, 11, 9), datetime.date(2026, 11, 29))
+CLOCK = "2026-11-21T10:00:00+09:00"
+NATIONAL = 20_000_000
+TARGET_RATE = 25_000
+TARGET_RATIO = 20
+TARGET_MINUTES = 15
+LATENCY_MS = 200
+BUDGET = 4
+TARGET_SHARE = 0.9
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+# --- Processes and CPU accounting -----------------------------------------------------------
+
+
+def start_simulator(cpu: int | None) -> tuple[subprocess.Popen, str, str]:
+    """The simulator as a child process; returns (process, url, key) once it listens."""
+    cmd = [sys.executable, "-m", "collector.neis.simulator", "--port", "0", "--ready-json"]
+    cmd += ["--clock", CLOCK, "--freeze", "--quota", "1000000000"]
+    if cpu is not None:
+        cmd += ["--cpu", str(cpu)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    ready = json.loads(proc.stdout.readline())
+    return proc, ready["url"], ready["key"]
+
+
+def _proc_stat(pid: str) -> tuple[str, int, float, float] | None:
+    """(comm, process group, own CPU seconds, reaped children's CPU seconds), None if gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2 :].split()
+    own = (int(fields[11]) + int(fields[12])) / TICK
+    return comm, int(fields[2]), own, (int(fields[13]) + int(fields[14])) / TICK
+
+
+def cpu_snapshot(worker_pgid: int, sim_pid: int) -> dict[str, float]:
+    """CPU seconds used so far, by process group of interest, and the machine's busy total.
+
+    Processes that exit (a recycled worker child, a database connection closed after
+    CELERY_DB_REUSE_MAX tasks) are counted through their parent's reaped-children time: the
+    worker's main process, and the postmaster (for any database's backend, so a busy
+    neighbour on the same server inflates "postgres").
+    """
+    groups = dict.fromkeys(("workers", "postgres", "simulator", "redis", "bench"), 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        stat = _proc_stat(entry.name)
+        if stat is None:
+            continue
+        comm, pgid, own, reaped = stat
+        pid = int(entry.name)
+        if pgid == worker_pgid:
+            groups["workers"] += own + reaped
+        elif pid == sim_pid:
+            groups["simulator"] += own
+        elif pid == os.getpid():
+            groups["bench"] += own
+        elif comm.startswith("redis-server"):
+            groups["redis"] += own
+        elif comm == "postgres":
+            try:
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if not cmdline.startswith("postgres:"):  # the postmaster
+                groups["postgres"] += own + reaped
+            # Our backends, and the server-wide writers that work for them (not other
+            # databases' live backends: other jobs may share the server).
+            elif BENCH_DB in cmdline or any(
+                aux in cmdline for aux in ("walwriter", "checkpointer", "background writer")
+            ):
+                groups["postgres"] += own
+    cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in cpu[:8])
+    groups["machine"] = (user + nice + system + irq + softirq + steal) / TICK
+    return groups
+
+
+def cpu_delta(before: dict, after: dict) -> dict[str, float]:
+    delta = {name: after[name] - before[name] for name in before}
+    delta["other"] = delta["machine"] - sum(v for k, v in delta.items() if k != "machine")
+    return delta
+
+
+# --- Database and broker --------------------------------------------------------------------
+
+
+def with_database(url: str, name: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def libpq(url: str) -> str:
+    scheme = urlsplit(url).scheme
+    return url.replace(f"{scheme}://", "postgresql://", 1)
+
+
+def create_database(server_url: str) -> str:
+    """A fresh, migrated BENCH_DB on the server of ``server_url``; returns its URL."""
+    import psycopg
+
+    with psycopg.connect(libpq(with_database(server_url, "postgres")), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {BENCH_DB}")
+    url = with_database(server_url, BENCH_DB)
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "proj.settings"}
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--verbosity", "0", "--skip-checks"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    return url
+
+
+def drop_database(server_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(libpq(with_database(server_url, "postgres")), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+
+def reset_data(redis_url: str) -> None:
+    """Empty lessons, subjects, runs and task results; flush the dedicated Redis DB."""
+    import redis
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE collector_lesson, collector_subject, collector_schoolrun, "
+            "collector_collectionrun, django_celery_results_taskresult"
+        )
+    redis.Redis.from_url(redis_url).flushdb()  # queues, budget keys, everything of ours
+
+
+def lesson_count() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM collector_lesson")
+        return cursor.fetchone()[0]
+
+
+# --- The cases ------------------------------------------------------------------------------
+
+
+def naive(schools, base: str, key: str, seconds: float) -> dict:
+    """One sequential loop: requests + json per page, update_or_create per row."""
+    import requests
+    from django.utils import timezone
+
+    from collector.models import Lesson, Subject
+    from collector.neis import parse
+    from collector.neis.records import Level
+    from collector.storage import ensure_partitions
+
+    ensure_partitions(*WINDOW)  # the pipeline does this inside store_lessons
+    session = requests.Session()
+    subjects: dict[str, Subject] = {}
+    fetched = pages = done = 0
+    per_school = []
+    started = time.perf_counter()
+    for school in schools:
+        if time.perf_counter() - started >= seconds:
+            break
+        school_started, school_rows = time.perf_counter(), 0
+        service = Level(school.level).service
+        params = {
+            "KEY": key,
+            "Type": "json",
+            "pSize": 1000,
+            "ATPT_OFCDC_SC_CODE": school.office_id,
+            "SD_SCHUL_CODE": school.code,
+            "TI_FROM_YMD": WINDOW[0].strftime("%Y%m%d"),
+            "TI_TO_YMD": WINDOW[1].strftime("%Y%m%d"),
+        }
+        for index in range(1, 100):
+            body = session.get(f"{base}/hub/{service}", params={**params, "pIndex": index})
+            pages += 1
+            data = json.loads(body.content)
+            if service not in data:  # INFO-200: no (more) rows
+                break
+            rows = data[service][1]["row"]
+            now = timezone.now()
+            for row in rows:
+                try:
+                    record = parse.lesson_from_row(row)
+                except parse.InvalidRow:
+                    continue
+                subject = subjects.get(record.subject_raw)
+                if subject is None:
+                    subject, _ = Subject.objects.get_or_create(
+                        raw=record.subject_raw, defaults={"name": record.subject}
+                    )
+                    subjects[record.subject_raw] = subject
+                Lesson.objects.update_or_create(
+                    school=school,
+                    date=record.date,
+                    grade=record.grade,
+                    class_name=record.class_name,
+                    period=record.period,
+                    day_night=record.day_night,
+                    track=record.track,
+                    department=record.department,
+                    course=record.course,
+                    classroom=record.classroom,
+                    subject=subject,
+                    defaults={
+                        "academic_year": record.academic_year,
+                        "semester": record.semester,
+                        "load_dtm": record.load_dtm,
+                        "changed_at": now,
+                    },
+                    create_defaults={
+                        "academic_year": record.academic_year,
+                        "semester": record.semester,
+                        "load_dtm": record.load_dtm,
+                        "changed_at": now,
+                        "first_stored_at": now,
+                    },
+                )
+            fetched += len(rows)
+            school_rows += len(rows)
+            if len(rows) < 1000:
+                break
+        done += 1
+        if school_rows:
+            per_school.append(school_rows / (time.perf_counter() - school_started))
+    elapsed = time.perf_counter() - started
+    lessons = lesson_count()
+    return {
+        "case": "naive: requests + update_or_create, 1 loop",
+        "schools": done,
+        "pages": pages,
+        "fetched": fetched,
+        "lessons": lessons,
+        "seconds": elapsed,
+        "rate": lessons / elapsed,
+        "median_school_rate": statistics.median(per_school) if per_school else 0.0,
+    }
+
+
+def wait_closed(run_id: int, timeout: float):
+    from collector.ledger import CollectionRun
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = CollectionRun.objects.get(pk=run_id)
+        if not run.is_open:
+            return run
+        time.sleep(0.1)
+    raise TimeoutError(f"run {run_id} still open after {timeout:.0f} s")
+
+
+def pipeline_case(label: str, codes, control, worker, sim_pid: int, timeout: float) -> dict:
+    """create_run + dispatch, timed from dispatch until the run closes itself."""
+    from django.utils import timezone
+
+    from collector import pipeline
+
+    run = pipeline.create_run(
+        "all",
+        *WINDOW,
+        offices=[OFFICE],
+        school_codes=codes,
+        refresh_registry=False,
+        requested_by="bench_pipeline",
+    )
+    control.reset_stats()
+    cpu_before = cpu_snapshot(worker.popen.pid, sim_pid)
+    started = timezone.now()
+    clock = time.perf_counter()
+    sent = pipeline.dispatch(run)
+    dispatched = time.perf_counter() - clock
+    run = wait_closed(run.pk, timeout)
+    cpu = cpu_delta(cpu_before, cpu_snapshot(worker.popen.pid, sim_pid))
+    elapsed = (run.finished_at - started).total_seconds()
+    stats = control.stats()
+    # Time each request spent inside the simulator (added latency included), from its log.
+    served_ms = [entry["ms"] for entry in control.log() if entry["service"].endswith("Timetable")]
+    lessons = lesson_count()
+    # From the units, not the run row: the run is marked done a moment before its counts.
+    counts = pipeline.run_counts(run.pk)
+    failed = counts["units_failed"]
+    if failed or lessons != counts["rows_inserted"]:
+        print(
+            f"WARNING {label}: {failed} units failed; {lessons:,} lessons stored, "
+            f"ledger says {counts['rows_inserted']:,} inserted",
+            file=sys.stderr,
+        )
+    # Lessons stored per third of the run (by unit finish time): does the rate hold up?
+    thirds = [0, 0, 0]
+    for finished, rows in run.units.values_list("finished_at", "rows_inserted"):
+        share = (finished - started).total_seconds() / elapsed
+        thirds[min(2, max(0, int(share * 3)))] += rows or 0
+    return {
+        "case": label,
+        "schools": sent,
+        "pages": stats["requests"],
+        "fetched": counts["rows_fetched"],
+        "lessons": lessons,
+        "seconds": elapsed,
+        "rate": lessons / elapsed,
+        "pages_per_s": stats["requests"] / elapsed,
+        "dispatch_s": dispatched,
+        "max_in_flight": stats["max_in_flight"],
+        "served_ms": statistics.mean(served_ms) if served_ms else 0.0,
+        "failed": failed,
+        "cpu": cpu,
+        "thirds": [rows / (elapsed / 3) for rows in thirds],
+    }
+
+
+def median_of(results: list[dict], key: str = "rate") -> dict:
+    ordered = sorted(results, key=lambda r: r[key])
+    chosen = dict(ordered[len(ordered) // 2])
+    chosen["range"] = (ordered[0][key], ordered[-1][key])
+    chosen["rounds"] = len(results)
+    return chosen
+
+
+# --- Report ---------------------------------------------------------------------------------
+
+
+def report(args, registry: dict, naive_result: dict, e2e: dict, budget: dict) -> bool:
+    print()
+    print(
+        f"{'case':<46} {'schools':>7} {'pages':>6} {'lessons':>10} {'s':>7} "
+        f"{'lessons/s':>10} {'pages/s':>8}  notes"
+    )
+    for r in (naive_result, e2e, budget):
+        pages_per_s = r.get("pages_per_s", r["pages"] / r["seconds"])
+        notes = []
+        if r.get("rounds", 1) > 1:
+            notes.append("median of {}, {:,.0f}..{:,.0f}".format(r["rounds"], *r["range"]))
+        if "median_school_rate" in r:
+            notes.append(f"median school {r['median_school_rate']:,.0f} lessons/s")
+        if "dispatch_s" in r:
+            notes.append(f"dispatch {r['dispatch_s']:.1f} s")
+        if r.get("thirds") and r is e2e:
+            notes.append("by third {:,.0f} / {:,.0f} / {:,.0f}".format(*r["thirds"]))
+        if "max_in_flight" in r:
+            notes.append(f"max_in_flight {r['max_in_flight']}")
+        print(
+            f"{r['case']:<46} {r['schools']:>7,} {r['pages']:>6,} {r['lessons']:>10,} "
+            f"{r['seconds']:>7.1f} {r['rate']:>10,.0f} {pages_per_s:>8.1f}  {'; '.join(notes)}"
+        )
+    cpu = e2e["cpu"]
+    wall = e2e["seconds"]
+    cores = os.cpu_count() or 1
+    print()
+    print(
+        f"CPU seconds during the pipeline case ({wall:.1f} s wall x {cores} cores = "
+        f"{wall * cores:.0f} core-seconds; the machine was busy {cpu['machine']:.0f}, "
+        f"{cpu['machine'] / (wall * cores):.0%}):"
+    )
+    parts = ["workers", "postgres", "simulator", "redis", "bench", "other"]
+    print(
+        "  "
+        + ", ".join(
+            f"{name} {cpu[name]:.0f} ({cpu[name] / cpu['machine']:.0%})"
+            for name in parts
+            if cpu["machine"] > 0
+        )
+    )
+    per_100k = {name: cpu[name] / e2e["lessons"] * 100_000 for name in parts}
+    print(
+        "  per 100,000 lessons: "
+        + ", ".join(f"{name} {value:.2f} s" for name, value in per_100k.items())
+    )
+    ours = sum(cpu[name] for name in parts if name != "other")
+    print(
+        f"  without the other load this CPU-bound run would do about "
+        f"{e2e['lessons'] * cores / ours:,.0f} lessons/s (lessons x cores / our CPU seconds)"
+    )
+    held = budget["served_ms"]
+    if held:
+        occupancy = budget["pages"] * held / 1000 / BUDGET / budget["seconds"]
+        print(
+            f"budget case: the simulator held each page request {held:.0f} ms on average "
+            f"({LATENCY_MS} ms added + serving), so {BUDGET} in flight can do at most "
+            f"{BUDGET * 1000 / held:.1f} pages/s; requests filled {occupancy:.0%} of the "
+            "budget's slot-time from dispatch to close"
+        )
+    print()
+    if registry["sampled"]:
+        full = registry["collected"] * e2e["lessons"] / e2e["schools"]
+        print(
+            f"J10 measured on {e2e['schools']:,} of its {registry['collected']:,} collected "
+            f"schools (seeded random sample); the whole office would be about {full:,.0f} "
+            f"lessons, {full / e2e['rate']:.0f} s at the measured rate (extrapolated)."
+        )
+    rate, base = e2e["rate"], naive_result["rate"]
+    minutes = NATIONAL / rate / 60
+    share = budget["pages_per_s"] / (BUDGET * 1000 / LATENCY_MS)
+    ceiling = BUDGET * 1000 / LATENCY_MS
+    pages_per_lesson = e2e["pages"] / e2e["lessons"]
+    api_minutes = NATIONAL * pages_per_lesson / budget["pages_per_s"] / 60
+    checks = [
+        (f"end to end {rate:,.0f} lessons/s >= {TARGET_RATE:,}", rate >= TARGET_RATE),
+        (
+            f"end to end {rate / base:.1f}x the naive baseline ({base:,.0f} lessons/s) "
+            f">= {TARGET_RATIO}x",
+            rate >= TARGET_RATIO * base,
+        ),
+        (
+            f"national run {NATIONAL:,} / {rate:,.0f} lessons/s = {minutes:.1f} min of machine "
+            f"time <= {TARGET_MINUTES} min",
+            minutes <= TARGET_MINUTES,
+        ),
+        (
+            f"budget case {budget['pages_per_s']:.1f} pages/s = {share:.0%} of the ceiling "
+            f"{ceiling:.0f} pages/s ({BUDGET} in flight x {LATENCY_MS} ms) >= "
+            f"{TARGET_SHARE:.0%}",
+            share >= TARGET_SHARE,
+        ),
+        (
+            f"budget case simulator max_in_flight {budget['max_in_flight']} <= {BUDGET}",
+            budget["max_in_flight"] <= BUDGET,
+        ),
+    ]
+    ok = True
+    for text, passed in checks:
+        ok &= passed
+        print(f"{'PASS' if passed else 'FAIL'}  {text}")
+    print(
+        f"      the naive loop would take {NATIONAL / base / 3600:.1f} h for {NATIONAL:,} "
+        f"lessons; against the real API at this budget, {pages_per_lesson * 1000:.2f} pages "
+        f"per 1,000 lessons make the national run about {api_minutes:.0f} min of requests"
+    )
+    return ok
+
+
+# --- Main -----------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--schools", type=int, default=0, help="cap the pipeline case at N J10 schools (0: all)"
+    )
+    parser.add_argument("--quick", action="store_true", help="400 schools, shorter cases")
+    parser.add_argument(
+        "--concurrency", type=int, default=3, help="prefork processes of the pipeline case"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="rounds of the pipeline case (median reported)"
+    )
+    parser.add_argument(
+        "--naive-seconds", type=float, default=30.0, help="length of the naive loop"
+    )
+    parser.add_argument(
+        "--budget-schools", type=int, default=400, help="schools in the 200 ms budget case"
+    )
+    parser.add_argument(
+        "--budget-concurrency", type=int, default=8, help="prefork processes of the budget case"
+    )
+    parser.add_argument(
+        "--sim-cpu", type=int, default=None, help="pin the simulator to this CPU (default: none)"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed of the school sample order")
+    parser.add_argument("--keep", action="store_true", help=f"keep the {BENCH_DB} database")
+    args = parser.parse_args()
+    if args.quick:
+        args.schools = args.schools or 400
+        args.naive_seconds = min(args.naive_seconds, 15.0)
+        args.budget_schools = min(args.budget_schools, 150)
+
+    server_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+    redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
+    print(f"creating and migrating {BENCH_DB} ...", file=sys.stderr)
+    database_url = create_database(server_url)
+    sim, base, key = start_simulator(args.sim_cpu)
+    try:
+        os.environ.update(
+            DJANGO_SETTINGS_MODULE="proj.settings",
+            DATABASE_URL=database_url,
+            CELERY_BROKER_URL=redis_url,
+            NEIS_LIMITER_URL=redis_url,
+            NEIS_BASE_URL=base,
+            NEIS_API_KEY=key,
+            DEBUG="0",
+            SECRET_KEY="bench-pipeline",
+            SECURE_SSL_REDIRECT="0",
+            LOG_LEVEL="WARNING",
+        )
+        sys.path.insert(0, str(ROOT))
+        import django
+
+        django.setup()
+        return benchmark(args, redis_url, sim.pid, base, key)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        sim.terminate()
+        sim.wait(10)
+        if not args.keep:
+            drop_database(server_url)
+
+
+def benchmark(args, redis_url: str, sim_pid: int, base: str, key: str) -> int:
+    from django.db import connection
+
+    from collector.models import School
+    from collector.neis.client import NeisClient
+    from collector.neis.simulator import RemoteControl
+    from collector.storage import sync_school_registry
+    from tests.processes import celery_worker
+
+    control = RemoteControl(base)
+    clock = time.perf_counter()
+    sync_school_registry(NeisClient.from_settings(), offices=[OFFICE])
+    synced = time.perf_counter() - clock
+    collected = list(
+        School.objects.filter(office_id=OFFICE, active=True).exclude(level="").order_by("code")
+    )
+    random.Random(args.seed).shuffle(collected)
+    chosen = collected[: args.schools] if args.schools else collected
+    registry = {"collected": len(collected), "sampled": len(chosen) < len(collected)}
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        version = cursor.fetchone()[0].split()[0]
+    pinned = "" if args.sim_cpu is None else f", simulator pinned to CPU {args.sim_cpu}"
+    print("$ python bench/bench_pipeline.py " + " ".join(sys.argv[1:]))
+    print(
+        f"office {OFFICE}, window {WINDOW[0]}..{WINDOW[1]}, simulator clock {CLOCK} (frozen), "
+        f"{registry['collected']:,} collected schools (registry synced in {synced:.1f} s); "
+        f"{os.cpu_count()} CPUs, PostgreSQL {version}, broker {redis_url}{pinned}"
+    )
+
+    print(f"naive loop for {args.naive_seconds:.0f} s ...", file=sys.stderr)
+    reset_data(redis_url)
+    naive_result = naive(chosen, base, key, args.naive_seconds)
+
+    codes = [school.code for school in chosen] if registry["sampled"] else []
+    e2e_env = {
+        "NEIS_MAX_CONCURRENCY": str(max(args.concurrency, 4)),
+        "NEIS_MAX_RPS": "100000",
+    }
+    label = f"pipeline: prefork -c {args.concurrency}, 0 ms, no budget"
+    rounds = []
+    with tempfile.TemporaryDirectory() as tmp:
+        reset_data(redis_url)
+        with celery_worker(
+            Path(tmp), e2e_env, queues="neis,default", concurrency=args.concurrency
+        ) as worker:
+            for number in range(args.rounds):
+                print(f"pipeline case, round {number + 1} ...", file=sys.stderr)
+                if number:
+                    reset_data(redis_url)
+                rounds.append(pipeline_case(label, codes, control, worker, sim_pid, timeout=1800))
+        e2e = median_of(rounds)
+
+        print("budget case (200 ms, 4 in flight) ...", file=sys.stderr)
+        budget_env = {"NEIS_MAX_CONCURRENCY": str(BUDGET), "NEIS_MAX_RPS": "1000"}
+        budget_codes = [school.code for school in chosen[: args.budget_schools]]
+        reset_data(redis_url)
+        control.configure(latency_ms=LATENCY_MS)
+        try:
+            with celery_worker(
+                Path(tmp), budget_env, queues="neis,default", concurrency=args.budget_concurrency
+            ) as worker:
+                budget = pipeline_case(
+                    f"budget: prefork -c {args.budget_concurrency}, {LATENCY_MS} ms, {BUDGET} "
+                    "in flight",
+                    budget_codes,
+                    control,
+                    worker,
+                    sim_pid,
+                    timeout=900,
+                )
+        finally:
+            control.configure(latency_ms=0)
+    ok = report(args, registry, naive_result, e2e, budget)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
