@@ -463,9 +463,10 @@ def run_counts(run_id: int) -> dict:
 
 
 def refresh_counts(run: CollectionRun) -> CollectionRun:
-    for name, value in run_counts(run.pk).items():
+    counts = run_counts(run.pk)
+    for name, value in counts.items():
         setattr(run, name, value)
-    run.save(update_fields=list(run_counts(run.pk)))
+    run.save(update_fields=list(counts))
     return run
 
 
@@ -476,18 +477,21 @@ def finish_run_if_complete(run_id: int) -> bool:
     existing at the moment it runs, so of several units finishing together exactly one wins.
     """
     open_units = SchoolRun.objects.filter(run_id=OuterRef("pk"), status__in=OPEN)
-    closed = (
-        CollectionRun.objects.filter(pk=run_id, status__in=[RunStatus.PENDING, RunStatus.RUNNING])
-        .filter(~Exists(open_units))
-        .update(status=RunStatus.DONE, finished_at=timezone.now())
-    )
-    if not closed:
-        return False
-    run = CollectionRun.objects.get(pk=run_id)
-    refresh_counts(run)
-    if run.units_failed:
-        CollectionRun.objects.filter(pk=run_id).update(status=RunStatus.PARTIAL)
-    log.info("run %s finished: %s", run_id, run_counts(run_id))
+    # Status and counts commit together: nobody sees a closed run without its counts.
+    with transaction.atomic():
+        closed = (
+            CollectionRun.objects.filter(
+                pk=run_id, status__in=[RunStatus.PENDING, RunStatus.RUNNING]
+            )
+            .filter(~Exists(open_units))
+            .update(status=RunStatus.DONE, finished_at=timezone.now())
+        )
+        if not closed:
+            return False
+        counts = run_counts(run_id)
+        status = RunStatus.PARTIAL if counts["units_failed"] else RunStatus.DONE
+        CollectionRun.objects.filter(pk=run_id).update(status=status, **counts)
+    log.info("run %s finished: %s", run_id, counts)
     return True
 
 
