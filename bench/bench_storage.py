@@ -292,8 +292,8 @@ CASES = ("first load", "unchanged re-run", "5% changed, 2% removed")
 PATHS = {"copy": "COPY + merge", "orm": "bulk_create(update_conflicts)"}
 
 
-def benchmark(args) -> None:
-    from django.db import connection
+def prepared(args):
+    """The seeded generator, realistic school windows, and their stored schools by code."""
     from django.utils import timezone
 
     from collector.models import School
@@ -303,7 +303,13 @@ def benchmark(args) -> None:
     print("generating lessons ...", file=sys.stderr)
     school_records, windows = make_schools(rng, args.rows)
     upsert_schools(school_records, seen_at=timezone.now())
-    by_code = School.objects.in_bulk(field_name="code")
+    return rng, windows, School.objects.in_bulk(field_name="code")
+
+
+def benchmark(args) -> None:
+    from django.db import connection
+
+    rng, windows, by_code = prepared(args)
     rng.shuffle(windows)  # workers take schools in no particular order
     data = {
         "first load": windows,
@@ -552,14 +558,9 @@ def explained(query, param_sets) -> tuple[float, float, float]:
 def compare_designs(args) -> None:
     from django.utils import timezone
 
-    from collector.models import School, Subject
-    from collector.storage import upsert_schools
+    from collector.models import Subject
 
-    rng = random.Random(args.seed)
-    print("generating lessons ...", file=sys.stderr)
-    school_records, windows = make_schools(rng, args.rows)
-    upsert_schools(school_records, seen_at=timezone.now())
-    by_code = School.objects.in_bulk(field_name="code")
+    rng, windows, by_code = prepared(args)
     rng.shuffle(windows)
     raws = sorted({(r.subject_raw, r.subject) for _, records in windows for r in records})
     Subject.objects.bulk_create([Subject(raw=raw, name=name) for raw, name in raws])

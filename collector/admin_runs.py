@@ -255,14 +255,7 @@ def completeness_view(request):
     for row in per_office:
         bars.setdefault(row["school__office_id"], {})[row["status"]] = row["n"]
     changelist = reverse("admin:collector_schoolrun_changelist")
-    shown = [
-        UnitStatus.DONE,
-        UnitStatus.NO_DATA,
-        UnitStatus.DEFERRED,
-        UnitStatus.FAILED,
-        UnitStatus.PENDING,
-        UnitStatus.RUNNING,
-    ]
+    shown = [status for status in report.STATUS_COLUMNS if status != UnitStatus.CANCELLED]
     offices = []
     for code, counts in sorted(bars.items()):
         total = sum(counts.values())
@@ -299,7 +292,6 @@ def completeness_view(request):
         "next_week": monday + datetime.timedelta(weeks=1),
         "offices": offices,
         "legend": [(status.value, status.label) for status in shown],
-        "totals": report.completeness(chosen),
         "runs": runs.count(),
     }
     return TemplateResponse(request, "admin/collector/completeness.html", context)

@@ -224,6 +224,12 @@ def _budget() -> RequestBudget:
     return budget_from_settings()
 
 
+def _quota_blocked_until(budget: RequestBudget) -> datetime.datetime | None:
+    """When the key's spent quota resets, or None while requests may be made."""
+    blocked = budget.blocked_until()
+    return datetime.datetime.fromtimestamp(blocked, tz=datetime.UTC) if blocked else None
+
+
 def dispatch(run: CollectionRun, *, units=None, budget: RequestBudget | None = None) -> int:
     """Enqueue one collect task per pending unit of ``run``; returns how many were sent.
 
@@ -242,9 +248,8 @@ def dispatch(run: CollectionRun, *, units=None, budget: RequestBudget | None = N
     if not unit_ids:
         finish_run_if_complete(run.pk)
         return 0
-    blocked = budget.blocked_until()
-    if blocked:
-        until = datetime.datetime.fromtimestamp(blocked, tz=datetime.UTC)
+    until = _quota_blocked_until(budget)
+    if until:
         SchoolRun.objects.filter(pk__in=unit_ids).update(
             status=UnitStatus.DEFERRED, defer_until=until
         )
@@ -337,9 +342,8 @@ def collect_unit(
         return Outcome(unit_id, UnitStatus.CANCELLED, "run is closed")
 
     budget = budget or _budget()
-    blocked = budget.blocked_until()
-    if blocked:
-        until = datetime.datetime.fromtimestamp(blocked, tz=datetime.UTC)
+    until = _quota_blocked_until(budget)
+    if until:
         _defer(unit_id, token, until, "ERROR-337", "daily quota spent (seen by another unit)")
         return Outcome(unit_id, UnitStatus.DEFERRED, f"quota spent until {until.isoformat()}")
 
@@ -499,7 +503,8 @@ def resume_deferred(*, now: datetime.datetime | None = None, budget=None) -> int
     """Re-queue deferred units whose reset time has passed; returns how many."""
     budget = budget or _budget()
     now = now or timezone.now()
-    if budget.blocked_until() and budget.blocked_until() > now.timestamp():
+    until = _quota_blocked_until(budget)
+    if until and until > now:
         return 0
     budget.clear_block()
     due = SchoolRun.objects.filter(
