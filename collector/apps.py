@@ -7,4 +7,10 @@ class CollectorConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from django.conf import settings
+
         from collector import checks  # noqa: F401  (registers the system checks)
+        from collector.clock import Clock, install
+
+        if settings.NEIS_CLOCK:  # validated by settings
+            install(Clock.parse(settings.NEIS_CLOCK))
