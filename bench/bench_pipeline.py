@@ -379,7 +379,7 @@ def pipeline_case(label: str, codes, control, worker, sim_pid: int, timeout: flo
     served_ms = [entry["ms"] for entry in control.log() if entry["service"].endswith("Timetable")]
     lessons = lesson_count()
     # From the units, not the run row: the run is marked done a moment before its counts.
-    counts = pipeline.run_counts(run.pk)
+    counts = run.live_counts()
     failed = counts["units_failed"]
     if failed or lessons != counts["rows_inserted"]:
         print(
@@ -610,7 +610,7 @@ def benchmark(args, redis_url: str, sim_pid: int, base: str, key: str) -> int:
     from collector.models import School
     from collector.neis.client import NeisClient
     from collector.neis.simulator import RemoteControl
-    from collector.storage import sync_school_registry
+    from collector.registry import sync_school_registry
     from tests.processes import celery_worker
 
     control = RemoteControl(base)

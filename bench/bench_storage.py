@@ -297,7 +297,7 @@ def prepared(args):
     from django.utils import timezone
 
     from collector.models import School
-    from collector.storage import upsert_schools
+    from collector.registry import upsert_schools
 
     rng = random.Random(args.seed)
     print("generating lessons ...", file=sys.stderr)
@@ -403,7 +403,8 @@ def weekly(args) -> None:
     from django.utils import timezone
 
     from collector.models import School
-    from collector.storage import store_lessons, upsert_schools
+    from collector.registry import upsert_schools
+    from collector.storage import store_lessons
 
     rng = random.Random(args.seed)
     start = datetime.date(2025, 3, 3)

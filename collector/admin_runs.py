@@ -10,14 +10,12 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import Count
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
-from collector import pipeline, report
+from collector import clock, pipeline, report
 from collector.ledger import CollectionRun, RunLevel, SchoolRun, Trigger, UnitStatus
 from collector.models import Office
-from collector.windows import school_weeks_window
 
 
 class CollectionRunAdmin(admin.ModelAdmin):
@@ -95,7 +93,7 @@ class CollectionRunAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel the selected runs")
     def cancel_runs(self, request, queryset):
-        done = {run.pk: pipeline.cancel_run(run) for run in queryset if run.is_open}
+        done = {run.pk: run.cancel() for run in queryset if run.is_open}
         skipped = queryset.count() - len(done)
         self.message_user(
             request,
@@ -106,7 +104,7 @@ class CollectionRunAdmin(admin.ModelAdmin):
     @admin.action(description="Recount the ledger of the selected runs")
     def refresh_counts(self, request, queryset):
         for run in queryset:
-            pipeline.refresh_counts(run)
+            run.recount()
         self.message_user(request, f"Recounted {queryset.count()} runs.")
 
 
@@ -115,11 +113,11 @@ class LatestForWeekFilter(admin.SimpleListFilter):
     parameter_name = "latest_for_week"
 
     def lookups(self, request, model_admin):
-        this_week = report.monday_of(timezone.localdate())
+        this_week = clock.monday_of(clock.today())
         weeks = [this_week - datetime.timedelta(weeks=n) for n in range(3)]
         # A week linked from the completeness page shows as chosen even if it is older.
         try:
-            asked = report.monday_of(datetime.date.fromisoformat(self.value() or ""))
+            asked = clock.monday_of(datetime.date.fromisoformat(self.value() or ""))
         except ValueError:
             asked = None
         if asked and asked not in weeks:
@@ -133,7 +131,7 @@ class LatestForWeekFilter(admin.SimpleListFilter):
             week = datetime.date.fromisoformat(self.value())
         except ValueError as exc:
             raise IncorrectLookupParameters(exc) from None
-        return queryset.filter(pk__in=report.latest_units(report.monday_of(week)).values("pk"))
+        return queryset.filter(pk__in=report.latest_units(clock.monday_of(week)).values("pk"))
 
 
 class SchoolRunAdmin(admin.ModelAdmin):
@@ -195,25 +193,31 @@ def collect_now(modeladmin, request, queryset):
             for code, level in queryset.values_list("code", "level"):
                 if level:
                     by_level.setdefault(level, []).append(code)
-            started = []
+            started, refused = [], []
             for level, codes in sorted(by_level.items()):
-                run = pipeline.create_run(
-                    level,
-                    form.cleaned_data["date_from"],
-                    form.cleaned_data["date_to"],
-                    school_codes=codes,
-                    trigger=Trigger.ADMIN,
-                    requested_by=request.user.get_username(),
-                    refresh_registry=False,
-                )
+                try:
+                    run = pipeline.create_run(
+                        level,
+                        form.cleaned_data["date_from"],
+                        form.cleaned_data["date_to"],
+                        school_codes=codes,
+                        trigger=Trigger.ADMIN,
+                        requested_by=request.user.get_username(),
+                        refresh_registry=False,
+                    )
+                except pipeline.PipelineError as exc:
+                    refused.append(f"{level}: {exc}")
+                    continue
                 sent = pipeline.dispatch(run)
                 started.append(f"run {run.pk} ({level}: {sent} schools queued)")
+            for reason in refused:
+                modeladmin.message_user(request, f"Not started: {reason}.", messages.ERROR)
             skipped = queryset.count() - sum(len(c) for c in by_level.values())
             note = f"; {skipped} schools of kinds that are not collected skipped" if skipped else ""
             modeladmin.message_user(request, f"Started {', '.join(started) or 'nothing'}{note}.")
             return None
     else:
-        start, end = school_weeks_window(weeks_before=0, weeks_after=0)
+        start, end = clock.school_weeks_window(weeks_before=0, weeks_after=0)
         form = CollectNowForm(initial={"date_from": start, "date_to": end})
     return TemplateResponse(
         request,
@@ -243,8 +247,8 @@ def completeness_view(request):
     try:
         week = datetime.date.fromisoformat(request.GET.get("week", ""))
     except ValueError:
-        week = timezone.localdate()
-    monday = report.monday_of(week)
+        week = clock.today()
+    monday = clock.monday_of(week)
     friday = monday + datetime.timedelta(days=4)
     runs = CollectionRun.objects.filter(date_from__lte=monday, date_to__gte=friday)
     chosen = report.latest_units(monday)

@@ -1,22 +1,60 @@
-"""Collection runs and their per-school ledger.
+"""Collection runs, their per-school ledger, and the state machine that moves both.
 
 A run asks for one date window of one level (or all); the ledger holds one row per school in
-the run, the unit of work. Fan-in goes through the ledger, never through Celery chords: a run
-closes itself when its last unit becomes terminal.
+the run, the *unit* of work. Fan-in goes through the ledger, never through Celery chords: a
+run closes itself when its last unit becomes terminal. Every change of state is a method
+below, and nothing else writes ``status``.
+
+A unit moves like this (the method that moves it in brackets)::
+
+    PENDING ──claim──▶ RUNNING ──finish──▶ DONE | NO_DATA
+       ▲  │              │ │ │
+       │  │              │ │ └──release──▶ PENDING   (transient error: retried with backoff)
+       │  │              │ └────defer────▶ DEFERRED  (quota spent, until the reset)
+       │  │              └──────fail─────▶ FAILED    (permanent error, or retries spent)
+       │  └──defer_pending──▶ DEFERRED ──claim──▶ RUNNING
+       │                        └──resume──▶ PENDING
+       └──reopen── FAILED;    PENDING | DEFERRED ──cancel──▶ CANCELLED
+
+How concurrent attempts stay safe:
+
+- A claim is one conditional UPDATE that writes a fresh random token. Only the attempt holding
+  the current token may move the unit on; every transition out of RUNNING is conditional on
+  it, so a superseded attempt (its lease expired and another took over) changes nothing.
+- ``finish`` locks the unit row (SELECT ... FOR UPDATE) in the caller's transaction, checks
+  the token, and commits the lessons and the unit's counts together: stored lessons and the
+  ledger never disagree.
+- The lease is the hard task time limit plus a minute: Celery kills a task at the hard limit,
+  so a lease older than that belongs to an attempt that can no longer be running. A message
+  redelivered after its worker died (the same task id) may re-claim at once.
+- A run closes with one conditional UPDATE ("still open and no open unit exists"), so of units
+  finishing together exactly one closes it, and its counts are written in the same
+  transaction as its status.
 """
 
 from __future__ import annotations
 
-from django.db import models
-from django.db.models import Q
+import datetime
+import uuid
 
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, Sum
 
-class RunLevel(models.TextChoices):
-    ALL = "all", "All levels"
-    ELEMENTARY = "elementary", "Elementary"
-    MIDDLE = "middle", "Middle"
-    HIGH = "high", "High"
-    SPECIAL = "special", "Special"
+from collector import clock
+from collector.levels import RunLevel
+from collector.neis.redact import configured_key, redact
+
+__all__ = [
+    "OPEN",
+    "TERMINAL",
+    "CollectionRun",
+    "RunLevel",
+    "RunStatus",
+    "SchoolRun",
+    "Trigger",
+    "UnitStatus",
+]
 
 
 class Trigger(models.TextChoices):
@@ -46,6 +84,111 @@ class UnitStatus(models.TextChoices):
 
 TERMINAL = (UnitStatus.DONE, UnitStatus.NO_DATA, UnitStatus.FAILED, UnitStatus.CANCELLED)
 OPEN = (UnitStatus.PENDING, UnitStatus.RUNNING, UnitStatus.DEFERRED)
+OPEN_RUN = (RunStatus.PENDING, RunStatus.RUNNING)
+# Longest an error message is kept in the ledger (the column is text; this keeps pages light).
+ERROR_TEXT_MAX = 2000
+
+
+def lease_length() -> datetime.timedelta:
+    """How long a claim holds: past the hard time limit its task cannot still be running."""
+    return datetime.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+
+
+class CollectionRunQuerySet(models.QuerySet):
+    def open(self):
+        return self.filter(status__in=OPEN_RUN)
+
+
+class SchoolRunQuerySet(models.QuerySet):
+    def open(self):
+        return self.filter(status__in=OPEN)
+
+    def claimable(self, now: datetime.datetime, task_id: str = ""):
+        """Units an attempt may take now: pending or deferred, held by an expired lease, or
+        held by the same task message (redelivered after its worker died)."""
+        free = Q(status__in=[UnitStatus.PENDING, UnitStatus.DEFERRED])
+        free |= Q(status=UnitStatus.RUNNING, lease_expires_at__lt=now)
+        if task_id:
+            free |= Q(status=UnitStatus.RUNNING, task_id=task_id)
+        return self.filter(free)
+
+    def stuck(self, now: datetime.datetime):
+        """Open units of running runs that nobody will move without help: held by an expired
+        lease, or pending with no message sent, or sent so long ago that it has expired."""
+        expired = now - datetime.timedelta(hours=settings.NEIS_TASK_EXPIRES_HOURS)
+        return self.filter(run__status=RunStatus.RUNNING).filter(
+            Q(status=UnitStatus.RUNNING, lease_expires_at__lt=now)
+            | Q(status=UnitStatus.PENDING, queued_at__lt=expired)
+            | Q(status=UnitStatus.PENDING, queued_at__isnull=True)
+        )
+
+    def due(self, now: datetime.datetime):
+        """Deferred units of running runs whose reset time has come."""
+        return self.filter(
+            status=UnitStatus.DEFERRED, defer_until__lte=now, run__status=RunStatus.RUNNING
+        )
+
+    # Bulk transitions of units nobody holds; each returns how many rows moved.
+
+    def mark_queued(self, now: datetime.datetime) -> int:
+        """PENDING -> PENDING, stamped with when its message was sent."""
+        return self.filter(status=UnitStatus.PENDING).update(queued_at=now)
+
+    def defer_pending(self, until: datetime.datetime) -> int:
+        """PENDING -> DEFERRED until ``until`` (the quota is spent: sending would waste it)."""
+        return self.filter(status=UnitStatus.PENDING).update(
+            status=UnitStatus.DEFERRED, defer_until=until
+        )
+
+    def expire_leases(self, now: datetime.datetime) -> int:
+        """RUNNING with an expired lease -> PENDING: that attempt died with its worker (it
+        cannot outlive the hard time limit). A unit re-claimed meanwhile has a new lease and
+        is left alone."""
+        return self.filter(status=UnitStatus.RUNNING, lease_expires_at__lt=now).update(
+            status=UnitStatus.PENDING, claim_token="", lease_expires_at=None
+        )
+
+    def resume(self) -> int:
+        """DEFERRED -> PENDING (the quota has reset)."""
+        return self.filter(status=UnitStatus.DEFERRED).update(
+            status=UnitStatus.PENDING, defer_until=None
+        )
+
+    def reopen(self) -> int:
+        """FAILED -> PENDING with a fresh retry count (an operator asked to try again)."""
+        return self.filter(status=UnitStatus.FAILED).update(
+            status=UnitStatus.PENDING, finished_at=None, retries=0
+        )
+
+    def cancel(self, now: datetime.datetime) -> int:
+        """PENDING | DEFERRED -> CANCELLED. A RUNNING unit finishes its attempt: its lessons
+        are correct data, and cutting it off mid-write would gain nothing."""
+        return self.filter(status__in=[UnitStatus.PENDING, UnitStatus.DEFERRED]).update(
+            status=UnitStatus.CANCELLED, finished_at=now
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Units by status and summed row counts, as ``CollectionRun`` count fields."""
+        by_status = dict(
+            self.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n")
+        )
+        sums = self.aggregate(
+            requests=Sum("requests"),
+            rows_fetched=Sum("rows_fetched"),
+            rows_inserted=Sum("rows_inserted"),
+            rows_updated=Sum("rows_updated"),
+            rows_unchanged=Sum("rows_unchanged"),
+            rows_removed=Sum("rows_removed"),
+        )
+        counts = {name: value or 0 for name, value in sums.items()}
+        counts.update(
+            units_total=sum(by_status.values()),
+            units_done=by_status.get(UnitStatus.DONE, 0),
+            units_no_data=by_status.get(UnitStatus.NO_DATA, 0),
+            units_deferred=by_status.get(UnitStatus.DEFERRED, 0),
+            units_failed=by_status.get(UnitStatus.FAILED, 0),
+        )
+        return counts
 
 
 class CollectionRun(models.Model):
@@ -85,9 +228,11 @@ class CollectionRun(models.Model):
     rows_updated = models.PositiveBigIntegerField("updated", default=0)
     rows_unchanged = models.PositiveBigIntegerField("unchanged", default=0)
     rows_removed = models.PositiveBigIntegerField("removed", default=0)
-    created_at = models.DateTimeField("created", auto_now_add=True)
+    created_at = models.DateTimeField("created", default=clock.now, editable=False)
     started_at = models.DateTimeField("started", null=True, blank=True)
     finished_at = models.DateTimeField("finished", null=True, blank=True)
+
+    objects = CollectionRunQuerySet.as_manager()
 
     class Meta:
         verbose_name = "collection run"
@@ -99,7 +244,87 @@ class CollectionRun(models.Model):
 
     @property
     def is_open(self) -> bool:
-        return self.status in (RunStatus.PENDING, RunStatus.RUNNING)
+        return self.status in OPEN_RUN
+
+    def start(self) -> bool:
+        """PENDING -> RUNNING, stamped; False (and no change) when it had already started."""
+        now = clock.now()
+        started = CollectionRun.objects.filter(pk=self.pk, status=RunStatus.PENDING).update(
+            status=RunStatus.RUNNING, started_at=now
+        )
+        if started:
+            self.status, self.started_at = RunStatus.RUNNING, now
+        return bool(started)
+
+    def live_counts(self) -> dict[str, int]:
+        """The run's counts as its ledger has them at this moment."""
+        return self.units.all().counts()
+
+    def recount(self) -> None:
+        """Write ``live_counts()`` into the run's count fields."""
+        counts = self.live_counts()
+        for name, value in counts.items():
+            setattr(self, name, value)
+        CollectionRun.objects.filter(pk=self.pk).update(**counts)
+
+    def close_if_complete(self) -> bool:
+        """PENDING | RUNNING -> DONE (or PARTIAL with failed units) once no unit is open.
+
+        True for the one caller that closed it: the UPDATE is conditional on the run being
+        open and on no open unit existing when it runs, and the counts commit with the status,
+        so nobody ever sees a closed run without its counts.
+        """
+        open_units = SchoolRun.objects.filter(run_id=OuterRef("pk"), status__in=OPEN)
+        now = clock.now()
+        with transaction.atomic():
+            closed = (
+                CollectionRun.objects.filter(pk=self.pk, status__in=OPEN_RUN)
+                .filter(~Exists(open_units))
+                .update(status=RunStatus.DONE, finished_at=now)
+            )
+            if not closed:
+                return False
+            counts = self.live_counts()
+            status = RunStatus.PARTIAL if counts["units_failed"] else RunStatus.DONE
+            CollectionRun.objects.filter(pk=self.pk).update(status=status, **counts)
+        self.status, self.finished_at = status, now
+        for name, value in counts.items():
+            setattr(self, name, value)
+        return True
+
+    def cancel(self) -> int:
+        """PENDING | RUNNING -> CANCELLED with its waiting units; returns how many units.
+
+        Units already running finish their attempt (see ``SchoolRunQuerySet.cancel``).
+        """
+        now = clock.now()
+        with transaction.atomic():
+            cancelled = self.units.all().cancel(now)
+            CollectionRun.objects.filter(pk=self.pk, status__in=OPEN_RUN).update(
+                status=RunStatus.CANCELLED, finished_at=now
+            )
+            self.recount()
+        self.refresh_from_db(fields=["status", "finished_at"])
+        return cancelled
+
+    def reopen_failed(self) -> list[int]:
+        """FAILED units -> PENDING, and the run back to RUNNING; returns the units' ids.
+
+        A cancelled run stays cancelled: an operator who cancelled it meant it.
+        """
+        if self.status == RunStatus.CANCELLED:
+            return []
+        with transaction.atomic():
+            failed = self.units.filter(status=UnitStatus.FAILED).select_for_update()
+            ids = list(failed.values_list("pk", flat=True))
+            if not ids:
+                return []
+            SchoolRun.objects.filter(pk__in=ids).reopen()
+            CollectionRun.objects.filter(pk=self.pk).exclude(status=RunStatus.CANCELLED).update(
+                status=RunStatus.RUNNING, finished_at=None
+            )
+        self.refresh_from_db(fields=["status", "finished_at"])
+        return ids
 
 
 class SchoolRun(models.Model):
@@ -138,6 +363,8 @@ class SchoolRun(models.Model):
     finished_at = models.DateTimeField("finished", null=True, blank=True)
     duration_ms = models.PositiveIntegerField("duration (ms)", null=True, blank=True)
 
+    objects = SchoolRunQuerySet.as_manager()
+
     class Meta:
         verbose_name = "school in run"
         verbose_name_plural = "schools in runs"
@@ -155,3 +382,100 @@ class SchoolRun(models.Model):
 
     def __str__(self):
         return f"{self.school_id} in run {self.run_id}: {self.status}"
+
+    # Transitions of one attempt. ``claim`` takes the unit; the others act only while that
+    # claim holds (the token written by ``claim`` is still the unit's), and return False,
+    # changing nothing, when another attempt has taken over.
+
+    def claim(self, task_id: str = "") -> bool:
+        """PENDING | DEFERRED | RUNNING (lease expired, or the same task redelivered) ->
+        RUNNING under a fresh token and lease; False when the unit is not claimable."""
+        now = clock.now()
+        fields = {
+            "status": UnitStatus.RUNNING,
+            "claim_token": uuid.uuid4().hex,
+            "lease_expires_at": now + lease_length(),
+            "task_id": task_id,
+            "started_at": now,
+            "defer_until": None,
+        }
+        taken = (
+            SchoolRun.objects.filter(pk=self.pk)
+            .claimable(now, task_id)
+            .update(attempts=F("attempts") + 1, **fields)
+        )
+        if taken:
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return bool(taken)
+
+    def _claimed(self):
+        return SchoolRun.objects.filter(
+            pk=self.pk, status=UnitStatus.RUNNING, claim_token=self.claim_token
+        )
+
+    def lock_claim(self) -> bool:
+        """Row-lock the unit until the caller's transaction ends, if the claim still holds.
+
+        Whatever is written under this lock (lessons, counts) commits only for the attempt
+        holding the claim; a superseded attempt sees False and must discard its work.
+        """
+        if not transaction.get_connection().in_atomic_block:
+            raise RuntimeError("lock_claim() needs a transaction")
+        return bool(list(self._claimed().select_for_update().values_list("pk", flat=True)))
+
+    def finish(self, status: str, **counts) -> bool:
+        """RUNNING -> DONE | NO_DATA with the attempt's counts (call after ``lock_claim``)."""
+        if status not in (UnitStatus.DONE, UnitStatus.NO_DATA):
+            raise ValueError(f"finish() ends a unit as done or no data, not {status!r}")
+        return self._end(status, **counts)
+
+    def fail(self, error) -> bool:
+        """RUNNING -> FAILED: the error will not go away by retrying (a permanent NEIS error)."""
+        return self._end(UnitStatus.FAILED, **error_fields(error))
+
+    def release(self, error) -> bool:
+        """RUNNING -> PENDING after a transient error, counted as a retry; the caller retries."""
+        return self._move(UnitStatus.PENDING, retries=F("retries") + 1, **error_fields(error))
+
+    def defer(self, until: datetime.datetime, error) -> bool:
+        """RUNNING -> DEFERRED until ``until``, when the key's quota resets."""
+        return self._move(UnitStatus.DEFERRED, defer_until=until, **error_fields(error))
+
+    def cancel_claimed(self) -> bool:
+        """RUNNING -> CANCELLED: the run was closed (cancelled) before this attempt began."""
+        return self._end(UnitStatus.CANCELLED)
+
+    def _move(self, status: str, **fields) -> bool:
+        fields.update(status=status, lease_expires_at=None, claim_token="")
+        return bool(self._claimed().update(**fields))
+
+    def _end(self, status: str, **fields) -> bool:
+        now = clock.now()
+        if self.started_at:
+            fields["duration_ms"] = int((now - self.started_at).total_seconds() * 1000)
+        fields.update(status=status, finished_at=now, lease_expires_at=None)
+        moved = bool(self._claimed().update(**fields))
+        if moved:
+            self.status = status
+        return moved
+
+    @classmethod
+    def fail_unclaimed(cls, unit_id: int, error) -> bool:
+        """Any open state -> FAILED, whoever holds it: Celery gave up on the unit's task
+        (retries spent, or a bug). A unit already done, without data or cancelled stays so."""
+        fields = {"status": UnitStatus.FAILED, "finished_at": clock.now()}
+        fields.update(lease_expires_at=None, claim_token="", **error_fields(error))
+        return bool(
+            cls.objects.filter(pk=unit_id)
+            .exclude(status__in=[UnitStatus.DONE, UnitStatus.NO_DATA, UnitStatus.CANCELLED])
+            .update(**fields)
+        )
+
+
+def error_fields(error) -> dict[str, str]:
+    """The ledger's record of a NEIS error: its code, and its message with the key redacted."""
+    return {
+        "last_error_code": error.code[:32],
+        "last_error": redact(str(error), configured_key())[:ERROR_TEXT_MAX],
+    }

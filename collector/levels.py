@@ -12,15 +12,37 @@ from django.db import models
 
 from collector.neis.records import Level
 
+# The levels are ``records.Level`` (the client's, which knows each one's NEIS service); the model
+# choices below are built from it, so a level is spelled in exactly one place.
+SchoolLevel = models.TextChoices(
+    "SchoolLevel",
+    [
+        *((level.name, (level.value, f"{level.value} ({level.service})")) for level in Level),
+        ("NOT_COLLECTED", ("", "not collected")),
+    ],
+)
+SchoolLevel.__doc__ = 'A school\'s level as model choices; ``""`` marks a school not collected.'
 
-class SchoolLevel(models.TextChoices):
-    """``records.Level`` as model choices; ``""`` marks a school that is not collected."""
+RunLevel = models.TextChoices(
+    "RunLevel",
+    [
+        ("ALL", ("all", "All levels")),
+        *((level.name, (level.value, level.value.capitalize())) for level in Level),
+    ],
+)
+RunLevel.__doc__ = "What a run collects: one level, or every level."
 
-    ELEMENTARY = Level.ELEMENTARY.value, "elementary (elsTimetable)"
-    MIDDLE = Level.MIDDLE.value, "middle (misTimetable)"
-    HIGH = Level.HIGH.value, "high (hisTimetable)"
-    SPECIAL = Level.SPECIAL.value, "special (spsTimetable)"
-    NOT_COLLECTED = "", "not collected"
+
+def levels_of(run_level: str) -> list[Level]:
+    """The levels a run of ``run_level`` collects; ValueError for anything else."""
+    if run_level == RunLevel.ALL:
+        return list(Level)
+    try:
+        return [Level(run_level)]
+    except ValueError:
+        raise ValueError(
+            f"unknown level {run_level!r}; choose one of {', '.join(RunLevel.values)}"
+        ) from None
 
 
 # Keys are SCHUL_KND_SC_NM without any whitespace, as parse.normalise_kind makes them.
@@ -61,7 +83,7 @@ def level_for_kind(kind: str) -> Level | None:
     """The level a school of this kind is collected as; None if it is not collected.
 
     Whitespace is ignored (``각종학교 (중)`` is ``각종학교(중)``). A kind missing from
-    ``KIND_LEVELS`` is not collected; ``storage.upsert_schools`` logs it so that a new NEIS kind
+    ``KIND_LEVELS`` is not collected; ``registry.upsert_schools`` logs it so that a new NEIS kind
     does not go unnoticed.
     """
     return KIND_LEVELS.get("".join(kind.split()))

@@ -11,7 +11,8 @@ default). It enforces two limits together:
   start pushes forward by ``1 / max_rps``).
 
 It also remembers a quota block (ERROR-337) per key, so no process spends a request after the
-key's daily quota is gone until the reset time.
+key's daily quota is gone until the reset time. Rates are real seconds (``time.time``); the
+block is a moment of the collector's clock (``collector.clock``), like the reset it comes from.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from collector import clock
 
 # A slot whose holder vanished (SIGKILL) frees itself after this many seconds.
 LEASE_SECONDS = 120.0
@@ -127,13 +130,13 @@ class RedisBudget(RequestBudget):
         self.redis.zrem(self._leases, lease)
 
     def block_until(self, until_epoch: float) -> None:
-        ttl = max(1, int(until_epoch - time.time()) + 1)
+        ttl = max(1, int(until_epoch - _clock_epoch()) + 1)
         self.redis.set(self._block, repr(until_epoch), ex=ttl)
 
     def blocked_until(self) -> float:
         value = self.redis.get(self._block)
         until = float(value) if value else 0.0
-        return until if until > time.time() else 0.0
+        return until if until > _clock_epoch() else 0.0
 
     def clear_block(self) -> None:
         self.redis.delete(self._block)
@@ -187,11 +190,15 @@ class FileBudget(RequestBudget):
     def blocked_until(self) -> float:
         with self._state() as state:
             until = state.get("quota_until", 0.0)
-        return until if until > time.time() else 0.0
+        return until if until > _clock_epoch() else 0.0
 
     def clear_block(self) -> None:
         with self._state() as state:
             state.pop("quota_until", None)
+
+
+def _clock_epoch() -> float:
+    return clock.now().timestamp()
 
 
 def budget_from_settings(api_key: str | None = None) -> RequestBudget:

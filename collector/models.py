@@ -8,6 +8,9 @@ month on ``date`` (see migration 0001 and ``collector.storage``), and it is writ
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Iterable
+
 from django.db import models
 
 from collector.levels import SchoolLevel
@@ -32,10 +35,28 @@ LESSON_KEY = (
 )
 # What a stored lesson can change to without becoming another lesson.
 LESSON_VALUES = ("academic_year", "semester", "load_dtm")
+# The key as a ``LessonRecord`` (collector.neis.records) spells it, and as lookups that read it
+# back from the database in the same form: code and subject text instead of ids.
+_AS_SERVED = {"school": ("school_code", "school__code"), "subject": ("subject_raw", "subject__raw")}
+RECORD_KEY = tuple(_AS_SERVED.get(name, (name,))[0] for name in LESSON_KEY)
+STORED_KEY = tuple(_AS_SERVED.get(name, (name, name))[1] for name in LESSON_KEY)
+#: ``record_key(record)``: a fetched record's natural key, comparable with ``STORED_KEY`` rows.
+record_key = operator.attrgetter(*RECORD_KEY)
+
+
+class OfficeQuerySet(models.QuerySet):
+    def unknown(self, codes: Iterable[str]) -> list[str]:
+        """The codes among ``codes`` that name no office, sorted."""
+        codes = set(codes)
+        return sorted(codes - set(self.filter(code__in=codes).values_list("code", flat=True)))
 
 
 class Office(models.Model):
-    """An office of education (시·도교육청): the 17 of the regions plus V10 (overseas schools)."""
+    """An office of education (시·도교육청): the 17 of the regions plus V10 (overseas schools).
+
+    Migration 0002 seeds all eighteen, so this table is the one list of offices; the registry
+    renames them and adds any new one that schoolInfo lists.
+    """
 
     code = models.CharField(
         "code",
@@ -48,6 +69,8 @@ class Office(models.Model):
         max_length=100,
         help_text="ATPT_OFCDC_SC_NM as last served; names change (K10, P10), codes do not.",
     )
+
+    objects = OfficeQuerySet.as_manager()
 
     class Meta:
         verbose_name = "office of education"

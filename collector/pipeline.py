@@ -1,16 +1,18 @@
-"""The collection pipeline as plain functions; Celery tasks and commands are thin wrappers.
+"""The collection pipeline as plain functions: Celery tasks and commands are thin wrappers.
 
-A run moves through these steps::
+It orchestrates; the ledger (``collector.ledger``) owns every change of state. A run goes::
 
-    create_run ─ refresh the school registry if stale, one ledger row (unit) per school
-    dispatch   ─ enqueue one collect task per pending unit (or defer them all on a spent quota)
-    collect_unit ─ claim the unit, fetch every page, store lessons + ledger counts in one
-                   transaction, then close the run if this was its last open unit
-    resume_deferred ─ after the quota reset, put deferred units back in the queue
+    create_run      validate the request, refresh the school registry if stale, one unit per
+                    school (refused, with the reason, when it would select no school)
+    dispatch        send one collect message per pending unit, or defer them all while the
+                    key's daily quota is spent
+    collect_unit    claim the unit, fetch every page, store the lessons and the unit's counts
+                    in one transaction, close the run if this was its last open unit
+    resume_deferred after the quota reset, put deferred units back in the queue
+    requeue_stuck   re-send units whose message or worker was lost (the watchdog)
 
-A unit is claimed with a conditional UPDATE and a fresh token; its result is committed only
-while that token still holds, so a redelivered or duplicated message does the work at most
-once in effect.
+This module never imports the Celery layer: messages go out by task name through a sender
+(``send_collect`` by default; commands and tests may pass their own).
 """
 
 from __future__ import annotations
@@ -19,23 +21,15 @@ import dataclasses
 import datetime
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Sum
-from django.utils import timezone
+from django.db.models import F, OuterRef, Subquery
 
-from collector.ledger import (
-    OPEN,
-    CollectionRun,
-    RunLevel,
-    RunStatus,
-    SchoolRun,
-    Trigger,
-    UnitStatus,
-)
+from collector import clock, registry
+from collector.ledger import CollectionRun, RunStatus, SchoolRun, Trigger, UnitStatus
+from collector.levels import levels_of
 from collector.limiter import RequestBudget, budget_from_settings
 from collector.models import Office, School
 from collector.neis.client import NeisClient
@@ -46,43 +40,18 @@ from collector.neis.errors import (
     NeisTransientError,
 )
 from collector.neis.records import Level
-from collector.neis.redact import configured_key, redact
-from collector.storage import store_lessons, sync_school_registry
+from collector.retry import RetryPolicy
+from collector.storage import store_lessons
 
 log = logging.getLogger(__name__)
 
-LEVELS = [level.value for level in Level]
-# The offices NEIS knows (shared/neis-api.md section 6); the registry may add more later.
-OFFICE_CODES = frozenset(
-    [
-        "B10",
-        "C10",
-        "D10",
-        "E10",
-        "F10",
-        "G10",
-        "H10",
-        "I10",
-        "J10",
-        "K10",
-        "M10",
-        "N10",
-        "P10",
-        "Q10",
-        "R10",
-        "S10",
-        "T10",
-        "V10",
-    ]
-)
-
-
-def known_offices() -> set[str]:
-    return set(OFFICE_CODES) | set(Office.objects.values_list("code", flat=True))
+# The collect task's name: the one thing this layer knows of the Celery layer.
+COLLECT_TASK = "collector.collect_school"
 
 
 class PipelineError(ValueError):
-    """A request the pipeline refuses (bad window, unknown office or school)."""
+    """A request the pipeline refuses: bad level or window, unknown office or school, or one
+    that would select no school. The message says which, in one line."""
 
 
 @dataclasses.dataclass
@@ -98,12 +67,15 @@ class Outcome:
         return dataclasses.asdict(self)
 
 
-def levels_of(level: str) -> list[str]:
-    if level == RunLevel.ALL:
-        return list(LEVELS)
-    if level not in LEVELS:
-        raise PipelineError(f"unknown level {level!r}; choose one of all, {', '.join(LEVELS)}")
-    return [level]
+# --- Creating a run -------------------------------------------------------------------------
+
+
+def check_levels(level: str) -> list[Level]:
+    """The levels a run of ``level`` collects; PipelineError for an unknown one."""
+    try:
+        return levels_of(level)
+    except ValueError as exc:
+        raise PipelineError(str(exc)) from None
 
 
 def validate_window(date_from: datetime.date, date_to: datetime.date) -> None:
@@ -117,14 +89,39 @@ def validate_window(date_from: datetime.date, date_to: datetime.date) -> None:
         )
 
 
-def registry_is_stale(levels: list[str], offices: Iterable[str] = ()) -> bool:
-    """True when no school of these levels is known, or the newest sighting is too old."""
-    schools = School.objects.filter(level__in=levels)
+def check_offices(offices: Iterable[str]) -> None:
+    unknown = Office.objects.unknown(offices)
+    if unknown:
+        known = ", ".join(Office.objects.values_list("code", flat=True))
+        raise PipelineError(f"unknown office code(s): {', '.join(unknown)}; known: {known}")
+
+
+def check_schools(codes: Iterable[str], levels: list[Level], offices: Iterable[str] = ()) -> None:
+    """PipelineError unless every code is a known school of the levels and offices asked for."""
+    codes = sorted(set(codes))
+    if not codes:
+        return
+    found = dict(
+        School.objects.filter(code__in=codes).values_list("code", "level").order_by("code")
+    )
+    missing = [code for code in codes if code not in found]
+    if missing:
+        raise PipelineError(
+            f"unknown school code(s): {', '.join(missing)} "
+            "(run sync_schools if the registry is out of date)"
+        )
+    wrong = [
+        f"{code} is {found[code] or 'not collected'}" for code in codes if found[code] not in levels
+    ]
+    if wrong:
+        raise PipelineError(f"school(s) not of level {'/'.join(levels)}: {', '.join(wrong)}")
     if offices:
-        schools = schools.filter(office_id__in=list(offices))
-    newest = schools.order_by("-last_seen").values_list("last_seen", flat=True).first()
-    max_age = datetime.timedelta(hours=settings.NEIS_REGISTRY_MAX_AGE_HOURS)
-    return newest is None or timezone.now() - newest > max_age
+        elsewhere = School.objects.filter(code__in=codes).exclude(office_id__in=list(offices))
+        outside = list(elsewhere.values_list("code", flat=True).order_by("code"))
+        if outside:
+            raise PipelineError(
+                f"school(s) outside office(s) {', '.join(offices)}: {', '.join(outside)}"
+            )
 
 
 class Reprocess:
@@ -173,6 +170,26 @@ def select_schools(
     return schools.order_by("office_id", "code")
 
 
+def validate_request(
+    level: str,
+    date_from: datetime.date,
+    date_to: datetime.date,
+    offices: Iterable[str] = (),
+    school_codes: Iterable[str] = (),
+) -> list[Level]:
+    """Check a run request before anything is fetched or written; returns its levels.
+
+    Raises PipelineError for an unknown level or office, a bad window, or a school code the
+    registry does not know as a school of that level (and office). Commands, tasks and the
+    admin all go through this (``create_run`` calls it).
+    """
+    levels = check_levels(level)
+    validate_window(date_from, date_to)
+    check_offices(offices)
+    check_schools(school_codes, levels, offices)
+    return levels
+
+
 def create_run(
     level: str,
     date_from: datetime.date,
@@ -189,17 +206,27 @@ def create_run(
 ) -> CollectionRun:
     """Create a run and its ledger rows; refresh the school registry first if it is stale.
 
-    Raises ``PipelineError`` for a bad level or window. Returns the run (status pending) with
-    one unit per active school of the level(s), office(s) and school code(s) asked for.
+    Returns the run (status pending) with one unit per active school of the level(s),
+    office(s) and school code(s) asked for. Raises PipelineError, having written nothing and
+    spent no request, when the request is invalid (``validate_request``), and after the
+    registry refresh when it would select no school: a run with nothing to do is refused,
+    never recorded as done.
     """
-    levels = levels_of(level)
-    validate_window(date_from, date_to)
     offices, school_codes = sorted(set(offices)), sorted(set(school_codes))
+    levels = validate_request(level, date_from, date_to, offices, school_codes)
     if refresh_registry is None:
-        refresh_registry = registry_is_stale(levels, offices)
+        refresh_registry = registry.is_stale(levels, offices)
     if refresh_registry:
-        sync_school_registry(client or NeisClient.from_settings(), offices=offices or None)
+        registry.sync_school_registry(client or NeisClient.from_settings(), offices=offices or None)
     with transaction.atomic():
+        window = (date_from, date_to)
+        schools = list(
+            select_schools(
+                levels, offices, school_codes, window=window, reprocess=reprocess
+            ).values_list("pk", flat=True)
+        )
+        if not schools:
+            raise PipelineError(_nothing_to_collect(level, offices, school_codes, reprocess))
         run = CollectionRun.objects.create(
             level=level,
             offices=offices,
@@ -209,15 +236,36 @@ def create_run(
             trigger=trigger,
             trigger_key=trigger_key,
             requested_by=requested_by,
+            units_total=len(schools),
         )
-        schools = select_schools(
-            levels, offices, school_codes, window=(date_from, date_to), reprocess=reprocess
-        ).values_list("pk", flat=True)
-        units = [SchoolRun(run=run, school_id=pk) for pk in schools]
-        SchoolRun.objects.bulk_create(units, batch_size=2000)
-        run.units_total = len(units)
-        run.save(update_fields=["units_total"])
+        SchoolRun.objects.bulk_create(
+            [SchoolRun(run=run, school_id=pk) for pk in schools], batch_size=2000
+        )
     return run
+
+
+def _nothing_to_collect(level, offices, codes, reprocess) -> str:
+    scope = f"{level} schools" + (f" of {', '.join(offices)}" if offices else "")
+    if codes:
+        scope += f" among {', '.join(codes)}"
+    if reprocess != Reprocess.ALL:
+        return (
+            f"nothing to collect: no active {scope} is left to collect for this window with "
+            f"--reprocess {reprocess} (use --reprocess all to collect them again)"
+        )
+    return f"nothing to collect: the registry has no active {scope} (run sync_schools)"
+
+
+# --- Sending work ---------------------------------------------------------------------------
+
+Sender = Callable[[int, float], None]
+
+
+def send_collect(unit_id: int, expires: float) -> None:
+    """Send one collect message by task name; the broker and routes are Celery's settings."""
+    from celery import current_app
+
+    current_app.send_task(COLLECT_TASK, args=[unit_id], expires=expires)
 
 
 def _budget() -> RequestBudget:
@@ -230,92 +278,39 @@ def _quota_blocked_until(budget: RequestBudget) -> datetime.datetime | None:
     return datetime.datetime.fromtimestamp(blocked, tz=datetime.UTC) if blocked else None
 
 
-def dispatch(run: CollectionRun, *, units=None, budget: RequestBudget | None = None) -> int:
-    """Enqueue one collect task per pending unit of ``run``; returns how many were sent.
+def dispatch(
+    run: CollectionRun,
+    *,
+    units=None,
+    budget: RequestBudget | None = None,
+    send: Sender | None = None,
+) -> int:
+    """Send one collect message per pending unit of ``run``; returns how many were sent.
 
-    While the key's daily quota is spent, nothing is sent: the units are deferred until the
-    reset instead, and ``resume_deferred`` sends them later.
+    While the key's daily quota is spent nothing is sent: the units are deferred until the
+    reset instead, and ``resume_deferred`` sends them then. ``send`` defaults to
+    ``send_collect``.
     """
-    from collector.tasks import collect_school
-
-    budget = budget or _budget()
-    units = units if units is not None else run.units.filter(status=UnitStatus.PENDING)
-    unit_ids = list(units.values_list("pk", flat=True))
-    now = timezone.now()
-    CollectionRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(
-        status=RunStatus.RUNNING, started_at=now
-    )
+    send = send or send_collect
+    units = units if units is not None else run.units.all()
+    pending = units.filter(status=UnitStatus.PENDING)
+    unit_ids = list(pending.values_list("pk", flat=True))
+    run.start()
     if not unit_ids:
-        finish_run_if_complete(run.pk)
+        run.close_if_complete()
         return 0
-    until = _quota_blocked_until(budget)
+    until = _quota_blocked_until(budget or _budget())
     if until:
-        SchoolRun.objects.filter(pk__in=unit_ids).update(
-            status=UnitStatus.DEFERRED, defer_until=until
-        )
+        SchoolRun.objects.filter(pk__in=unit_ids).defer_pending(until)
         return 0
-    SchoolRun.objects.filter(pk__in=unit_ids).update(queued_at=now)
+    SchoolRun.objects.filter(pk__in=unit_ids).mark_queued(clock.now())
     expires = settings.NEIS_TASK_EXPIRES_HOURS * 3600
     for unit_id in unit_ids:
-        collect_school.apply_async(args=[unit_id], expires=expires)
+        send(unit_id, expires)
     return len(unit_ids)
 
 
-def claim(unit_id: int, task_id: str = "") -> str | None:
-    """Take a unit for this attempt; returns its claim token, or None if it is not ours.
-
-    A unit is claimable when pending or deferred, when its holder's lease expired, or when the
-    same task message comes back (redelivery after its worker died).
-    """
-    now = timezone.now()
-    token = uuid.uuid4().hex
-    lease = datetime.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
-    claimable = Q(status__in=[UnitStatus.PENDING, UnitStatus.DEFERRED]) | Q(
-        status=UnitStatus.RUNNING, lease_expires_at__lt=now
-    )
-    if task_id:
-        claimable |= Q(status=UnitStatus.RUNNING, task_id=task_id)
-    taken = (
-        SchoolRun.objects.filter(pk=unit_id)
-        .filter(claimable)
-        .update(
-            status=UnitStatus.RUNNING,
-            claim_token=token,
-            lease_expires_at=now + lease,
-            attempts=F("attempts") + 1,
-            task_id=task_id,
-            started_at=now,
-            defer_until=None,
-        )
-    )
-    return token if taken else None
-
-
-def _locked_unit(unit_id: int, token: str) -> SchoolRun | None:
-    """The unit, row-locked, if our claim still holds (inside a transaction)."""
-    unit = SchoolRun.objects.select_for_update().select_related("school").get(pk=unit_id)
-    if unit.status != UnitStatus.RUNNING or unit.claim_token != token:
-        return None
-    return unit
-
-
-def _finish(unit: SchoolRun, status: str, **fields) -> None:
-    now = timezone.now()
-    unit.status = status
-    unit.finished_at = now
-    unit.lease_expires_at = None
-    if unit.started_at:
-        unit.duration_ms = int((now - unit.started_at).total_seconds() * 1000)
-    for name, value in fields.items():
-        setattr(unit, name, value)
-    unit.save()
-
-
-def _error_fields(exc: NeisError) -> dict:
-    return {
-        "last_error_code": exc.code[:32],
-        "last_error": redact(str(exc), configured_key())[:2000],
-    }
+# --- Collecting one unit --------------------------------------------------------------------
 
 
 def collect_unit(
@@ -330,66 +325,59 @@ def collect_unit(
     Raises ``NeisTransientError`` (after putting the unit back to pending) so that the caller
     can retry with backoff; every other outcome is recorded in the ledger and returned.
     """
-    token = claim(unit_id, task_id)
-    if token is None:
-        unit = SchoolRun.objects.only("status").get(pk=unit_id)
-        return Outcome(unit_id, "skipped", f"unit is {unit.status}")
     unit = SchoolRun.objects.select_related("school", "run").get(pk=unit_id)
-    run = unit.run
+    if not unit.claim(task_id):
+        return Outcome(unit_id, "skipped", f"unit is {unit.status}")
+    run, school = unit.run, unit.school
     if not run.is_open:
-        _release(unit_id, token, UnitStatus.CANCELLED)
-        finish_run_if_complete(run.pk)
+        unit.cancel_claimed()
+        run.close_if_complete()
         return Outcome(unit_id, UnitStatus.CANCELLED, "run is closed")
 
     budget = budget or _budget()
     until = _quota_blocked_until(budget)
     if until:
-        _defer(unit_id, token, until, "ERROR-337", "daily quota spent (seen by another unit)")
+        unit.defer(until, NeisQuotaError("ERROR-337", "quota spent (seen by another unit)", until))
         return Outcome(unit_id, UnitStatus.DEFERRED, f"quota spent until {until.isoformat()}")
 
     client = client or NeisClient.from_settings(limiter=budget)
-    school = unit.school
     try:
         fetched = client.timetable(
             Level(school.level), school.office_id, school.code, run.date_from, run.date_to
         )
     except NeisQuotaError as exc:
         budget.block_until(exc.resets_at.timestamp())
-        _defer(unit_id, token, exc.resets_at, exc.code, str(exc))
+        unit.defer(exc.resets_at, exc)
         return Outcome(unit_id, UnitStatus.DEFERRED, exc.code)
     except NeisPermanentError as exc:
-        _fail(unit_id, token, exc)
-        finish_run_if_complete(run.pk)
+        unit.fail(exc)
+        run.close_if_complete()
         return Outcome(unit_id, UnitStatus.FAILED, exc.code)
     except NeisTransientError as exc:
-        _release(unit_id, token, UnitStatus.PENDING, retry=True, **_error_fields(exc))
+        unit.release(exc)
         raise
 
+    counts = {
+        "requests": F("requests") + fetched.requests,
+        "pages": fetched.pages,
+        "rows_fetched": len(fetched.rows),
+        "list_total_count": fetched.list_total_count,
+        "rows_missing": fetched.missing,
+    }
+    status = UnitStatus.DONE if fetched.rows else UnitStatus.NO_DATA
     with transaction.atomic():
-        unit = _locked_unit(unit_id, token)
-        if unit is None:  # another attempt took the unit over; discard this one's work
+        if not unit.lock_claim():  # another attempt took the unit over; discard this one's work
             return Outcome(unit_id, "superseded")
-        counts = {
-            "requests": F("requests") + fetched.requests,
-            "pages": fetched.pages,
-            "rows_fetched": len(fetched.rows),
-            "list_total_count": fetched.list_total_count,
-            "rows_missing": fetched.missing,
-        }
-        if not fetched.rows:
-            # An empty answer never deletes stored lessons: INFO-200 means "not (yet) there".
-            _finish(unit, UnitStatus.NO_DATA, **counts)
-        else:
+        if fetched.rows:
             stored = store_lessons(school, run.date_from, run.date_to, fetched.rows)
-            _finish(
-                unit,
-                UnitStatus.DONE,
+            counts.update(
                 rows_inserted=stored.inserted,
                 rows_updated=stored.updated,
                 rows_unchanged=stored.unchanged,
                 rows_removed=stored.removed,
-                **counts,
             )
+        # An empty answer never deletes stored lessons: INFO-200 means "not (yet) there".
+        unit.finish(status, **counts)
     if fetched.missing:
         log.warning(
             "school %s: NEIS announced %s rows but served %s",
@@ -397,173 +385,71 @@ def collect_unit(
             fetched.list_total_count,
             fetched.received,
         )
-    finish_run_if_complete(run.pk)
-    status = UnitStatus.DONE if fetched.rows else UnitStatus.NO_DATA
+    run.close_if_complete()
     return Outcome(unit_id, status, rows=len(fetched.rows))
 
 
-def _release(unit_id: int, token: str, status: str, *, retry: bool = False, **fields) -> None:
-    updates = {"status": status, "lease_expires_at": None, "claim_token": "", **fields}
-    if retry:
-        updates["retries"] = F("retries") + 1
-    if status in (UnitStatus.CANCELLED,):
-        updates["finished_at"] = timezone.now()
-    SchoolRun.objects.filter(pk=unit_id, claim_token=token).update(**updates)
+def fail_unit(unit_id: int, error: NeisError) -> None:
+    """Record a unit as failed whoever holds it (its task's retries ran out), then close its
+    run if that was the last open unit."""
+    SchoolRun.fail_unclaimed(unit_id, error)
+    unit = SchoolRun.objects.select_related("run").only("run").get(pk=unit_id)
+    unit.run.close_if_complete()
 
 
-def _defer(unit_id: int, token: str, until: datetime.datetime, code: str, message: str) -> None:
-    SchoolRun.objects.filter(pk=unit_id, claim_token=token).update(
-        status=UnitStatus.DEFERRED,
-        defer_until=until,
-        lease_expires_at=None,
-        claim_token="",
-        last_error_code=code,
-        last_error=redact(message, configured_key())[:2000],
-    )
+# --- Keeping runs moving --------------------------------------------------------------------
 
 
-def _fail(unit_id: int, token: str | None, exc: NeisError) -> None:
-    with transaction.atomic():
-        unit = SchoolRun.objects.select_for_update().get(pk=unit_id)
-        if token is not None and unit.claim_token != token:
-            return
-        if unit.status in (UnitStatus.DONE, UnitStatus.NO_DATA, UnitStatus.CANCELLED):
-            return
-        _finish(unit, UnitStatus.FAILED, **_error_fields(exc))
-
-
-def fail_unit(unit_id: int, exc: NeisError) -> None:
-    """Mark a unit failed after its retries ran out (called from the task's failure hook)."""
-    _fail(unit_id, None, exc)
-    run_id = SchoolRun.objects.values_list("run_id", flat=True).get(pk=unit_id)
-    finish_run_if_complete(run_id)
-
-
-def run_counts(run_id: int) -> dict:
-    """Live counts of a run from its ledger."""
-    by_status = dict(
-        SchoolRun.objects.filter(run_id=run_id)
-        .values_list("status")
-        .annotate(n=Count("id"))
-        .values_list("status", "n")
-    )
-    sums = SchoolRun.objects.filter(run_id=run_id).aggregate(
-        requests=Sum("requests"),
-        rows_fetched=Sum("rows_fetched"),
-        rows_inserted=Sum("rows_inserted"),
-        rows_updated=Sum("rows_updated"),
-        rows_unchanged=Sum("rows_unchanged"),
-        rows_removed=Sum("rows_removed"),
-    )
-    counts = {name: value or 0 for name, value in sums.items()}
-    counts.update(
-        units_total=sum(by_status.values()),
-        units_done=by_status.get(UnitStatus.DONE, 0),
-        units_no_data=by_status.get(UnitStatus.NO_DATA, 0),
-        units_deferred=by_status.get(UnitStatus.DEFERRED, 0),
-        units_failed=by_status.get(UnitStatus.FAILED, 0),
-    )
-    return counts
-
-
-def refresh_counts(run: CollectionRun) -> CollectionRun:
-    counts = run_counts(run.pk)
-    for name, value in counts.items():
-        setattr(run, name, value)
-    run.save(update_fields=list(counts))
-    return run
-
-
-def finish_run_if_complete(run_id: int) -> bool:
-    """Close the run when no unit is open; True for the one caller that closed it.
-
-    Race-free: the UPDATE is conditional on the run still being open and on no open unit
-    existing at the moment it runs, so of several units finishing together exactly one wins.
-    """
-    open_units = SchoolRun.objects.filter(run_id=OuterRef("pk"), status__in=OPEN)
-    # Status and counts commit together: nobody sees a closed run without its counts.
-    with transaction.atomic():
-        closed = (
-            CollectionRun.objects.filter(
-                pk=run_id, status__in=[RunStatus.PENDING, RunStatus.RUNNING]
-            )
-            .filter(~Exists(open_units))
-            .update(status=RunStatus.DONE, finished_at=timezone.now())
-        )
-        if not closed:
-            return False
-        counts = run_counts(run_id)
-        status = RunStatus.PARTIAL if counts["units_failed"] else RunStatus.DONE
-        CollectionRun.objects.filter(pk=run_id).update(status=status, **counts)
-    log.info("run %s finished: %s", run_id, counts)
-    return True
-
-
-def resume_deferred(*, now: datetime.datetime | None = None, budget=None) -> int:
-    """Re-queue deferred units whose reset time has passed; returns how many."""
+def resume_deferred(*, now: datetime.datetime | None = None, budget=None, send=None) -> int:
+    """Re-send deferred units whose reset time has passed; returns how many were sent."""
     budget = budget or _budget()
-    now = now or timezone.now()
+    now = now or clock.now()
     until = _quota_blocked_until(budget)
     if until and until > now:
         return 0
     budget.clear_block()
-    due = SchoolRun.objects.filter(
-        status=UnitStatus.DEFERRED, defer_until__lte=now, run__status=RunStatus.RUNNING
-    )
-    runs = CollectionRun.objects.filter(pk__in=due.values("run_id"))
     total = 0
-    for run in runs:
-        units = run.units.filter(status=UnitStatus.DEFERRED, defer_until__lte=now)
-        ids = list(units.values_list("pk", flat=True))
-        SchoolRun.objects.filter(pk__in=ids).update(status=UnitStatus.PENDING, defer_until=None)
-        total += dispatch(run, units=SchoolRun.objects.filter(pk__in=ids), budget=budget)
+    due = SchoolRun.objects.due(now)
+    for run in CollectionRun.objects.filter(pk__in=due.values("run_id")):
+        ids = list(due.filter(run=run).values_list("pk", flat=True))
+        SchoolRun.objects.filter(pk__in=ids).resume()
+        total += dispatch(run, units=SchoolRun.objects.filter(pk__in=ids), budget=budget, send=send)
     return total
 
 
-def requeue_stuck(*, now: datetime.datetime | None = None, budget=None) -> int:
-    """Re-send units whose message was lost: pending but queued long ago, or lease expired."""
-    now = now or timezone.now()
-    stale = now - datetime.timedelta(hours=settings.NEIS_TASK_EXPIRES_HOURS)
-    stuck = SchoolRun.objects.filter(run__status=RunStatus.RUNNING).filter(
-        Q(status=UnitStatus.RUNNING, lease_expires_at__lt=now)
-        | Q(status=UnitStatus.PENDING, queued_at__lt=stale)
-        | Q(status=UnitStatus.PENDING, queued_at__isnull=True)
-    )
+def requeue_stuck(*, now: datetime.datetime | None = None, budget=None, send=None) -> int:
+    """Re-send units whose message or worker was lost (``SchoolRunQuerySet.stuck``)."""
+    now = now or clock.now()
+    stuck = SchoolRun.objects.stuck(now)
     total = 0
     for run in CollectionRun.objects.filter(pk__in=stuck.values("run_id")):
         ids = list(stuck.filter(run=run).values_list("pk", flat=True))
-        total += dispatch(run, units=SchoolRun.objects.filter(pk__in=ids), budget=budget)
+        SchoolRun.objects.filter(pk__in=ids).expire_leases(now)
+        total += dispatch(run, units=SchoolRun.objects.filter(pk__in=ids), budget=budget, send=send)
     return total
 
 
-def retry_failed(run: CollectionRun) -> int:
-    """Put a run's failed units back to pending and dispatch them; returns how many.
+def watchdog(*, now: datetime.datetime | None = None, send=None) -> dict[str, int]:
+    """Re-send lost units and close running runs that have nothing open."""
+    requeued = requeue_stuck(now=now, send=send)
+    closed = sum(
+        run.close_if_complete() for run in CollectionRun.objects.filter(status=RunStatus.RUNNING)
+    )
+    return {"requeued": requeued, "closed": closed}
 
-    A cancelled run stays cancelled: an operator who cancelled it meant it.
+
+def retry_failed(run: CollectionRun, *, send=None) -> int:
+    """Put a run's failed units back to pending and send them; returns how many were sent.
+
+    A cancelled run stays cancelled (``CollectionRun.reopen_failed``).
     """
-    if run.status == RunStatus.CANCELLED:
-        return 0
-    ids = list(run.units.filter(status=UnitStatus.FAILED).values_list("pk", flat=True))
+    ids = run.reopen_failed()
     if not ids:
         return 0
-    SchoolRun.objects.filter(pk__in=ids).update(
-        status=UnitStatus.PENDING, finished_at=None, retries=0
-    )
-    CollectionRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, finished_at=None)
-    run.refresh_from_db()
-    return dispatch(run, units=SchoolRun.objects.filter(pk__in=ids))
+    return dispatch(run, units=SchoolRun.objects.filter(pk__in=ids), send=send)
 
 
-def cancel_run(run: CollectionRun) -> int:
-    """Cancel the open units of a run and close it; returns how many units were cancelled."""
-    cancelled = run.units.filter(status__in=[UnitStatus.PENDING, UnitStatus.DEFERRED]).update(
-        status=UnitStatus.CANCELLED, finished_at=timezone.now()
-    )
-    CollectionRun.objects.filter(
-        pk=run.pk, status__in=[RunStatus.PENDING, RunStatus.RUNNING]
-    ).update(status=RunStatus.CANCELLED, finished_at=timezone.now())
-    refresh_counts(run)
-    return cancelled
+# --- Collecting in this process -------------------------------------------------------------
 
 
 def run_in_process(
@@ -571,39 +457,42 @@ def run_in_process(
     *,
     client: NeisClient | None = None,
     budget: RequestBudget | None = None,
-    max_retries: int | None = None,
+    policy: RetryPolicy | None = None,
     progress: Callable[[Outcome], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> CollectionRun:
-    """Collect every unit of ``run`` in this process (``--sync``, the demo, no broker needed).
+    """Collect every pending unit of ``run`` here (``--sync``, the demo; no broker needed).
 
-    Transient errors retry here with the same capped exponential backoff the tasks use.
+    Transient errors retry with the same policy as the tasks (``RetryPolicy.from_settings``).
     """
     budget = budget or _budget()
     client = client or NeisClient.from_settings(limiter=budget)
-    max_retries = settings.NEIS_MAX_RETRIES if max_retries is None else max_retries
-    CollectionRun.objects.filter(pk=run.pk, status=RunStatus.PENDING).update(
-        status=RunStatus.RUNNING, started_at=timezone.now()
-    )
+    policy = policy or RetryPolicy.from_settings()
+    run.start()
     for unit_id in run.units.filter(status=UnitStatus.PENDING).values_list("pk", flat=True):
-        for attempt in range(max_retries + 1):
+        retries = 0
+        while True:
             try:
                 outcome = collect_unit(unit_id, client=client, budget=budget)
                 break
             except NeisTransientError as exc:
-                if attempt == max_retries:
+                if policy.exhausted(retries):
                     fail_unit(unit_id, exc)
                     outcome = Outcome(unit_id, UnitStatus.FAILED, exc.code)
                     break
-                time.sleep(min(settings.NEIS_RETRY_BACKOFF_MAX, 2**attempt) * 0.5)
+                sleep(policy.countdown(retries))
+                retries += 1
         if progress:
             progress(outcome)
-    finish_run_if_complete(run.pk)
+    run.close_if_complete()
     run.refresh_from_db()
     return run
 
 
+# --- Planning -------------------------------------------------------------------------------
+
 # Rows a school serves per school week, by level, when nothing is stored yet to tell better.
-ROWS_PER_WEEK = {"elementary": 560, "middle": 600, "high": 750, "special": 300}
+ROWS_PER_WEEK = {Level.ELEMENTARY: 560, Level.MIDDLE: 600, Level.HIGH: 750, Level.SPECIAL: 300}
 
 
 @dataclasses.dataclass
@@ -638,7 +527,7 @@ def plan(
     requests = rows = 0
     for office, level in chosen.values_list("office_id", "level"):
         by_office[office] = by_office.get(office, 0) + 1
-        school_rows = int(ROWS_PER_WEEK.get(level, 600) * weeks)
+        school_rows = int(ROWS_PER_WEEK[Level(level)] * weeks)
         rows += school_rows
         requests += max(1, -(-school_rows // settings.NEIS_PAGE_SIZE))
     count = sum(by_office.values())

@@ -10,10 +10,6 @@ from django.db.models import Count, OuterRef, Subquery, Sum
 from collector.ledger import CollectionRun, SchoolRun, UnitStatus
 
 
-def monday_of(day: datetime.date) -> datetime.date:
-    return day - datetime.timedelta(days=day.weekday())
-
-
 def latest_units(monday: datetime.date):
     """Each school's unit in its latest run covering the school week of ``monday`` (to Friday).
 

@@ -1,4 +1,4 @@
-"""Where NEIS records become database rows: the school registry and the lesson timetable.
+"""Where NEIS lesson records become lesson rows, and nothing else.
 
 ``store_lessons`` gives one school's date window replace semantics in one transaction (a
 savepoint inside the caller's): afterwards the stored lessons of that school and window are
@@ -16,21 +16,18 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-import zoneinfo
-from collections import Counter
-from collections.abc import Iterable, Sequence
+import operator
+from collections.abc import Iterable
 
 import psycopg
 from django.db import connection, transaction
-from django.utils import timezone
 
-from collector.levels import is_known_kind, level_for_kind
-from collector.models import LESSON_KEY, LESSON_VALUES, Lesson, Office, School, Subject
-from collector.neis.records import LessonRecord, SchoolRecord
+from collector import clock
+from collector.models import LESSON_KEY, LESSON_VALUES, RECORD_KEY, Lesson, School, Subject
+from collector.neis.records import LessonRecord
 
 log = logging.getLogger(__name__)
 
-SEOUL = zoneinfo.ZoneInfo("Asia/Seoul")
 # Advisory lock namespaces (the first key), so that these locks never meet anyone else's.
 LESSON_LOCK = 0x4E4C  # "NL": key is the school id
 PARTITION_LOCK = 0x4E50  # "NP": key 0
@@ -39,6 +36,8 @@ PARTITION_LOCK = 0x4E50  # "NP": key 0
 _KEY_COLUMNS = tuple(f"{name}_id" if name in ("school", "subject") else name for name in LESSON_KEY)
 _WINDOW_KEY = _KEY_COLUMNS[1:]  # everything after school_id
 _STAGE_COLUMNS = (*_WINDOW_KEY, *LESSON_VALUES)
+# A record's key columns between the school and the subject (the subject becomes its id).
+_record_slot = operator.attrgetter(*RECORD_KEY[1:-1])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,35 +60,6 @@ class StoreResult:
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
-
-
-@dataclasses.dataclass(frozen=True)
-class SchoolCounts:
-    """What ``upsert_schools`` did to the registry."""
-
-    added: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    deactivated: int = 0
-
-    def __add__(self, other: SchoolCounts) -> SchoolCounts:
-        return SchoolCounts(
-            *(
-                a + b
-                for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other), strict=True)
-            )
-        )
-
-    def as_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
-
-
-@dataclasses.dataclass(frozen=True)
-class Listing:
-    """The scope a schoolInfo answer lists completely: one office, one kind, both or all."""
-
-    office_code: str | None = None
-    kind: str | None = None
 
 
 # --- Lessons --------------------------------------------------------------------------------
@@ -160,19 +130,8 @@ def _distinct_rows(
             raise ValueError(f"a record dated {record.date} outside {date_from}..{date_to}")
         load_dtm = record.load_dtm
         if load_dtm is not None and load_dtm.tzinfo is None:
-            load_dtm = load_dtm.replace(tzinfo=SEOUL)  # NEIS times are Seoul times
-        key = (
-            record.date,
-            record.grade,
-            record.class_name,
-            record.period,
-            record.day_night,
-            record.track,
-            record.department,
-            record.course,
-            record.classroom,
-            subjects[record.subject_raw],
-        )
+            load_dtm = load_dtm.replace(tzinfo=clock.SEOUL)  # NEIS times are Seoul times
+        key = (*_record_slot(record), subjects[record.subject_raw])
         value = (record.academic_year, record.semester, load_dtm)
         kept = rows.get(key)
         if kept is None or _rank(value) > _rank(kept):
@@ -209,7 +168,7 @@ def _stored_subjects(raws: list[str]) -> dict[str, tuple[int, str]]:
     # Plain SQL: this runs once per call, and the ORM would double its cost.
     found = {}
     with connection.cursor() as cursor:
-        for batch in _batches(raws, 500):
+        for batch in batches(raws, 500):
             placeholders = ", ".join(["%s"] * len(batch))
             cursor.execute(
                 f"SELECT raw, id, name FROM collector_subject WHERE raw IN ({placeholders})", batch
@@ -309,7 +268,7 @@ def _merge_copy(
             copy.set_types(_STAGE_TYPES)
             for key, value in rows.items():
                 copy.write_row(key + value)
-        params = {"school": school.pk, "first": date_from, "last": date_to, "now": timezone.now()}
+        params = {"school": school.pk, "first": date_from, "last": date_to, "now": clock.now()}
         # Not prepared: planned with the actual school and dates, the planner prunes to the
         # window's partitions. A generic plan opens every partition (6 ms a call instead of
         # 0.9 ms with 28 monthly partitions).
@@ -330,7 +289,7 @@ def _merge_orm(
     for pk, *key_and_values in window.values_list("pk", *_WINDOW_KEY, *LESSON_VALUES):
         key, value = key_and_values[: len(_WINDOW_KEY)], key_and_values[len(_WINDOW_KEY) :]
         stored[tuple(key)] = (pk, tuple(value))
-    now = timezone.now()
+    now = clock.now()
     writes, inserted, updated = [], 0, 0
     for key, value in rows.items():
         current = stored.pop(key, None)
@@ -350,7 +309,7 @@ def _merge_orm(
         update_fields=[*LESSON_VALUES, "changed_at"],
     )
     vanished = [pk for pk, _ in stored.values()]
-    for batch in _batches(vanished, 500):
+    for batch in batches(vanished, 500):
         # Within the window, so that the natural-key index finds them (PostgreSQL has no
         # B-tree on id alone).
         window.filter(pk__in=batch).delete()
@@ -464,114 +423,6 @@ def drop_lesson_partitions(before: datetime.date, *, dry_run: bool = True) -> li
     return doomed
 
 
-# --- Schools --------------------------------------------------------------------------------
-
-
-def upsert_schools(
-    records: Iterable[SchoolRecord],
-    *,
-    seen_at: datetime.datetime,
-    listing: Listing | None = None,
-) -> SchoolCounts:
-    """Add new schools, update changed ones and mark every one seen at ``seen_at``.
-
-    With ``listing``, ``records`` are the complete schoolInfo answer for that scope: active
-    schools of the scope missing from it are marked inactive (never deleted; their lessons
-    stay). A school seen again is active again, which counts as a change. Offices are created
-    or renamed from the records. Runs in one transaction.
-    """
-    schools = {record.code: record for record in records}
-    unknown = Counter(r.kind for r in schools.values() if not is_known_kind(r.kind))
-    for kind, count in unknown.items():
-        log.warning("%s schools of unknown kind %r are not collected", count, kind)
-    with transaction.atomic():
-        _upsert_offices({r.office_code: r.office_name for r in schools.values()})
-        existing = School.objects.in_bulk(list(schools), field_name="code")
-        added, changed, unchanged = [], [], []
-        for code, record in schools.items():
-            fields = _school_fields(record)
-            school = existing.get(code)
-            if school is None:
-                added.append(
-                    School(code=code, first_seen=seen_at, last_seen=seen_at, active=True, **fields)
-                )
-            elif school.active and all(getattr(school, k) == v for k, v in fields.items()):
-                unchanged.append(school.pk)
-            else:
-                for name, value in fields.items():
-                    setattr(school, name, value)
-                school.active, school.last_seen = True, seen_at
-                changed.append(school)
-        School.objects.bulk_create(added, batch_size=500)
-        School.objects.bulk_update(
-            changed, [*_SCHOOL_FIELDS, "active", "last_seen"], batch_size=500
-        )
-        for batch in _batches(unchanged, 500):
-            School.objects.filter(pk__in=batch).update(last_seen=seen_at)
-        deactivated = _deactivate_unlisted(listing, schools) if listing else 0
-    return SchoolCounts(len(added), len(changed), len(unchanged), deactivated)
-
-
-_SCHOOL_FIELDS = ("office_id", "name", "kind", "level", "location", "founding_type")
-_SCHOOL_FIELDS += ("day_night", "address")
-
-
-def _school_fields(record: SchoolRecord) -> dict:
-    """The School fields a schoolInfo row sets, its level included."""
-    level = level_for_kind(record.kind)
-    values = (record.office_code, record.name, record.kind, level.value if level else "")
-    values += (record.location, record.founding_type, record.day_night, record.address)
-    return dict(zip(_SCHOOL_FIELDS, values, strict=True))
-
-
-def _upsert_offices(names: dict[str, str]) -> None:
-    stored = dict(Office.objects.filter(code__in=list(names)).values_list("code", "name"))
-    for code, name in sorted(names.items()):
-        if code not in stored:
-            Office.objects.create(code=code, name=name)
-        elif name and stored[code] != name:
-            Office.objects.filter(code=code).update(name=name)
-
-
-def _deactivate_unlisted(listing: Listing, listed: dict[str, SchoolRecord]) -> int:
-    scope = School.objects.filter(active=True)
-    if listing.office_code:
-        scope = scope.filter(office_id=listing.office_code)
-    if listing.kind:
-        scope = scope.filter(kind="".join(listing.kind.split()))
-    gone = [pk for pk, code in scope.values_list("pk", "code") if code not in listed]
-    for batch in _batches(gone, 500):
-        School.objects.filter(pk__in=batch).update(active=False)
-    return len(gone)
-
-
-def sync_school_registry(client, *, offices: Sequence[str] | None = None) -> SchoolCounts:
-    """Refresh the registry from schoolInfo: every school, or those of some offices.
-
-    Each office (or the whole country) is one listing and one transaction. Schools missing
-    from a listing are deactivated only when the listing is complete: NEIS served every row
-    it announced, none was invalid, the answer was not empty and the client has a key.
-    Raises what ``client.schools`` raises; the offices done before that stay done.
-    """
-    total = SchoolCounts()
-    for office in offices or [None]:
-        fetched = client.schools(office_code=office)
-        complete = (
-            bool(fetched.rows)
-            and fetched.missing == 0
-            and not fetched.invalid
-            and not client.keyless
-        )
-        counts = upsert_schools(
-            fetched.rows,
-            seen_at=timezone.now(),
-            listing=Listing(office_code=office) if complete else None,
-        )
-        log.info("school registry %s: %s", office or "all offices", counts.as_dict())
-        total += counts
-    return total
-
-
-def _batches(items: list, size: int) -> Iterable[list]:
+def batches(items: list, size: int) -> Iterable[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from collector.clock import Clock
 from proj.env import env_bool, env_float, env_int, env_list, env_secret, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -190,10 +191,13 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_TASK_TRACK_STARTED = True
 # Celery's Django fix-up closes the DB connection around every task unless this is set;
-# reusing it was measured at nearly twice the throughput (shared/perf-notes.md).
+# reusing it was measured at nearly twice the throughput of reconnecting per task.
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
 # HTTP-bound collection has its own queue so that slow NEIS calls never starve the rest.
+# Both queues are declared, so a plain `celery -A proj worker` consumes both; production runs
+# a `-Q neis` and a `-Q default` worker (docker/compose.yml).
 CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = {"default": {}, "neis": {}}
 CELERY_TASK_ROUTES = {"collector.collect_school": {"queue": "neis"}}
 
 # --- NEIS -----------------------------------------------------------------------------------
@@ -223,16 +227,19 @@ NEIS_MAX_WINDOW_DAYS = env_int("NEIS_MAX_WINDOW_DAYS", 62, minimum=1)
 NEIS_REGISTRY_MAX_AGE_HOURS = env_int("NEIS_REGISTRY_MAX_AGE_HOURS", 24, minimum=0)
 # A queued collect task not started within this many hours expires; the watchdog re-sends it.
 NEIS_TASK_EXPIRES_HOURS = env_int("NEIS_TASK_EXPIRES_HOURS", 6, minimum=1)
-# Transient NEIS failures retry with exponential backoff and jitter, capped, this many times.
+# Transient NEIS failures retry this many times, waiting a random time up to
+# BASE * 2**retry seconds, capped at MAX (collector/retry.py; the tasks and --sync share it).
 NEIS_MAX_RETRIES = env_int("NEIS_MAX_RETRIES", 6, minimum=0)
+NEIS_RETRY_BACKOFF_BASE = env_float("NEIS_RETRY_BACKOFF_BASE", 1.0, minimum=0.001)
 NEIS_RETRY_BACKOFF_MAX = env_int("NEIS_RETRY_BACKOFF_MAX", 300, minimum=1)
-# Applied to the task class by Celery, so the retry policy stays in settings.
-CELERY_TASK_ANNOTATIONS = {
-    "collector.collect_school": {
-        "max_retries": NEIS_MAX_RETRIES,
-        "retry_backoff_max": NEIS_RETRY_BACKOFF_MAX,
-    }
-}
+# Pins the collector's clock (collector/clock.py) for tests and replays:
+# "2026-11-21T10:00:00+09:00@1764400000" is that moment at that real Unix time, running on.
+# Empty: the real clock.
+NEIS_CLOCK = env_str("NEIS_CLOCK", "")
+try:
+    Clock.parse(NEIS_CLOCK) if NEIS_CLOCK else None
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"NEIS_CLOCK: {_exc}") from None
 
 # --- Logging --------------------------------------------------------------------------------
 LOGGING = {

@@ -26,6 +26,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
+from collector import clock as clock_module
+from collector.clock import academic_year, in_seoul
 from collector.neis import parse
 from collector.neis.errors import (
     NeisError,
@@ -33,7 +35,7 @@ from collector.neis.errors import (
     NeisQuotaError,
     NeisTransientError,
 )
-from collector.neis.parse import SEOUL, normalise_subject
+from collector.neis.parse import normalise_subject
 from collector.neis.records import LessonRecord, Level, SchoolRecord
 from collector.neis.redact import RedactKeyFilter, redact
 
@@ -114,7 +116,7 @@ def classify(
     if kind is None:
         return None
     if kind is NeisQuotaError:
-        when = resets_at or next_quota_reset(datetime.datetime.now(SEOUL), 0)
+        when = resets_at or next_quota_reset(clock_module.now(), 0)
         return NeisQuotaError(code, f"{message} (quota resets at {when.isoformat()})", when)
     return kind(code, message)
 
@@ -140,22 +142,9 @@ def transport_tag(exc: requests.RequestException) -> str:
 # --- Time -----------------------------------------------------------------------------------
 
 
-def _seoul(moment: datetime.datetime) -> datetime.datetime:
-    if moment.tzinfo is None:  # a naive clock is taken to be Seoul wall time
-        return moment.replace(tzinfo=SEOUL)
-    return moment.astimezone(SEOUL)
-
-
-def academic_year(moment: datetime.date | datetime.datetime) -> int:
-    """The NEIS academic year (March to February) of a date or an aware moment (in Seoul)."""
-    if isinstance(moment, datetime.datetime):
-        moment = _seoul(moment).date()
-    return moment.year if moment.month >= 3 else moment.year - 1
-
-
 def next_quota_reset(now: datetime.datetime, hour: int) -> datetime.datetime:
     """The first ``hour``:00 Asia/Seoul strictly after ``now`` (Korea has no DST)."""
-    local = _seoul(now)
+    local = in_seoul(now)
     reset = local.replace(hour=hour, minute=0, second=0, microsecond=0)
     if reset <= local:
         reset += datetime.timedelta(days=1)
@@ -265,7 +254,7 @@ class NeisClient:
         self.quota_reset_hour = quota_reset_hour
         self.limiter = limiter
         self._session = session
-        self._clock = clock or (lambda: datetime.datetime.now(SEOUL))
+        self._clock = clock or clock_module.now
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> NeisClient:

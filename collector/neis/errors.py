@@ -18,6 +18,13 @@ class NeisError(Exception):
         self.code = code
         self.message = message
 
+    def __reduce__(self):
+        # Pickle by the constructor's own arguments: Celery's prefork pool pickles a task's
+        # exception on its way to ``on_failure`` and the result backend, and the default
+        # (``cls(*self.args)``, one argument) cannot rebuild it; the ledger then recorded
+        # "UnpickleableExceptionWrapper" instead of the NEIS code.
+        return (type(self), (self.code, self.message))
+
 
 class NeisTransientError(NeisError):
     """Worth retrying: ERROR-500/600/601, HTTP 5xx, HTML or truncated bodies, timeouts."""
@@ -29,6 +36,9 @@ class NeisQuotaError(NeisError):
     def __init__(self, code: str, message: str, resets_at: datetime.datetime):
         super().__init__(code, message)
         self.resets_at = resets_at
+
+    def __reduce__(self):
+        return (type(self), (self.code, self.message, self.resets_at))
 
 
 class NeisPermanentError(NeisError):

@@ -12,12 +12,10 @@ import functools
 import json
 import re
 import unicodedata
-import zoneinfo
 from collections.abc import Iterable, Mapping
 
+from collector.clock import SEOUL
 from collector.neis.records import LessonRecord, SchoolRecord
-
-SEOUL = zoneinfo.ZoneInfo("Asia/Seoul")
 
 SUCCESS = "INFO-000"
 

@@ -8,13 +8,13 @@ import pytest
 import requests
 from urllib3.exceptions import ReadTimeoutError
 
+from collector.clock import SEOUL
 from collector.neis import client as neis
 from collector.neis.errors import (
     NeisPermanentError,
     NeisQuotaError,
     NeisTransientError,
 )
-from collector.neis.parse import SEOUL
 from collector.neis.records import Level
 
 UTC = datetime.UTC

@@ -6,10 +6,10 @@ import datetime
 
 import pytest
 
+from collector.clock import SEOUL
 from collector.neis import client as neis
 from collector.neis.client import NeisClient
 from collector.neis.errors import NeisPermanentError, NeisQuotaError, NeisTransientError
-from collector.neis.parse import SEOUL
 from collector.neis.records import Level
 
 pytest_plugins = ["tests.fixtures_neis"]

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from collector.clock import SEOUL
 from collector.neis import parse
-from collector.neis.parse import SEOUL, BadBody
+from collector.neis.parse import BadBody
 from collector.neis.records import LessonRecord
 
 BODIES = Path(__file__).resolve().parent / "bodies"

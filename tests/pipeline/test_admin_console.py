@@ -16,6 +16,7 @@ from django.contrib import admin
 from django.contrib.messages import get_messages
 from django.utils import timezone
 
+from collector import clock
 from collector.ledger import CollectionRun, RunStatus, SchoolRun, Trigger, UnitStatus
 from collector.limiter import budget_from_settings
 from collector.models import Office, School
@@ -42,7 +43,7 @@ def sent(monkeypatch):
     """Unit ids dispatch enqueued, in order."""
     calls = []
     monkeypatch.setattr(
-        "collector.tasks.collect_school.apply_async", lambda args, **kw: calls.append(args[0])
+        "collector.pipeline.send_collect", lambda unit_id, expires: calls.append(unit_id)
     )
     return calls
 
@@ -52,7 +53,7 @@ def _run(level, trigger, status, date_from=MONDAY, date_to=SUNDAY, *, minutes_ag
         level=level, date_from=date_from, date_to=date_to, trigger=trigger, status=status
     )
     # Explicit creation times: completeness takes each school's latest run.
-    created = timezone.now() - datetime.timedelta(minutes=minutes_ago)
+    created = clock.now() - datetime.timedelta(minutes=minutes_ago)
     CollectionRun.objects.filter(pk=run.pk).update(created_at=created)
     run.refresh_from_db()
     return run
@@ -442,8 +443,8 @@ def test_it_falls_back_on_a_bad_level_or_week(admin_client, world):
     response = admin_client.get(f"{COMPLETENESS}?level=college&week=soon")
     assert response.status_code == 200
     assert response.context["level"] == "all"
-    today = timezone.localdate()
-    assert response.context["week"] == today - datetime.timedelta(days=today.weekday())
+    # The pinned clock's week (Saturday 2026-11-21), whatever today's date is.
+    assert response.context["week"] == datetime.date(2026, 11, 16) == clock.monday_of(clock.today())
 
 
 @pytest.mark.parametrize(

@@ -103,7 +103,7 @@ def test_it_dry_runs_without_a_request_or_a_write(sim):
 def test_it_enqueues_by_default_and_prints_the_run(sim, monkeypatch):
     sent = []
     monkeypatch.setattr(
-        "collector.tasks.collect_school.apply_async", lambda args, **kw: sent.append(args[0])
+        "collector.pipeline.send_collect", lambda unit_id, expires: sent.append(unit_id)
     )
     output = _call(*BACKFILL, "--from", str(MONDAY), "--to", str(FRIDAY))
     run = CollectionRun.objects.get()

@@ -18,9 +18,9 @@ from django.utils import timezone
 from django_celery_beat.models import ClockedSchedule, IntervalSchedule, PeriodicTask
 from django_celery_results.models import TaskResult
 
+from collector.clock import school_weeks_window
 from collector.ledger import CollectionRun, RunStatus, Trigger
 from collector.tasks import start_scheduled_run
-from collector.windows import school_weeks_window
 from proj.celery import app
 from schedules.apply import apply_schedules
 from tests.processes import celery_beat, celery_worker, wait_until
@@ -139,6 +139,10 @@ def test_it_starts_a_run_when_a_schedule_falls_due(env, tmp_path):
     assert run.offices == [OFFICE]
     assert run.units_total > 0
     assert (run.date_from, run.date_to) == school_weeks_window(weeks_before=0, weeks_after=0)
+    # The pinned clock's week, which the simulator has published: a real week of lessons, not
+    # a week past the simulator's clock that would pass on empty answers.
+    assert run.units_done > 0
+    assert run.rows_inserted > 1000
 
 
 def _admin_form(task: PeriodicTask, **changes) -> dict:
@@ -231,14 +235,23 @@ def test_it_sends_from_one_beat_only_and_the_other_takes_over(env, tmp_path):
 def test_it_refuses_a_second_firing_of_the_same_window(env, tmp_path):
     """What a second beat would cause: the same schedule's message, delivered twice."""
     with (
-        celery_worker(tmp_path, env),
+        celery_worker(tmp_path, env) as worker,
         app.connection_for_write(env["CELERY_BROKER_URL"]) as conn,
     ):
         first = start_scheduled_run.apply_async(kwargs=SMALL, connection=conn).get(timeout=30)
-        second = start_scheduled_run.apply_async(kwargs=SMALL, connection=conn).get(timeout=30)
+        second = start_scheduled_run.apply_async(kwargs=SMALL, connection=conn)
+        # Not "SUCCESS": the task results page says REFUSED, and why.
+        refused = wait_until(
+            lambda: TaskResult.objects.filter(task_id=second.id, status="REFUSED").first(),
+            timeout=30,
+            message="the second firing was not stored as REFUSED",
+        )
+        log = worker.output()
 
     run = CollectionRun.objects.get()
     assert first == {"run": run.pk, "units": run.units_total, "sent": run.units_total}
-    assert second == {"run": run.pk, "refused": True}
+    reason = f"run {run.pk} was already started for {_expected_key()}"
+    assert json.loads(refused.result) == {"refused": True, "run": run.pk, "reason": reason}
+    assert f"refused: {reason}" in log
     assert run.trigger == Trigger.SCHEDULE
     assert run.trigger_key == _expected_key()

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from collector.models import School
 from collector.neis.records import LessonRecord, SchoolRecord
-from collector.storage import upsert_schools
+from collector.registry import upsert_schools
 
 SEOUL = datetime.timezone(datetime.timedelta(hours=9))
 MONDAY = datetime.date(2025, 4, 7)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from collector.levels import KIND_LEVELS, SchoolLevel, level_for_kind
 from collector.models import Office, School
 from collector.neis.records import Level
-from collector.storage import Listing, SchoolCounts, sync_school_registry, upsert_schools
+from collector.registry import Listing, SchoolCounts, sync_school_registry, upsert_schools
 from tests.storage.factories import school_record
 
 pytestmark = pytest.mark.django_db

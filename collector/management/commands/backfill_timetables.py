@@ -4,7 +4,6 @@ from django.core.management.base import BaseCommand, CommandError
 
 from collector import pipeline, report
 from collector.ledger import RunLevel, Trigger, UnitStatus
-from collector.models import School
 
 
 def _date(value: str) -> datetime.date:
@@ -66,13 +65,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         date_from, date_to = _date(opts["date_from"]), _date(opts["date_to"])
+        offices, codes = sorted(set(opts["office"])), sorted(set(opts["school"]))
         try:
-            levels = pipeline.levels_of(opts["level"])
-            pipeline.validate_window(date_from, date_to)
+            levels = pipeline.validate_request(opts["level"], date_from, date_to, offices, codes)
         except pipeline.PipelineError as exc:
             raise CommandError(str(exc)) from None
-        offices, codes = sorted(set(opts["office"])), sorted(set(opts["school"]))
-        self._check_codes(offices, codes)
 
         if opts["dry_run"]:
             plan = pipeline.plan(
@@ -107,22 +104,6 @@ class Command(BaseCommand):
         self.stdout.write(report.format_run(run))
         if run.units_failed:
             raise CommandError(f"run {run.pk}: {run.units_failed} schools failed (listed above)")
-
-    def _check_codes(self, offices, codes):
-        known = pipeline.known_offices()
-        unknown = [code for code in offices if code not in known]
-        if unknown:
-            raise CommandError(
-                f"unknown office code(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        if codes:
-            found = set(School.objects.filter(code__in=codes).values_list("code", flat=True))
-            missing = [code for code in codes if code not in found]
-            if missing:
-                raise CommandError(
-                    f"unknown school code(s): {', '.join(missing)} (run sync_schools if the "
-                    "registry is out of date)"
-                )
 
     def _collect_here(self, run):
         from tqdm import tqdm

@@ -3,7 +3,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from collector import report
+from collector import clock, report
 from collector.ledger import OPEN, CollectionRun, RunLevel, SchoolRun, UnitStatus
 
 # Exit codes, so monitoring can call this: complete, still open, complete with failures.
@@ -62,7 +62,7 @@ class Command(BaseCommand):
             day = datetime.date.fromisoformat(week)
         except ValueError:
             raise CommandError(f"--week {week!r} is not a date; use YYYY-MM-DD") from None
-        monday = report.monday_of(day)
+        monday = clock.monday_of(day)
         # The latest unit of each school wins (a later run re-collected it).
         units = report.latest_units(monday)
         if level != RunLevel.ALL:

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from collector.windows import school_weeks_window
+from collector.clock import school_weeks_window
 
 
 class Command(BaseCommand):

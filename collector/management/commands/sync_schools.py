@@ -3,7 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from collector import pipeline
 from collector.neis.client import NeisClient
 from collector.neis.errors import NeisError
-from collector.storage import sync_school_registry
+from collector.registry import sync_school_registry
 
 
 class Command(BaseCommand):
@@ -22,10 +22,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, office=(), **options):
-        known = pipeline.known_offices()
-        unknown = sorted(set(office) - known)
-        if unknown:
-            raise CommandError(f"unknown office code(s): {', '.join(unknown)}")
+        try:
+            pipeline.check_offices(office)
+        except pipeline.PipelineError as exc:
+            raise CommandError(str(exc)) from None
         try:
             result = sync_school_registry(NeisClient.from_settings(), offices=office or None)
         except NeisError as exc:
