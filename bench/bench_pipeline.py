@@ -10,7 +10,7 @@ postgres://postgres@127.0.0.1:5432/postgres) and ``BENCH_REDIS_URL`` (default
 redis://127.0.0.1:6379/13, a DB number nobody else uses: it is flushed).
 
 Everything runs on this machine, as a weekly run would: the NEIS simulator as its own process
-(``python -m collector.neis.simulator``, clock frozen at 2026-11-21T10:00+09:00, no faults
+(``python -m neis_simulator``, clock frozen at 2026-11-21T10:00+09:00, no faults
 beyond its usual data dirt), real ``celery -A proj worker`` processes (prefork, started through
 ``tests.processes.celery_worker``, DEBUG off as in production), Redis as broker and request
 budget, PostgreSQL as the database. It creates its own database (``neis_bench_pipeline``,
@@ -95,7 +95,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 def start_simulator(cpu: int | None) -> tuple[subprocess.Popen, str, str]:
     """The simulator as a child process; returns (process, url, key) once it listens."""
-    cmd = [sys.executable, "-m", "collector.neis.simulator", "--port", "0", "--ready-json"]
+    cmd = [sys.executable, "-m", "neis_simulator", "--port", "0", "--ready-json"]
     cmd += ["--clock", CLOCK, "--freeze", "--quota", "1000000000"]
     if cpu is not None:
         cmd += ["--cpu", str(cpu)]
@@ -609,8 +609,8 @@ def benchmark(args, redis_url: str, sim_pid: int, base: str, key: str) -> int:
 
     from collector.models import School
     from collector.neis.client import NeisClient
-    from collector.neis.simulator import RemoteControl
     from collector.storage import sync_school_registry
+    from neis_simulator import RemoteControl
     from tests.processes import celery_worker
 
     control = RemoteControl(base)

@@ -38,7 +38,7 @@ def start_server() -> tuple[subprocess.Popen, str, str]:
     cmd = [
         sys.executable,
         "-m",
-        "collector.neis.simulator",
+        "neis_simulator",
         "--port",
         "0",
         "--ready-json",

@@ -6,8 +6,8 @@ Fixtures:
 - ``neis_sim``: a simulator served from a thread of the test process, clock frozen at
   ``TEST_CLOCK``. Yields a ``SimHandle`` (``url``, ``key``, ``world``, ``control``).
 - ``neis_sim_factory``: ``start(**config_overrides) -> SimHandle`` for other settings.
-- ``neis_sim_process``: the same simulator as a separate process (``python -m
-  collector.neis.simulator``), steered over HTTP; for Celery workers in other processes.
+- ``neis_sim_process``: the same simulator as a separate process (``python -m neis_simulator``),
+  steered over HTTP; for Celery workers in other processes.
 - ``neis_sim_process_factory``: ``start(*cli_args) -> SimHandle`` for other options.
 
 Worlds are memoised per world-shaping configuration, so tests that only change runtime
@@ -27,14 +27,14 @@ import threading
 import pytest
 import requests
 
-from collector.neis.simulator import (
+from neis_simulator import (
     Control,
     RemoteControl,
     Simulator,
     SimulatorConfig,
     World,
 )
-from collector.neis.simulator.config import DIRT_FIELDS
+from neis_simulator.config import DIRT_FIELDS
 
 TEST_CLOCK = "2026-11-21T10:00:00+09:00"  # a Saturday in AY 2026, SEM 2
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -157,12 +157,12 @@ def neis_sim_process_factory(tmp_path):
     handles: list[SimHandle] = []
 
     def start(*args: str, seed: int = 1) -> SimHandle:
-        """Run ``python -m collector.neis.simulator`` with ``args`` (clock frozen at
+        """Run ``python -m neis_simulator`` with ``args`` (clock frozen at
         TEST_CLOCK unless ``--clock`` is given) and wait until it listens."""
         cmd = [
             sys.executable,
             "-m",
-            "collector.neis.simulator",
+            "neis_simulator",
             "--port",
             "0",
             "--ready-json",

@@ -5,8 +5,8 @@ import xml.etree.ElementTree as ET
 
 import requests
 
-from collector.neis.simulator import SERVICES
-from collector.neis.simulator.config import MESSAGES
+from neis_simulator import SERVICES
+from neis_simulator.config import MESSAGES
 
 pytest_plugins = ["tests.fixtures_neis"]
 

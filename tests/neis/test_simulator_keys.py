@@ -4,7 +4,7 @@ import datetime
 
 import requests
 
-from collector.neis.simulator import KST
+from neis_simulator import KST
 
 pytest_plugins = ["tests.fixtures_neis"]
 

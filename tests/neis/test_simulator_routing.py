@@ -2,7 +2,7 @@
 
 import requests
 
-from collector.neis.simulator import SERVICES
+from neis_simulator import SERVICES
 
 pytest_plugins = ["tests.fixtures_neis"]
 
