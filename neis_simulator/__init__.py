@@ -8,7 +8,8 @@ Pure standard library; never imports Django. Typical use::
         requests.get(f"{sim.url}/hub/schoolInfo", params={"KEY": sim.key, "Type": "json"})
         sim.world.timetable(code, start, end, as_of=sim.control.now())  # ground truth
 
-``python -m neis_simulator --help`` runs one from the command line.
+``python -m neis_simulator --help`` runs one from the command line, and
+``launch.start()`` runs that as a child process and waits until it listens.
 """
 
 from .clock import KST, SimClock
