@@ -1,4 +1,5 @@
-"""Answer shapes: JSON and XML envelopes, value types, messages, headers (section 9, 8-11)."""
+"""Answer shapes: JSON and XML envelopes, value types, messages, headers (docs/neis-api.md
+section 9, items 8-11)."""
 
 import json
 import xml.etree.ElementTree as ET

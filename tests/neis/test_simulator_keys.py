@@ -1,4 +1,4 @@
-"""Keys, the daily quota and keyless (sample) mode (reference section 9, items 6-7)."""
+"""Keys, the daily quota and keyless (sample) mode (docs/neis-api.md section 9, items 6-7)."""
 
 import datetime
 

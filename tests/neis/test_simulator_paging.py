@@ -1,4 +1,5 @@
-"""Paging: stable slices, a short last page, and what comes past the end (section 9, 12)."""
+"""Paging: stable slices, a short last page, and what comes past the end (docs/neis-api.md
+section 9, item 12)."""
 
 from neis_simulator.config import MESSAGES
 

@@ -1,4 +1,4 @@
-"""Routing and request parameters of the simulated hub (reference section 9, items 1-5)."""
+"""Routing and request parameters of the simulated hub (docs/neis-api.md section 9, items 1-5)."""
 
 import requests
 
