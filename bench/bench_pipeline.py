@@ -10,7 +10,7 @@ postgres://postgres@127.0.0.1:5432/postgres) and ``BENCH_REDIS_URL`` (default
 redis://127.0.0.1:6379/13, a DB number nobody else uses: it is flushed).
 
 Everything runs on this machine, as a weekly run would: the NEIS simulator as its own process
-(``python -m collector.neis.simulator``, clock frozen at 2026-11-21T10:00+09:00, no faults
+(``python -m neis_simulator``, clock frozen at 2026-11-21T10:00+09:00, no faults
 beyond its usual data dirt), real ``celery -A proj worker`` processes (prefork, started through
 ``tests.processes.celery_worker``, DEBUG off as in production), Redis as broker and request
 budget, PostgreSQL as the database. It creates its own database (``neis_bench_pipeline``,
@@ -91,18 +91,6 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 # --- Processes and CPU accounting -----------------------------------------------------------
-
-
-def start_simulator(cpu: int | None) -> tuple[subprocess.Popen, str, str]:
-    """The simulator as a child process; returns (process, url, key) once it listens."""
-    cmd = [sys.executable, "-m", "collector.neis.simulator", "--port", "0", "--ready-json"]
-    cmd += ["--clock", CLOCK, "--freeze", "--quota", "1000000000"]
-    if cpu is not None:
-        cmd += ["--cpu", str(cpu)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    ready = json.loads(proc.stdout.readline())
-    return proc, ready["url"], ready["key"]
 
 
 def _proc_stat(pid: str) -> tuple[str, int, float, float] | None:
@@ -572,9 +560,14 @@ def main() -> int:
 
     server_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
     redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
+    sys.path.insert(0, str(ROOT))
+    from neis_simulator import launch
+
     print(f"creating and migrating {BENCH_DB} ...", file=sys.stderr)
     database_url = create_database(server_url)
-    sim, base, key = start_simulator(args.sim_cpu)
+    # A quota no case can spend: an ERROR-337 would end a run instead of measuring it.
+    sim = launch.start("--clock", CLOCK, "--freeze", "--quota", "1000000000", cpu=args.sim_cpu)
+    base, key = sim.url, sim.key
     try:
         os.environ.update(
             DJANGO_SETTINGS_MODULE="proj.settings",
@@ -588,18 +581,16 @@ def main() -> int:
             SECURE_SSL_REDIRECT="0",
             LOG_LEVEL="WARNING",
         )
-        sys.path.insert(0, str(ROOT))
         import django
 
         django.setup()
-        return benchmark(args, redis_url, sim.pid, base, key)
+        return benchmark(args, redis_url, sim.process.pid, base, key)
     finally:
         if "django.db" in sys.modules:
             from django.db import connections
 
             connections.close_all()
-        sim.terminate()
-        sim.wait(10)
+        launch.stop(sim.process)
         if not args.keep:
             drop_database(server_url)
 
@@ -609,8 +600,8 @@ def benchmark(args, redis_url: str, sim_pid: int, base: str, key: str) -> int:
 
     from collector.models import School
     from collector.neis.client import NeisClient
-    from collector.neis.simulator import RemoteControl
     from collector.registry import sync_school_registry
+    from neis_simulator import RemoteControl
     from tests.processes import celery_worker
 
     control = RemoteControl(base)

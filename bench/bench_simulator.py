@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import pathlib
-import subprocess
 import sys
 import threading
 import time
@@ -32,28 +31,6 @@ import requests
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TARGET = 100_000
 CLOCK = "2026-11-21T10:00:00+09:00"
-
-
-def start_server() -> tuple[subprocess.Popen, str, str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "collector.neis.simulator",
-        "--port",
-        "0",
-        "--ready-json",
-        "--cpu",
-        "0",
-        "--clock",
-        CLOCK,
-        "--freeze",
-        "--quota",
-        "100000000",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    ready = json.loads(proc.stdout.readline())
-    return proc, ready["url"], ready["key"]
 
 
 ROW_START = b'{"ATPT_OFCDC_SC_CODE":'
@@ -139,8 +116,12 @@ def main() -> int:
         "--clients", type=int, default=3, help="Concurrent keep-alive sessions (default 3)."
     )
     args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from neis_simulator import launch
+
     os.sched_setaffinity(0, {1})
-    proc, base, key = start_server()
+    sim = launch.start("--clock", CLOCK, "--freeze", "--quota", "100000000", cpu=0)
+    base, key = sim.url, sim.key
     try:
         session = requests.Session()
         # The school list itself, also the warm-up of the connection.
@@ -186,8 +167,7 @@ def main() -> int:
         warm = results["paging"][3][-25:]
         results["warm"] = run(base, key, warm * 1000, args.seconds, semester, n)
     finally:
-        proc.terminate()
-        proc.wait()
+        launch.stop(sim.process)
     print(
         f"simulator pinned to CPU 0, client to CPU 1; pSize=1000, {args.clients} "
         "keep-alive sessions"

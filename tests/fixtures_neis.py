@@ -6,8 +6,8 @@ Fixtures:
 - ``neis_sim``: a simulator served from a thread of the test process, clock frozen at
   ``TEST_CLOCK``. Yields a ``SimHandle`` (``url``, ``key``, ``world``, ``control``).
 - ``neis_sim_factory``: ``start(**config_overrides) -> SimHandle`` for other settings.
-- ``neis_sim_process``: the same simulator as a separate process (``python -m
-  collector.neis.simulator``), steered over HTTP; for Celery workers in other processes.
+- ``neis_sim_process``: the same simulator as a separate process (``python -m neis_simulator``),
+  steered over HTTP; for Celery workers in other processes.
 - ``neis_sim_process_factory``: ``start(*cli_args) -> SimHandle`` for other options.
 
 Worlds are memoised per world-shaping configuration, so tests that only change runtime
@@ -17,27 +17,23 @@ settings (quota, faults, paging...) never rebuild the national school list.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import pathlib
 import subprocess
-import sys
 import threading
 
 import pytest
 import requests
 
-from collector.neis.simulator import (
+from neis_simulator import (
     Control,
     RemoteControl,
     Simulator,
     SimulatorConfig,
     World,
+    launch,
 )
-from collector.neis.simulator.config import DIRT_FIELDS
+from neis_simulator.config import DIRT_FIELDS
 
 TEST_CLOCK = "2026-11-21T10:00:00+09:00"  # a Saturday in AY 2026, SEM 2
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 _worlds: dict[tuple, World] = {}
 _worlds_lock = threading.Lock()
 
@@ -134,57 +130,25 @@ def neis_sim(neis_sim_factory) -> SimHandle:
     return neis_sim_factory()
 
 
-def _read_ready_line(proc: subprocess.Popen, timeout: float) -> dict:
-    found: dict = {}
-
-    def read() -> None:
-        line = proc.stdout.readline()
-        if line:
-            found.update(json.loads(line))
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    reader.join(timeout)
-    if not found:
-        proc.kill()
-        raise RuntimeError("the simulator process did not report that it was listening")
-    return found
-
-
 @pytest.fixture
 def neis_sim_process_factory(tmp_path):
-    procs: list[subprocess.Popen] = []
     handles: list[SimHandle] = []
 
     def start(*args: str, seed: int = 1) -> SimHandle:
-        """Run ``python -m collector.neis.simulator`` with ``args`` (clock frozen at
-        TEST_CLOCK unless ``--clock`` is given) and wait until it listens."""
-        cmd = [
-            sys.executable,
-            "-m",
-            "collector.neis.simulator",
-            "--port",
-            "0",
-            "--ready-json",
-            "--seed",
-            str(seed),
-        ]
+        """Run ``python -m neis_simulator`` with ``args`` (clock frozen at TEST_CLOCK unless
+        ``--clock`` is given) and wait until it listens."""
+        options = ["--seed", str(seed)]
         if "--clock" not in args:
-            cmd += ["--clock", TEST_CLOCK, "--freeze"]
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        }
-        stderr = open(tmp_path / f"simulator-{len(procs)}.err", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [*cmd, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
-        )
-        stderr.close()
-        procs.append(proc)
-        ready = _read_ready_line(proc, timeout=60)
+            options += ["--clock", TEST_CLOCK, "--freeze"]
+        log = tmp_path / f"simulator-{len(handles)}.err"
+        launched = launch.start(*options, *args, log=log)
         world = world_for(sim_config(seed=seed, **_world_options(args)))
         handle = SimHandle(
-            ready["url"], ready["key"], world, RemoteControl(ready["url"]), process=proc
+            launched.url,
+            launched.key,
+            world,
+            RemoteControl(launched.url),
+            process=launched.process,
         )
         handles.append(handle)
         return handle
@@ -192,13 +156,7 @@ def neis_sim_process_factory(tmp_path):
     yield start
     for handle in handles:
         handle.close()
-    for proc in procs:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        launch.stop(handle.process)
 
 
 def _world_options(args) -> dict:

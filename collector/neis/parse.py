@@ -1,7 +1,7 @@
 """Turn NEIS response bodies into envelopes, and raw rows into typed records.
 
 Pure functions, no I/O and no Django: the client feeds them bytes and decides what a RESULT
-code means (``client.classify``). Everything here follows shared/neis-api.md sections 4 and 7.4.
+code means (``client.classify``). Everything here follows docs/neis-api.md sections 4 and 7.4.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Recorded NEIS bodies (tests/neis/bodies, shaped after shared/neis-api.md 4.1-4.6) through
+"""Recorded NEIS bodies (tests/neis/bodies, shaped after docs/neis-api.md 4.1-4.6) through
 the parser: envelopes, result codes, bad bodies and the row-to-record conversion."""
 
 from __future__ import annotations

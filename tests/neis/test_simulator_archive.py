@@ -1,4 +1,4 @@
-"""The current/archive split of timetables (reference section 9, item 13)."""
+"""The current/archive split of timetables (docs/neis-api.md section 9, item 13)."""
 
 pytest_plugins = ["tests.fixtures_neis"]
 

@@ -1,10 +1,10 @@
-"""Command-line options of ``python -m collector.neis.simulator`` / ``manage.py neis_simulator``."""
+"""Command-line options of ``python -m neis_simulator`` / ``manage.py neis_simulator``."""
 
 import argparse
 
 import pytest
 
-from collector.neis.simulator import cli
+from neis_simulator import cli
 
 pytest_plugins = ["tests.fixtures_neis"]
 

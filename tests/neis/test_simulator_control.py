@@ -4,7 +4,7 @@ import threading
 
 import requests
 
-from collector.neis.simulator import Simulator, SimulatorConfig, World
+from neis_simulator import Simulator, SimulatorConfig, World
 
 pytest_plugins = ["tests.fixtures_neis"]
 

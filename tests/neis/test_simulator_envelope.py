@@ -1,12 +1,13 @@
-"""Answer shapes: JSON and XML envelopes, value types, messages, headers (section 9, 8-11)."""
+"""Answer shapes: JSON and XML envelopes, value types, messages, headers (docs/neis-api.md
+section 9, items 8-11)."""
 
 import json
 import xml.etree.ElementTree as ET
 
 import requests
 
-from collector.neis.simulator import SERVICES
-from collector.neis.simulator.config import MESSAGES
+from neis_simulator import SERVICES
+from neis_simulator.config import MESSAGES
 
 pytest_plugins = ["tests.fixtures_neis"]
 

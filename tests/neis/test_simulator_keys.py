@@ -1,10 +1,10 @@
-"""Keys, the daily quota and keyless (sample) mode (reference section 9, items 6-7)."""
+"""Keys, the daily quota and keyless (sample) mode (docs/neis-api.md section 9, items 6-7)."""
 
 import datetime
 
 import requests
 
-from collector.neis.simulator import KST
+from neis_simulator import KST
 
 pytest_plugins = ["tests.fixtures_neis"]
 

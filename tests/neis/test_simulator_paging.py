@@ -1,6 +1,7 @@
-"""Paging: stable slices, a short last page, and what comes past the end (section 9, 12)."""
+"""Paging: stable slices, a short last page, and what comes past the end (docs/neis-api.md
+section 9, item 12)."""
 
-from collector.neis.simulator.config import MESSAGES
+from neis_simulator.config import MESSAGES
 
 pytest_plugins = ["tests.fixtures_neis"]
 

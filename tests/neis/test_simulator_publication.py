@@ -2,7 +2,7 @@
 
 import datetime
 
-from collector.neis.simulator.lessons import versions, visible_version
+from neis_simulator.lessons import versions, visible_version
 
 pytest_plugins = ["tests.fixtures_neis"]
 

@@ -1,8 +1,8 @@
-"""Routing and request parameters of the simulated hub (reference section 9, items 1-5)."""
+"""Routing and request parameters of the simulated hub (docs/neis-api.md section 9, items 1-5)."""
 
 import requests
 
-from collector.neis.simulator import SERVICES
+from neis_simulator import SERVICES
 
 pytest_plugins = ["tests.fixtures_neis"]
 

@@ -4,9 +4,9 @@ import collections
 import datetime
 import time
 
-from collector.neis.simulator import SimulatorConfig, World
-from collector.neis.simulator.config import DIRT_FIELDS
-from collector.neis.simulator.vocab import OFFICE_BY_CODE
+from neis_simulator import SimulatorConfig, World
+from neis_simulator.config import DIRT_FIELDS
+from neis_simulator.vocab import OFFICE_BY_CODE
 
 pytest_plugins = ["tests.fixtures_neis"]
 

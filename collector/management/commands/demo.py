@@ -20,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=1, help="Simulator seed.")
 
     def handle(self, *args, office, level, seed, **options):
-        from collector.neis.simulator import Simulator, SimulatorConfig
+        from neis_simulator import Simulator, SimulatorConfig
 
         started = time.monotonic()
         self.stdout.write("Starting the NEIS simulator (national world, generated on demand)...")

@@ -1,11 +1,11 @@
 """``manage.py neis_simulator``: serve the NEIS hub simulator until interrupted.
 
-A thin wrapper: the options and the server live in ``collector.neis.simulator.cli``.
+A thin wrapper: the options and the server live in ``neis_simulator.cli``.
 """
 
 from django.core.management.base import BaseCommand, CommandError
 
-from collector.neis.simulator import cli
+from neis_simulator import cli
 
 
 class Command(BaseCommand):

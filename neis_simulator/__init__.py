@@ -2,13 +2,14 @@
 
 Pure standard library; never imports Django. Typical use::
 
-    from collector.neis.simulator import Simulator, SimulatorConfig
+    from neis_simulator import Simulator, SimulatorConfig
 
     with Simulator(SimulatorConfig(clock="2026-11-21T10:00", freeze_clock=True)) as sim:
         requests.get(f"{sim.url}/hub/schoolInfo", params={"KEY": sim.key, "Type": "json"})
         sim.world.timetable(code, start, end, as_of=sim.control.now())  # ground truth
 
-``python -m collector.neis.simulator --help`` runs one from the command line.
+``python -m neis_simulator --help`` runs one from the command line, and
+``launch.start()`` runs that as a child process and waits until it listens.
 """
 
 from .clock import KST, SimClock

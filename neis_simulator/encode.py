@@ -1,4 +1,4 @@
-"""JSON and XML bodies exactly as the hub shapes them (section 4).
+"""JSON and XML bodies exactly as the hub shapes them (docs/neis-api.md section 4).
 
 Rows are encoded once per cached query result and pages are joined from the encoded rows,
 so paging through a large query costs one encoding per row, not one per page.

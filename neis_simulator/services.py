@@ -1,6 +1,6 @@
 """The 16 hub services: paths, envelope keys, row layouts, required and optional parameters.
 
-Row layouts follow section 4.5/4.6 of the reference; the served JSON keeps this order.
+Row layouts follow docs/neis-api.md sections 4.5 and 4.6; the served JSON keeps this order.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Every tunable number and uncertain choice of the NEIS simulator, in one place.
 
-``docs: /work/shared/neis-api.md`` marks facts it could not confirm with ``[?]``; each such
-choice is a field here, with a ``[?]`` comment, so changing the simulator's mind is one edit.
+docs/neis-api.md marks facts nobody could confirm with ``[?]``; each such choice is a field
+here, with a ``[?]`` comment, so changing the simulator's mind is one edit (section 10 of that
+file lists them with their defaults). Bare "section" numbers in this package refer to it.
 
 Fields tagged ``runtime`` only shape how the server answers (keys, quota, paging, faults,
 clock) and can be changed while it runs; every other field shapes the generated world, and

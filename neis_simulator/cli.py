@@ -1,5 +1,5 @@
-"""Command-line options of the simulator, shared by ``python -m collector.neis.simulator``
-and the Django command ``manage.py neis_simulator``."""
+"""Command-line options of the simulator, shared by ``python -m neis_simulator`` and the
+Django command ``manage.py neis_simulator``."""
 
 from __future__ import annotations
 
@@ -217,7 +217,7 @@ def serve(config: SimulatorConfig, options: dict, write: Callable[[str], object]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m collector.neis.simulator",
+        prog="python -m neis_simulator",
         description="Serve a simulated NEIS Open API hub (open.neis.go.kr) until interrupted.",
     )
     add_arguments(parser)

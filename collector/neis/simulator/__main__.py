@@ -1,7 +1,0 @@
-"""``python -m collector.neis.simulator``: serve a simulated NEIS hub (see ``cli``)."""
-
-import sys
-
-from .cli import main
-
-sys.exit(main())
