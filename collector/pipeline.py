@@ -291,7 +291,7 @@ def dispatch(
     reset instead, and ``resume_deferred`` sends them then. ``send`` defaults to
     ``send_collect``.
     """
-    send = send or send_collect
+    send = send_collect if send is None else send
     units = units if units is not None else run.units.all()
     pending = units.filter(status=UnitStatus.PENDING)
     unit_ids = list(pending.values_list("pk", flat=True))

@@ -32,8 +32,8 @@ from neis_simulator import (
     launch,
 )
 from neis_simulator.config import DIRT_FIELDS
+from tests.pinned_clock import TEST_CLOCK
 
-TEST_CLOCK = "2026-11-21T10:00:00+09:00"  # a Saturday in AY 2026, SEM 2
 _worlds: dict[tuple, World] = {}
 _worlds_lock = threading.Lock()
 

@@ -103,16 +103,19 @@ def celery_worker(
     tmp_path: Path,
     env: Mapping[str, str | None] | None = None,
     *,
-    queues: str = "default,neis",
+    queues: str | None = "default,neis",
     pool: str = "prefork",
     concurrency: int = 2,
     extra: list[str] | None = None,
 ) -> Iterator[Process]:
-    """Run ``celery -A proj worker`` until the block ends; yields once it reports ready."""
+    """Run ``celery -A proj worker`` until the block ends; yields once it reports ready.
+
+    ``queues=None`` starts it as the README and Celery's tutorials do, with no ``-Q``.
+    """
     name = f"test-{uuid.uuid4().hex[:8]}@%h"
     args = [
         sys.executable, "-m", "celery", "-A", "proj", "worker",
-        "-n", name, "-Q", queues, "-P", pool, "-c", str(concurrency),
+        "-n", name, *(["-Q", queues] if queues else []), "-P", pool, "-c", str(concurrency),
         "-l", "INFO", "--without-gossip", "--without-mingle", *(extra or []),
     ]  # fmt: skip
     process = Process(args, child_env(env), tmp_path / f"worker-{uuid.uuid4().hex[:6]}.log")

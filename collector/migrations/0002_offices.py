@@ -1,7 +1,7 @@
 """The 17 offices of education and V10, so that a school's office always exists.
 
 Names are those of docs/neis-api.md section 6 (V10's in the older form of client tables);
-``storage.upsert_schools`` replaces them with whatever schoolInfo serves.
+``registry.upsert_schools`` replaces them with whatever schoolInfo serves.
 """
 
 from django.db import migrations

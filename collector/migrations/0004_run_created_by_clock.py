@@ -5,15 +5,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('collector', '0003_ledger'),
+        ("collector", "0003_ledger"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='collectionrun',
-            name='created_at',
-            field=models.DateTimeField(default=collector.clock.now, editable=False, verbose_name='created'),
+            model_name="collectionrun",
+            name="created_at",
+            field=models.DateTimeField(
+                default=collector.clock.now, editable=False, verbose_name="created"
+            ),
         ),
     ]

@@ -7,6 +7,7 @@ run's schools and window, row for row.
 from __future__ import annotations
 
 import datetime
+import re
 import signal
 
 import pytest
@@ -215,3 +216,44 @@ def test_it_applies_a_changed_timetable_exactly(wired, tmp_path):
     assert second.rows_inserted == len(inserted)
     assert second.rows_removed == len(removed)
     assert second.rows_updated == len(updated)
+
+
+def test_a_plain_worker_consumes_the_collect_queue(wired, tmp_path):
+    """`celery -A proj worker` with no -Q, as the README's first lines run it."""
+    sim, env = wired
+    with celery_worker(tmp_path, env, queues=None) as worker:
+        run = _wait_for_run(_start().pk, timeout=120)
+        log = worker.output()
+    assert "neis" in log.split("[queues]")[1].split("[tasks]")[0]
+    assert run.status == RunStatus.DONE
+    _assert_equals_neis(sim, run)
+
+
+def test_settings_govern_retries_and_the_ledger_keeps_the_neis_code(wired, tmp_path):
+    """NEIS_MAX_RETRIES and NEIS_RETRY_BACKOFF_* reach the worker's retries, and when they run
+    out the unit records ERROR-500 with its message, not an exception wrapper."""
+    sim, env = wired
+    school = School.objects.filter(office_id=OFFICE, level="middle").order_by("code").first()
+    if school is None:
+        pipeline.create_run("middle", *WEEK, offices=[OFFICE]).delete()  # sync the registry
+        school = School.objects.filter(office_id=OFFICE, level="middle").order_by("code")[0]
+    run = pipeline.create_run("middle", *WEEK, school_codes=[school.code])
+    sim.control.set_faults(rate=1.0, kinds=["error500"])
+    policy = {"NEIS_MAX_RETRIES": "5", "NEIS_RETRY_BACKOFF_BASE": "0.5",
+              "NEIS_RETRY_BACKOFF_MAX": "1"}  # fmt: skip
+    try:
+        with celery_worker(tmp_path, {**env, **policy}) as worker:
+            pipeline.dispatch(run)
+            run = _wait_for_run(run.pk, timeout=120)
+            log = worker.output()
+    finally:
+        sim.control.clear_faults()
+
+    unit = run.units.get()
+    assert (run.status, unit.status, unit.last_error_code) == ("partial", "failed", "ERROR-500")
+    assert unit.last_error.startswith("ERROR-500: ")
+    assert "Unpickleable" not in unit.last_error
+    assert (unit.attempts, unit.retries) == (6, 6)
+    countdowns = [float(s) for s in re.findall(r"retry: Retry in ([0-9.]+)s", log)]
+    assert len(countdowns) == 5
+    assert max(countdowns) <= 1.0  # NEIS_RETRY_BACKOFF_MAX, not the 300 s once frozen in code

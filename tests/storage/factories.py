@@ -8,8 +8,8 @@ import datetime
 import pytest
 from django.conf import settings
 from django.db import connection
-from django.utils import timezone
 
+from collector import clock
 from collector.models import School
 from collector.neis.records import LessonRecord, SchoolRecord
 from collector.registry import upsert_schools
@@ -45,7 +45,7 @@ def school_record(code="7010057", office="B10", kind="초등학교", **fields) -
 
 
 def make_school(code="7010057", office="B10", kind="초등학교") -> School:
-    upsert_schools([school_record(code, office, kind)], seen_at=timezone.now())
+    upsert_schools([school_record(code, office, kind)], seen_at=clock.now())
     return School.objects.get(code=code)
 
 

@@ -1,0 +1,321 @@
+"""The ledger's state machine, driven directly: no worker, no broker, no NEIS.
+
+Each transition is checked from the states it leaves and the ones it must refuse; time moves
+by pinning the collector's clock, and messages are caught by a sender passed to the pipeline.
+"""
+
+from __future__ import annotations
+
+import datetime
+import pickle
+
+import pytest
+from billiard.exceptions import WorkerLostError
+from celery.utils.serialization import get_pickleable_exception
+from django.db import transaction
+
+from collector import clock, pipeline
+from collector.ledger import CollectionRun, RunStatus, SchoolRun, UnitStatus
+from collector.neis.errors import (
+    NeisError,
+    NeisPermanentError,
+    NeisQuotaError,
+    NeisTransientError,
+)
+from collector.retry import RetryPolicy
+from collector.tasks import CollectSchoolTask
+from tests.storage.factories import MONDAY, SUNDAY, make_school
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def local_budget(settings, tmp_path):
+    settings.NEIS_LIMITER_URL = ""
+    settings.VAR_DIR = tmp_path
+
+
+@pytest.fixture
+def run():
+    """A running run of three middle schools, nothing sent yet."""
+    for code in ("7010001", "7010002", "7010003"):
+        make_school(code, "B10", "중학교")
+    return pipeline.create_run("middle", MONDAY, SUNDAY, offices=["B10"], refresh_registry=False)
+
+
+class Sent(list):
+    """A sender that keeps (unit id, expires) instead of reaching a broker."""
+
+    def __call__(self, unit_id, expires):
+        self.append((unit_id, expires))
+
+    @property
+    def units(self):
+        return sorted(unit_id for unit_id, _ in self)
+
+
+def _unit(run) -> SchoolRun:
+    return run.units.order_by("pk").first()
+
+
+def _later(**delta):
+    return clock.pinned(clock.now() + datetime.timedelta(**delta))
+
+
+# --- claims ---------------------------------------------------------------------------------
+
+
+def test_it_claims_a_pending_unit_once(run):
+    unit, rival = _unit(run), SchoolRun.objects.get(pk=_unit(run).pk)
+    assert unit.claim("task-1")
+    assert not rival.claim("task-2")
+
+    stored = SchoolRun.objects.get(pk=unit.pk)
+    assert (stored.status, stored.task_id, stored.attempts) == ("running", "task-1", 1)
+    assert stored.claim_token == unit.claim_token != ""
+    assert stored.lease_expires_at > clock.now()
+
+
+def test_it_lets_a_redelivered_message_reclaim_and_supersedes_the_first_attempt(run):
+    first, redelivered = _unit(run), SchoolRun.objects.get(pk=_unit(run).pk)
+    assert first.claim("task-1")
+    assert redelivered.claim("task-1")  # the same message, back after its worker died
+    assert redelivered.claim_token != first.claim_token
+
+    with transaction.atomic():
+        assert not first.lock_claim()  # the first attempt must discard its work
+    assert not first.finish(UnitStatus.DONE, rows_fetched=10)
+    assert not first.fail(NeisPermanentError("ERROR-290", "bad key"))
+    assert not first.release(NeisTransientError("TIMEOUT", "slow"))
+    with transaction.atomic():
+        assert redelivered.lock_claim()
+        assert redelivered.finish(UnitStatus.DONE, rows_fetched=12)
+
+    stored = SchoolRun.objects.get(pk=first.pk)
+    assert (stored.status, stored.rows_fetched, stored.attempts) == ("done", 12, 2)
+    assert stored.last_error_code == ""
+
+
+def test_it_lets_another_attempt_take_a_unit_whose_lease_expired(run, settings):
+    holder, other = _unit(run), SchoolRun.objects.get(pk=_unit(run).pk)
+    assert holder.claim("task-1")
+    assert not other.claim("task-2")
+    with _later(seconds=settings.CELERY_TASK_TIME_LIMIT + 61):
+        assert other.claim("task-2")
+    assert not holder.finish(UnitStatus.NO_DATA)
+    assert SchoolRun.objects.get(pk=holder.pk).task_id == "task-2"
+
+
+def test_it_defers_and_releases_only_under_the_claim(run):
+    unit = _unit(run)
+    assert unit.claim()
+    until = clock.now() + datetime.timedelta(hours=3)
+    assert unit.defer(until, NeisQuotaError("ERROR-337", "quota", until))
+    stored = SchoolRun.objects.get(pk=unit.pk)
+    assert (stored.status, stored.defer_until, stored.last_error_code) == (
+        "deferred",
+        until,
+        "ERROR-337",
+    )
+    assert stored.claim_token == "" and stored.lease_expires_at is None
+    assert not unit.defer(until, NeisQuotaError("ERROR-337", "again", until))
+
+    assert unit.claim()  # deferred units are claimable
+    assert unit.release(NeisTransientError("ERROR-500", "server"))
+    stored = SchoolRun.objects.get(pk=unit.pk)
+    assert (stored.status, stored.retries, stored.last_error_code) == ("pending", 1, "ERROR-500")
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def test_it_closes_a_run_exactly_once_with_its_counts(run):
+    units = list(run.units.order_by("pk"))
+    for unit, status in zip(units, ["done", "no_data", "failed"], strict=True):
+        unit.claim()
+        if status == "failed":
+            unit.fail(NeisPermanentError("ERROR-290", "bad key"))
+        else:
+            with transaction.atomic():
+                unit.lock_claim()
+                unit.finish(status, rows_fetched=5 if status == "done" else 0)
+    closers = [CollectionRun.objects.get(pk=run.pk).close_if_complete() for _ in range(3)]
+    assert closers == [True, False, False]
+    run.refresh_from_db()
+    assert run.status == RunStatus.PARTIAL
+    assert (run.units_done, run.units_no_data, run.units_failed, run.rows_fetched) == (1, 1, 1, 5)
+
+
+def test_it_keeps_a_run_open_while_a_unit_is_open(run):
+    run.start()
+    first = _unit(run)
+    first.claim()
+    first.fail(NeisPermanentError("ERROR-290", "bad key"))
+    assert not run.close_if_complete()
+    assert CollectionRun.objects.get(pk=run.pk).status == RunStatus.RUNNING
+
+
+def test_it_cancels_waiting_units_and_leaves_a_running_one_to_finish(run):
+    running = _unit(run)
+    running.claim()
+    assert run.cancel() == 2
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    statuses = dict(run.units.values_list("pk", "status"))
+    assert statuses.pop(running.pk) == "running"
+    assert set(statuses.values()) == {"cancelled"}
+    assert run.reopen_failed() == []  # a cancelled run stays cancelled
+
+
+def test_it_reopens_failed_units_and_the_run(run):
+    sent = Sent()
+    for unit in run.units.all():
+        unit.claim()
+        unit.fail(NeisPermanentError("ERROR-290", "bad key"))
+    run.close_if_complete()
+    assert pipeline.retry_failed(run, send=sent) == 3
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING and run.finished_at is None
+    assert sent.units == sorted(run.units.values_list("pk", flat=True))
+    assert set(run.units.values_list("status", "retries")) == {("pending", 0)}
+
+
+# --- the watchdog and expiry ----------------------------------------------------------------
+
+
+def test_it_sends_each_unit_with_the_expiry_from_settings(run, settings):
+    settings.NEIS_TASK_EXPIRES_HOURS = 3
+    sent = Sent()
+    assert pipeline.dispatch(run, send=sent) == 3
+    assert {expires for _, expires in sent} == {3 * 3600}
+    assert run.units.filter(queued_at__isnull=True).count() == 0
+    assert CollectionRun.objects.get(pk=run.pk).status == RunStatus.RUNNING
+
+
+def test_it_resends_a_message_that_expired_unconsumed_but_not_before(run, settings):
+    """A collect message expires after NEIS_TASK_EXPIRES_HOURS; the watchdog re-sends it."""
+    settings.NEIS_TASK_EXPIRES_HOURS = 2
+    pipeline.dispatch(run, send=Sent())
+    early = Sent()
+    with _later(hours=1):
+        assert pipeline.watchdog(send=early) == {"requeued": 0, "closed": 0}
+    late = Sent()
+    with _later(hours=2, minutes=1):
+        assert pipeline.watchdog(send=late)["requeued"] == 3
+    assert early == [] and late.units == sorted(run.units.values_list("pk", flat=True))
+
+
+def test_it_sends_units_that_never_had_a_message(run):
+    run.start()  # created and started, but the process died before sending
+    sent = Sent()
+    assert pipeline.requeue_stuck(send=sent) == 3
+
+
+def test_it_takes_back_a_unit_whose_worker_died_once_the_lease_expires(run, settings):
+    pipeline.dispatch(run, send=Sent())
+    dead = _unit(run)
+    dead.claim("task-dead")
+    sent = Sent()
+    assert pipeline.requeue_stuck(send=sent) == 0
+    with _later(seconds=settings.CELERY_TASK_TIME_LIMIT + 61):
+        # Queued more than the expiry ago counts only for pending units; this one is running.
+        settings.NEIS_TASK_EXPIRES_HOURS = 24
+        assert pipeline.requeue_stuck(send=sent) == 1
+    assert sent.units == [dead.pk]
+    stored = SchoolRun.objects.get(pk=dead.pk)
+    assert (stored.status, stored.claim_token) == ("pending", "")
+    assert not dead.finish(UnitStatus.DONE)  # the dead attempt's late result is refused
+
+
+def test_it_closes_a_running_run_with_nothing_open(run):
+    run.start()
+    run.units.all().cancel(clock.now())
+    assert pipeline.watchdog(send=Sent()) == {"requeued": 0, "closed": 1}
+    assert CollectionRun.objects.get(pk=run.pk).status == RunStatus.DONE
+
+
+def test_it_resumes_deferred_units_after_their_reset(run):
+    until = clock.now() + datetime.timedelta(hours=5)
+    run.start()
+    run.units.all().defer_pending(until)
+    sent = Sent()
+    assert pipeline.resume_deferred(now=until - datetime.timedelta(minutes=1), send=sent) == 0
+    assert pipeline.resume_deferred(now=until, send=sent) == 3
+    assert set(run.units.values_list("status", flat=True)) == {"pending"}
+
+
+# --- the task's failure hook ----------------------------------------------------------------
+
+
+def _on_failure(unit, exc):
+    CollectSchoolTask().on_failure(exc, "task-id", [unit.pk], {}, None)
+
+
+def test_it_fails_the_unit_with_the_neis_code_when_celery_gives_up(run):
+    unit = _unit(run)
+    # What the worker hands on_failure: the exception after Celery made it pickleable.
+    error = get_pickleable_exception(NeisTransientError("ERROR-500", "server error"))
+    assert type(error) is NeisTransientError
+    _on_failure(unit, error)
+    stored = SchoolRun.objects.get(pk=unit.pk)
+    assert (stored.status, stored.last_error_code) == ("failed", "ERROR-500")
+    assert stored.last_error == "ERROR-500: server error"
+
+
+def test_it_records_an_unexpected_exception_as_internal(run):
+    unit = _unit(run)
+    _on_failure(unit, KeyError("boom"))
+    stored = SchoolRun.objects.get(pk=unit.pk)
+    assert (stored.status, stored.last_error_code) == ("failed", "INTERNAL")
+    assert stored.last_error == "INTERNAL: KeyError: 'boom'"
+
+
+def test_it_leaves_a_unit_whose_worker_was_lost_to_the_redelivery(run):
+    unit = _unit(run)
+    unit.claim("task-id")
+    _on_failure(unit, WorkerLostError("killed"))
+    assert SchoolRun.objects.get(pk=unit.pk).status == UnitStatus.RUNNING
+
+
+def test_it_does_not_fail_a_unit_that_finished(run):
+    unit = _unit(run)
+    unit.claim()
+    with transaction.atomic():
+        unit.lock_claim()
+        unit.finish(UnitStatus.NO_DATA)
+    _on_failure(unit, NeisTransientError("ERROR-500", "late"))
+    assert SchoolRun.objects.get(pk=unit.pk).status == UnitStatus.NO_DATA
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        NeisError("X", "y"),
+        NeisTransientError("ERROR-500", "서버 오류"),
+        NeisPermanentError("ERROR-290", "bad key"),
+        NeisQuotaError("ERROR-337", "spent", datetime.datetime(2026, 11, 22, tzinfo=clock.SEOUL)),
+    ],
+)
+def test_it_pickles_every_neis_error_intact(error):
+    copy = pickle.loads(pickle.dumps(error))
+    assert (type(copy), copy.code, copy.message, str(copy)) == (
+        type(error),
+        error.code,
+        error.message,
+        str(error),
+    )
+    assert getattr(copy, "resets_at", None) == getattr(error, "resets_at", None)
+    assert type(get_pickleable_exception(error)) is type(error)
+
+
+# --- the retry policy -----------------------------------------------------------------------
+
+
+def test_it_reads_the_retry_policy_from_settings(settings):
+    settings.NEIS_MAX_RETRIES, settings.NEIS_RETRY_BACKOFF_BASE = 9, 0.5
+    settings.NEIS_RETRY_BACKOFF_MAX = 7
+    policy = RetryPolicy.from_settings()
+    assert policy == RetryPolicy(max_retries=9, backoff_base=0.5, backoff_max=7)
+    assert [policy.ceiling(n) for n in range(6)] == [0.5, 1, 2, 4, 7, 7]
+    assert all(0 <= policy.countdown(n) <= policy.ceiling(n) for n in range(40))
+    assert not policy.exhausted(8) and policy.exhausted(9)
