@@ -236,7 +236,7 @@ def naive(schools, base: str, key: str, seconds: float) -> dict:
     import requests
     from django.utils import timezone
 
-    from collector.models import Lesson, Subject
+    from collector.models import LESSON_VALUES, RECORD_KEY, Lesson, Subject
     from collector.neis import parse
     from collector.neis.records import Level
     from collector.storage import ensure_partitions
@@ -280,31 +280,13 @@ def naive(schools, base: str, key: str, seconds: float) -> dict:
                         raw=record.subject_raw, defaults={"name": record.subject}
                     )
                     subjects[record.subject_raw] = subject
+                values = {name: getattr(record, name) for name in LESSON_VALUES}
                 Lesson.objects.update_or_create(
                     school=school,
-                    date=record.date,
-                    grade=record.grade,
-                    class_name=record.class_name,
-                    period=record.period,
-                    day_night=record.day_night,
-                    track=record.track,
-                    department=record.department,
-                    course=record.course,
-                    classroom=record.classroom,
                     subject=subject,
-                    defaults={
-                        "academic_year": record.academic_year,
-                        "semester": record.semester,
-                        "load_dtm": record.load_dtm,
-                        "changed_at": now,
-                    },
-                    create_defaults={
-                        "academic_year": record.academic_year,
-                        "semester": record.semester,
-                        "load_dtm": record.load_dtm,
-                        "changed_at": now,
-                        "first_stored_at": now,
-                    },
+                    **{name: getattr(record, name) for name in RECORD_KEY[1:-1]},
+                    defaults={**values, "changed_at": now},
+                    create_defaults={**values, "changed_at": now, "first_stored_at": now},
                 )
             fetched += len(rows)
             school_rows += len(rows)

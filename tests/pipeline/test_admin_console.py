@@ -22,7 +22,7 @@ from collector.limiter import budget_from_settings
 from collector.models import Office, School
 from tests.storage.factories import MONDAY, SUNDAY, make_school
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("local_budget")]
 
 FRIDAY = MONDAY + datetime.timedelta(days=4)
 RUNS = "/admin/collector/collectionrun/"
@@ -30,12 +30,6 @@ LEDGER = "/admin/collector/schoolrun/"
 SCHOOLS = "/admin/collector/school/"
 COMPLETENESS = "/admin/collector/completeness/"
 CHECKBOX = admin.helpers.ACTION_CHECKBOX_NAME
-
-
-@pytest.fixture(autouse=True)
-def local_budget(settings, tmp_path):
-    settings.NEIS_LIMITER_URL = ""
-    settings.VAR_DIR = tmp_path
 
 
 @pytest.fixture

@@ -26,13 +26,7 @@ from collector.retry import RetryPolicy
 from collector.tasks import CollectSchoolTask
 from tests.storage.factories import MONDAY, SUNDAY, make_school
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def local_budget(settings, tmp_path):
-    settings.NEIS_LIMITER_URL = ""
-    settings.VAR_DIR = tmp_path
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("local_budget")]
 
 
 @pytest.fixture

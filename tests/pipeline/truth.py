@@ -4,24 +4,8 @@ from __future__ import annotations
 
 import datetime
 
-from collector.models import Lesson
+from collector.models import LESSON_VALUES, STORED_KEY, Lesson, record_key
 from collector.neis import parse
-
-
-def _key(record) -> tuple:
-    return (
-        record.school_code,
-        record.date,
-        record.grade,
-        record.class_name,
-        record.period,
-        record.day_night,
-        record.track,
-        record.department,
-        record.course,
-        record.classroom,
-        record.subject_raw,
-    )
 
 
 def expected_lessons(world, codes, start: datetime.date, end: datetime.date, as_of) -> dict:
@@ -34,8 +18,8 @@ def expected_lessons(world, codes, start: datetime.date, end: datetime.date, as_
     for code in codes:
         for row in world.timetable(code, start, end, as_of=as_of):
             record = parse.lesson_from_row(row)
-            value = (record.academic_year, record.semester, record.load_dtm, record.subject)
-            key = _key(record)
+            value = (*(getattr(record, name) for name in LESSON_VALUES), record.subject)
+            key = record_key(record)
             if key not in expected or _later(value, expected[key]):
                 expected[key] = value
     return expected
@@ -49,21 +33,5 @@ def _later(value: tuple, current: tuple) -> bool:
 def stored_lessons(codes, start: datetime.date, end: datetime.date) -> dict:
     rows = Lesson.objects.filter(
         school__code__in=list(codes), date__gte=start, date__lte=end
-    ).values_list(
-        "school__code",
-        "date",
-        "grade",
-        "class_name",
-        "period",
-        "day_night",
-        "track",
-        "department",
-        "course",
-        "classroom",
-        "subject__raw",
-        "academic_year",
-        "semester",
-        "load_dtm",
-        "subject__name",
-    )
-    return {row[:11]: row[11:] for row in rows}
+    ).values_list(*STORED_KEY, *LESSON_VALUES, "subject__name")
+    return {row[: len(STORED_KEY)]: row[len(STORED_KEY) :] for row in rows}

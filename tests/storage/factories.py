@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import operator
 
 import pytest
 from django.conf import settings
 from django.db import connection
 
 from collector import clock
-from collector.models import School
+from collector.models import LESSON_VALUES, RECORD_KEY, School
 from collector.neis.records import LessonRecord, SchoolRecord
 from collector.registry import upsert_schools
 
@@ -86,49 +87,20 @@ def week(school: School, days=5, grades=2, classes=2, periods=4) -> list[LessonR
     ]
 
 
+# A stored or fetched lesson as one comparable tuple: its natural key after the school (the
+# subject as served), then the normalised subject and the values.
+_SLOT = RECORD_KEY[1:-1]
+
+
 def stored(school: School, first=MONDAY, last=SUNDAY) -> set[tuple]:
     """The stored lessons of a window as comparable tuples (subject as served)."""
-    return {
-        (
-            row.date,
-            row.grade,
-            row.class_name,
-            row.period,
-            row.day_night,
-            row.track,
-            row.department,
-            row.course,
-            row.classroom,
-            row.subject.raw,
-            row.subject.name,
-            row.academic_year,
-            row.semester,
-            row.load_dtm,
-        )
-        for row in school.lessons.filter(date__range=(first, last)).select_related("subject")
-    }
+    rows = school.lessons.filter(date__range=(first, last))
+    return set(rows.values_list(*_SLOT, "subject__raw", "subject__name", *LESSON_VALUES))
 
 
 def as_stored(records) -> set[tuple]:
-    return {
-        (
-            r.date,
-            r.grade,
-            r.class_name,
-            r.period,
-            r.day_night,
-            r.track,
-            r.department,
-            r.course,
-            r.classroom,
-            r.subject_raw,
-            r.subject,
-            r.academic_year,
-            r.semester,
-            r.load_dtm,
-        )
-        for r in records
-    }
+    values = operator.attrgetter(*_SLOT, "subject_raw", "subject", *LESSON_VALUES)
+    return {values(r) for r in records}
 
 
 def row_versions() -> dict[int, tuple]:
