@@ -26,13 +26,15 @@ import os
 import random
 import sys
 import time
-import zoneinfo
 from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-SEOUL = zoneinfo.ZoneInfo("Asia/Seoul")
+sys.path.insert(0, str(ROOT))
+
+from collector.clock import SEOUL  # noqa: E402 (the project is importable only from here on)
+
 WINDOW_START = datetime.date(2025, 3, 31)  # Monday; the window crosses into April
 WINDOW_END = WINDOW_START + datetime.timedelta(days=20)
 BENCH_DB = "neis_bench"
@@ -682,7 +684,6 @@ def main() -> int:
         admin.execute(f"CREATE DATABASE {BENCH_DB}")
     os.environ["DATABASE_URL"] = with_database(url, BENCH_DB)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings")
-    sys.path.insert(0, str(ROOT))
     import django
     from django.core.management import call_command
 

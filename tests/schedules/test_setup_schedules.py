@@ -3,17 +3,16 @@
 import datetime
 import io
 import json
-import zoneinfo
 
 import pytest
 from django.core.management import call_command
 from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
 
+from collector.clock import SEOUL
 from schedules.apply import apply_schedules
 from schedules.definitions import SCHEDULES
 
 pytestmark = pytest.mark.django_db
-SEOUL = zoneinfo.ZoneInfo("Asia/Seoul")
 
 
 def _run(*args):

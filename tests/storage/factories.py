@@ -11,11 +11,11 @@ from django.conf import settings
 from django.db import connection
 
 from collector import clock
+from collector.clock import SEOUL
 from collector.models import LESSON_VALUES, RECORD_KEY, School
 from collector.neis.records import LessonRecord, SchoolRecord
 from collector.registry import upsert_schools
 
-SEOUL = datetime.timezone(datetime.timedelta(hours=9))
 MONDAY = datetime.date(2025, 4, 7)
 SUNDAY = MONDAY + datetime.timedelta(days=6)
 LOADED = datetime.datetime(2025, 4, 4, tzinfo=SEOUL)
