@@ -2,6 +2,20 @@ import os
 
 import pytest
 
+from tests.loopback import LOOPBACK_NEIS_URL
+
+pytest_plugins = ["tests.loopback_plugin"]
+
+
+def pytest_configure(config):
+    # A bare `pytest` must not point the client at the real hub. pytest-django has loaded the
+    # settings before any conftest, so the default goes into both the loaded settings and the
+    # environment that child processes inherit.
+    if "NEIS_BASE_URL" not in os.environ:
+        from django.conf import settings
+
+        os.environ["NEIS_BASE_URL"] = settings.NEIS_BASE_URL = LOOPBACK_NEIS_URL
+
 
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from django.db import connection
 
+from tests import loopback
+
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -36,14 +38,17 @@ def test_database_url() -> str:
 
 
 def child_env(overrides: Mapping[str, str | None] | None = None) -> dict[str, str]:
-    """The environment for a child process: this one, pointed at the test database.
+    """The environment for a child process: this one, pointed at the test database, able to
+    reach loopback only (``tests.loopback``) and at a loopback NEIS unless told otherwise.
 
     An override of ``None`` removes the variable (to run a child on the embedded defaults).
     """
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings")
+    env.setdefault("NEIS_BASE_URL", loopback.LOOPBACK_NEIS_URL)
     env["DATABASE_URL"] = test_database_url()
     env["PYTHONPATH"] = str(ROOT)
+    loopback.child_environ(env)
     env["PYTHONUNBUFFERED"] = "1"
     for name, value in (overrides or {}).items():
         if value is None:

@@ -1,8 +1,14 @@
 """The Celery app takes its configuration from Django settings and finds every app's tasks."""
 
+import json
+import subprocess
+import sys
+
 from django.conf import settings
 
 from proj.celery import app
+from schedules.definitions import SCHEDULES
+from tests.processes import ROOT, child_env
 
 
 def test_it_reads_celery_settings_from_django():
@@ -33,6 +39,35 @@ def test_it_reuses_database_connections_across_tasks():
     assert DjangoWorkerFixup(app).db_reuse_max == settings.CELERY_DB_REUSE_MAX > 0
 
 
+# What a worker does at start-up, in a fresh interpreter: no test has imported anything yet.
+REGISTERED = """
+import json
+from django.conf import settings
+settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "tests.celery_probe"]
+from proj.celery import app
+app.loader.import_default_modules()
+print(json.dumps(sorted(app.tasks)))
+"""
+
+
 def test_it_autodiscovers_the_project_tasks():
-    app.loader.import_default_modules()
-    assert "proj.ping" in app.tasks
+    done = subprocess.run(
+        [sys.executable, "-c", REGISTERED],
+        cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    registered = set(json.loads(done.stdout.splitlines()[-1]))
+    collector = {
+        "collector.collect_school",
+        "collector.start_run",
+        "collector.start_scheduled_run",
+        "collector.resume_deferred",
+        "collector.watchdog",
+        "collector.sync_schools",
+    }
+    assert collector - registered == set()
+    assert {schedule.task for schedule in SCHEDULES} - registered == set()
+    # The control: autodiscovery imports `tasks` modules only, so this module's task is found
+    # and its sibling's is not; the names above are there because autodiscovery found them.
+    assert "tests.celery_probe.in_tasks_module" in registered
+    assert "tests.celery_probe.in_other_module" not in registered

@@ -154,12 +154,18 @@ def test_it_splits_a_window_that_crosses_the_cutoff():
 
 
 @pytest.mark.parametrize(
-    "options",
-    [{"page_size": 0}, {"page_size": 1001}, {"quota_reset_hour": 24}, {"read_timeout": 0}],
+    ("options", "message"),
+    [
+        ({"page_size": 0}, "page_size must be 1..1000, got 0"),
+        ({"page_size": 1001}, "page_size must be 1..1000, got 1001"),
+        ({"quota_reset_hour": 24}, "quota_reset_hour must be 0..23, got 24"),
+        ({"read_timeout": 0}, "timeouts must be positive"),
+    ],
 )
-def test_it_refuses_settings_nothing_could_work_with(options):
-    with pytest.raises(ValueError):
+def test_it_refuses_settings_nothing_could_work_with(options, message):
+    with pytest.raises(ValueError) as caught:
         neis.NeisClient("http://127.0.0.1:9", "key", **options)
+    assert str(caught.value) == message
 
 
 def test_it_refuses_a_reversed_window():

@@ -2,7 +2,6 @@
 
 import collections
 import datetime
-import time
 
 from neis_simulator import SimulatorConfig, World
 from neis_simulator.config import DIRT_FIELDS
@@ -14,10 +13,9 @@ NOW = "2026-11-21T10:00:00+09:00"
 CLOSED = ("휴업일", "공휴일")
 
 
-def test_it_builds_the_national_school_list_quickly():
-    started = time.perf_counter()
+def test_it_builds_a_national_school_list_from_any_seed():
+    # How long this takes is a budget, measured by bench/bench_simulator.py.
     world = World(SimulatorConfig(seed=7))
-    assert time.perf_counter() - started < 2.0
     assert 12_300 <= len(world.schools()) <= 12_700
 
 
@@ -93,12 +91,11 @@ def test_it_plans_periods_per_day_by_level(neis_world):
                 assert low <= len(periods) <= high, (school.level, klass)
 
 
-def test_it_generates_a_schools_three_weeks_in_milliseconds():
+def test_it_generates_a_big_schools_three_weeks():
+    # How long this takes is a budget, measured by bench/bench_simulator.py.
     world = World(SimulatorConfig())
     biggest = max(world.schools(level="els"), key=lambda s: s.size)
-    started = time.perf_counter()
     rows = world.timetable(biggest.code, "20261102", "20261120", as_of=NOW)
-    assert time.perf_counter() - started < 0.15
     assert len(rows) > 5000
 
 

@@ -179,12 +179,19 @@ def test_it_reports_status_with_exit_codes(sim):
 
 
 @pytest.mark.parametrize(
-    "args", [["--run", "999999"], ["--level", "middle", "--week", "soon"], [], ["--level", "high"]]
+    ("args", "message"),
+    [
+        (["--run", "999999"], "no collection run with id 999999"),
+        (["--level", "middle", "--week", "soon"], "--week 'soon' is not a date; use YYYY-MM-DD"),
+        ([], "give --run ID, or --level L with --week YYYY-MM-DD"),
+        (["--level", "high"], "give --run ID, or --level L with --week YYYY-MM-DD"),
+        (["--run", "1", "--level", "high"], "give either --run, or --level with --week"),
+    ],
 )
-def test_it_refuses_bad_status_queries(args):
+def test_it_refuses_bad_status_queries(args, message):
     code, output = _status(*args)
     assert code == 1
-    assert "CommandError" in output or "Error" in output
+    assert f"CommandError: {message}" in output.splitlines(), output
 
 
 def test_pipeline_refuses_a_bad_window():
