@@ -148,6 +148,13 @@ class SchoolRunQuerySet(models.QuerySet):
             status=UnitStatus.PENDING, claim_token="", lease_expires_at=None
         )
 
+    def fail_waiting(self, error, now: datetime.datetime) -> int:
+        """PENDING | DEFERRED -> FAILED with ``error``, untried: something every attempt would
+        meet (NEIS refused the key) is already known, so no request is spent finding it."""
+        return self.filter(status__in=[UnitStatus.PENDING, UnitStatus.DEFERRED]).update(
+            status=UnitStatus.FAILED, finished_at=now, **error_fields(error)
+        )
+
     def resume(self) -> int:
         """DEFERRED -> PENDING (the quota has reset)."""
         return self.filter(status=UnitStatus.DEFERRED).update(

@@ -32,6 +32,8 @@ from collector import clock
 
 # A slot whose holder vanished (SIGKILL) frees itself after this many seconds.
 LEASE_SECONDS = 120.0
+# How long a key NEIS refused stays set aside before one request may probe it again.
+REJECTION_SECONDS = 3600
 # Longest single sleep while waiting for a slot; short so a freed slot is taken promptly.
 MAX_POLL_SECONDS = 0.05
 
@@ -84,6 +86,29 @@ class RequestBudget:
     def clear_block(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    # A key NEIS refused (ERROR-290, INFO-300) is set aside for REJECTION_SECONDS: nothing is
+    # sent with it, and the next use after that probes it with one request.
+
+    def reject(self, code: str, message: str) -> None:
+        self._set_rejection(json.dumps({"code": code, "message": message}))
+
+    def rejection(self) -> tuple[str, str] | None:
+        """``(code, message)`` while the key stands rejected, else None."""
+        value = self._get_rejection()
+        if not value:
+            return None
+        found = json.loads(value)
+        return found["code"], found["message"]
+
+    def _set_rejection(self, value: str | None) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _get_rejection(self) -> str | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def clear_rejection(self) -> None:
+        self._set_rejection(None)
+
 
 # KEYS: leases zset, tat key. ARGV: lease id, max concurrency, interval (s), lease seconds.
 # Returns 0 when the lease was taken, else the seconds to wait (as a string, Lua floats).
@@ -115,10 +140,11 @@ class RedisBudget(RequestBudget):
         self.redis = redis.Redis.from_url(url)
         self._acquire = self.redis.register_script(_ACQUIRE)
         prefix = f"neis:budget:{self.key}"
-        self._leases, self._tat, self._block = (
+        self._leases, self._tat, self._block, self._rejected = (
             f"{prefix}:leases",
             f"{prefix}:tat",
             f"{prefix}:quota",
+            f"{prefix}:rejected",
         )
 
     def _try_acquire(self, lease: str) -> float:
@@ -140,6 +166,16 @@ class RedisBudget(RequestBudget):
 
     def clear_block(self) -> None:
         self.redis.delete(self._block)
+
+    def _set_rejection(self, value: str | None) -> None:
+        if value is None:
+            self.redis.delete(self._rejected)
+        else:
+            self.redis.set(self._rejected, value, ex=REJECTION_SECONDS)
+
+    def _get_rejection(self) -> str | None:
+        value = self.redis.get(self._rejected)
+        return value.decode() if value else None
 
 
 class FileBudget(RequestBudget):
@@ -195,6 +231,18 @@ class FileBudget(RequestBudget):
     def clear_block(self) -> None:
         with self._state() as state:
             state.pop("quota_until", None)
+
+    def _set_rejection(self, value: str | None) -> None:
+        with self._state() as state:
+            if value is None:
+                state.pop("rejected", None)
+            else:
+                state["rejected"] = {"value": value, "until": time.time() + REJECTION_SECONDS}
+
+    def _get_rejection(self) -> str | None:
+        with self._state() as state:
+            found = state.get("rejected")
+        return found["value"] if found and found["until"] > time.time() else None
 
 
 def _clock_epoch() -> float:

@@ -35,6 +35,7 @@ from collector.models import Office, School
 from collector.neis.client import NeisClient
 from collector.neis.errors import (
     NeisError,
+    NeisKeyError,
     NeisPermanentError,
     NeisQuotaError,
     NeisTransientError,
@@ -299,7 +300,10 @@ def dispatch(
     if not unit_ids:
         run.close_if_complete()
         return 0
-    until = _quota_blocked_until(budget or _budget())
+    budget = budget or _budget()
+    if _fail_for_rejected_key(run, budget, SchoolRun.objects.filter(pk__in=unit_ids)):
+        return 0
+    until = _quota_blocked_until(budget)
     if until:
         SchoolRun.objects.filter(pk__in=unit_ids).defer_pending(until)
         return 0
@@ -335,6 +339,11 @@ def collect_unit(
         return Outcome(unit_id, UnitStatus.CANCELLED, "run is closed")
 
     budget = budget or _budget()
+    rejected = budget.rejection()
+    if rejected:
+        unit.fail(_untried(*rejected))
+        run.close_if_complete()
+        return Outcome(unit_id, UnitStatus.FAILED, rejected[0])
     until = _quota_blocked_until(budget)
     if until:
         unit.defer(until, NeisQuotaError("ERROR-337", "quota spent (seen by another unit)", until))
@@ -349,6 +358,13 @@ def collect_unit(
         budget.block_until(exc.resets_at.timestamp())
         unit.defer(exc.resets_at, exc)
         return Outcome(unit_id, UnitStatus.DEFERRED, exc.code)
+    except NeisKeyError as exc:
+        # Every request with this key would fail alike: set it aside, and fail the run's
+        # waiting units now instead of spending one request per school to learn the same.
+        budget.reject(exc.code, exc.message)
+        unit.fail(exc)
+        _fail_for_rejected_key(run, budget, run.units.all())
+        return Outcome(unit_id, UnitStatus.FAILED, exc.code)
     except NeisPermanentError as exc:
         unit.fail(exc)
         run.close_if_complete()
@@ -387,6 +403,31 @@ def collect_unit(
         )
     run.close_if_complete()
     return Outcome(unit_id, status, rows=len(fetched.rows))
+
+
+def _untried(code: str, message: str) -> NeisKeyError:
+    return NeisKeyError(code, f"not tried: NEIS refused the key ({message})")
+
+
+def _fail_for_rejected_key(run: CollectionRun, budget: RequestBudget, units) -> bool:
+    """Fail ``units`` still waiting, untried, when NEIS refused the key; True if it had."""
+    rejected = budget.rejection()
+    if not rejected:
+        return False
+    failed = units.fail_waiting(_untried(*rejected), clock.now())
+    log.error(
+        "NEIS refused the key (%s); %s waiting schools of run %s failed untried",
+        rejected[0],
+        failed,
+        run.pk,
+    )
+    run.close_if_complete()
+    return True
+
+
+def internal_error(exc: BaseException) -> NeisError:
+    """How the ledger records a failure that is not a NEIS error (a bug, bad data)."""
+    return NeisError("INTERNAL", f"{type(exc).__name__}: {exc}")
 
 
 def fail_unit(unit_id: int, error: NeisError) -> None:
@@ -482,6 +523,12 @@ def run_in_process(
                     break
                 sleep(policy.countdown(retries))
                 retries += 1
+            except Exception as exc:
+                # One bad school never stops the run: record why, go on with the next.
+                log.exception("unit %s failed", unit_id)
+                fail_unit(unit_id, internal_error(exc))
+                outcome = Outcome(unit_id, UnitStatus.FAILED, "INTERNAL")
+                break
         if progress:
             progress(outcome)
     run.close_if_complete()

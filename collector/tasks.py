@@ -38,7 +38,7 @@ class CollectSchoolTask(Task):
             return  # the message goes back to the queue; the unit is not lost
         unit_id = args[0] if args else kwargs.get("unit_id")
         if not isinstance(exc, NeisError):
-            exc = NeisError("INTERNAL", f"{type(exc).__name__}: {exc}")
+            exc = pipeline.internal_error(exc)
         pipeline.fail_unit(unit_id, exc)
 
 

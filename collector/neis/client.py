@@ -31,6 +31,7 @@ from collector.clock import academic_year, in_seoul
 from collector.neis import parse
 from collector.neis.errors import (
     NeisError,
+    NeisKeyError,
     NeisPermanentError,
     NeisQuotaError,
     NeisTransientError,
@@ -76,8 +77,8 @@ RESULT_KINDS: dict[str, type[NeisError] | None] = {
     "INFO-000": None,
     "INFO-100": None,  # "reference only": success; logged by the caller
     NO_DATA: None,
-    "INFO-300": NeisPermanentError,  # key blocked by an administrator
-    "ERROR-290": NeisPermanentError,  # invalid key
+    "INFO-300": NeisKeyError,  # key blocked by an administrator
+    "ERROR-290": NeisKeyError,  # invalid key
     "ERROR-300": NeisPermanentError,  # required parameter missing
     "ERROR-310": NeisPermanentError,  # unknown service
     "ERROR-333": NeisPermanentError,  # pIndex/pSize not an integer

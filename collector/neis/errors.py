@@ -43,3 +43,8 @@ class NeisQuotaError(NeisError):
 
 class NeisPermanentError(NeisError):
     """Will not succeed by retrying: bad key, blocked key, a bug in the request."""
+
+
+class NeisKeyError(NeisPermanentError):
+    """The key itself is refused (invalid, or blocked by NEIS): every request with it fails
+    the same way, so the pipeline stops using it instead of failing one school at a time."""
