@@ -24,9 +24,11 @@ How concurrent attempts stay safe:
 - ``finish`` locks the unit row (SELECT ... FOR UPDATE) in the caller's transaction, checks
   the token, and commits the lessons and the unit's counts together: stored lessons and the
   ledger never disagree.
-- The lease is the hard task time limit plus a minute: Celery kills a task at the hard limit,
-  so a lease older than that belongs to an attempt that can no longer be running. A message
-  redelivered after its worker died (the same task id) may re-claim at once.
+- The lease is short (``NEIS_LEASE_SECONDS``, a minute) and the attempt renews it while it
+  works (``renew_lease``, from a heartbeat every third of the lease), so a lease that ran out
+  belongs to an attempt that stopped: its worker died or lost the database. Another attempt
+  may then claim the unit, and the stopped one's late result is refused by the token. A
+  message redelivered after its worker died (the same task id) may re-claim at once.
 - A run closes with one conditional UPDATE ("still open and no open unit exists"), so of units
   finishing together exactly one closes it, and its counts are written in the same
   transaction as its status.
@@ -90,8 +92,8 @@ ERROR_TEXT_MAX = 2000
 
 
 def lease_length() -> datetime.timedelta:
-    """How long a claim holds: past the hard time limit its task cannot still be running."""
-    return datetime.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+    """How long a claim holds unless its attempt renews it (``SchoolRun.renew_lease``)."""
+    return datetime.timedelta(seconds=settings.NEIS_LEASE_SECONDS)
 
 
 class CollectionRunQuerySet(models.QuerySet):
@@ -112,13 +114,21 @@ class SchoolRunQuerySet(models.QuerySet):
             free |= Q(status=UnitStatus.RUNNING, task_id=task_id)
         return self.filter(free)
 
-    def stuck(self, now: datetime.datetime):
+    def stuck(self, now: datetime.datetime, *, lost_after: datetime.timedelta | None = None):
         """Open units of running runs that nobody will move without help: held by an expired
-        lease, or pending with no message sent, or sent so long ago that it has expired."""
+        lease, pending with no message sent, or sent so long ago that the message expired.
+
+        ``lost_after``: the caller knows no message is waiting in the broker, so a pending
+        unit due longer ago than this lost its message (a broker restart, or a task that
+        failed before it could record anything).
+        """
         expired = now - datetime.timedelta(hours=settings.NEIS_TASK_EXPIRES_HOURS)
+        lost = Q(status=UnitStatus.PENDING, queued_at__lt=expired)
+        if lost_after is not None:
+            lost = Q(status=UnitStatus.PENDING, queued_at__lt=now - lost_after)
         return self.filter(run__status=RunStatus.RUNNING).filter(
             Q(status=UnitStatus.RUNNING, lease_expires_at__lt=now)
-            | Q(status=UnitStatus.PENDING, queued_at__lt=expired)
+            | lost
             | Q(status=UnitStatus.PENDING, queued_at__isnull=True)
         )
 
@@ -130,9 +140,10 @@ class SchoolRunQuerySet(models.QuerySet):
 
     # Bulk transitions of units nobody holds; each returns how many rows moved.
 
-    def mark_queued(self, now: datetime.datetime) -> int:
-        """PENDING -> PENDING, stamped with when its message was sent."""
-        return self.filter(status=UnitStatus.PENDING).update(queued_at=now)
+    def mark_queued(self, due: datetime.datetime) -> int:
+        """PENDING -> PENDING, stamped with when its message is due to be taken: when it was
+        sent, or when a retry's countdown ends (so the watchdog does not resend it early)."""
+        return self.filter(status=UnitStatus.PENDING).update(queued_at=due)
 
     def defer_pending(self, until: datetime.datetime) -> int:
         """PENDING -> DEFERRED until ``until`` (the quota is spent: sending would waste it)."""
@@ -415,6 +426,11 @@ class SchoolRun(models.Model):
             for name, value in fields.items():
                 setattr(self, name, value)
         return bool(taken)
+
+    def renew_lease(self) -> bool:
+        """RUNNING -> RUNNING with the lease pushed forward: this attempt is still at work.
+        False once another attempt has taken the unit over."""
+        return bool(self._claimed().update(lease_expires_at=clock.now() + lease_length()))
 
     def _claimed(self):
         return SchoolRun.objects.filter(

@@ -17,18 +17,27 @@ This module never imports the Celery layer: messages go out by task name through
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.models import F, OuterRef, Subquery
 
 from collector import clock, registry
-from collector.ledger import CollectionRun, RunStatus, SchoolRun, Trigger, UnitStatus
+from collector.ledger import (
+    CollectionRun,
+    RunStatus,
+    SchoolRun,
+    Trigger,
+    UnitStatus,
+    lease_length,
+)
 from collector.levels import levels_of
 from collector.limiter import RequestBudget, budget_from_settings
 from collector.models import Office, School
@@ -269,6 +278,19 @@ def send_collect(unit_id: int, expires: float) -> None:
     current_app.send_task(COLLECT_TASK, args=[unit_id], expires=expires)
 
 
+def waiting_messages() -> int | None:
+    """Collect messages waiting in the broker's queue, or None when the broker cannot say."""
+    from celery import current_app
+
+    queue = settings.CELERY_TASK_ROUTES[COLLECT_TASK]["queue"]
+    try:
+        with current_app.connection_for_read() as conn:
+            return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+    except Exception as exc:  # an unknown depth only means the watchdog waits longer
+        log.warning("cannot read the depth of queue %s: %s", queue, exc)
+        return None
+
+
 def _budget() -> RequestBudget:
     return budget_from_settings()
 
@@ -327,7 +349,10 @@ def collect_unit(
     """Collect one school's window: fetch every page, store, record, maybe close the run.
 
     Raises ``NeisTransientError`` (after putting the unit back to pending) so that the caller
-    can retry with backoff; every other outcome is recorded in the ledger and returned.
+    can retry with backoff; every other NEIS outcome is recorded in the ledger and returned.
+    An infrastructure error (``retry.is_infrastructure_error``) leaves the unit as it was,
+    claimed by this task: a retry of the same task re-claims it, and if no retry comes its
+    lease runs out and the watchdog sends it again.
     """
     unit = SchoolRun.objects.select_related("school", "run").get(pk=unit_id)
     if not unit.claim(task_id):
@@ -350,6 +375,12 @@ def collect_unit(
         return Outcome(unit_id, UnitStatus.DEFERRED, f"quota spent until {until.isoformat()}")
 
     client = client or NeisClient.from_settings(limiter=budget)
+    with heartbeat(unit):
+        return _fetch_and_store(unit, run, school, client, budget)
+
+
+def _fetch_and_store(unit, run, school, client, budget) -> Outcome:
+    unit_id = unit.pk
     try:
         fetched = client.timetable(
             Level(school.level), school.office_id, school.code, run.date_from, run.date_to
@@ -405,6 +436,37 @@ def collect_unit(
     return Outcome(unit_id, status, rows=len(fetched.rows))
 
 
+@contextlib.contextmanager
+def heartbeat(unit: SchoolRun) -> Iterator[None]:
+    """Renew ``unit``'s lease every third of its length while the block runs.
+
+    From a thread with its own database connection, so a long fetch or merge keeps its claim
+    while a dead worker's claim runs out within one lease. A renewal that fails (the database
+    restarting) is only logged: the worst case is that another attempt takes the unit over,
+    and the token then refuses this one's result.
+    """
+    stop = threading.Event()
+    interval = lease_length().total_seconds() / 3
+
+    def beat() -> None:
+        try:
+            while not stop.wait(interval):
+                try:
+                    if not unit.renew_lease():
+                        return  # superseded: nothing left to keep alive
+                except DatabaseError as exc:
+                    log.warning("unit %s: lease not renewed: %s", unit.pk, exc)
+        finally:
+            connections.close_all()  # this thread's own connections
+
+    thread = threading.Thread(target=beat, name=f"lease-{unit.pk}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+
+
 def _untried(code: str, message: str) -> NeisKeyError:
     return NeisKeyError(code, f"not tried: NEIS refused the key ({message})")
 
@@ -423,6 +485,15 @@ def _fail_for_rejected_key(run: CollectionRun, budget: RequestBudget, units) -> 
     )
     run.close_if_complete()
     return True
+
+
+def retry_due(unit_id: int, countdown: float) -> None:
+    """Note when a unit's retry message falls due, so that the watchdog does not take a
+    message waiting out its countdown for a lost one. Best effort: without the database,
+    the unit's lease covers it."""
+    due = clock.now() + datetime.timedelta(seconds=countdown)
+    with contextlib.suppress(DatabaseError):
+        SchoolRun.objects.filter(pk=unit_id).mark_queued(due)
 
 
 def internal_error(exc: BaseException) -> NeisError:
@@ -458,10 +529,27 @@ def resume_deferred(*, now: datetime.datetime | None = None, budget=None, send=N
     return total
 
 
-def requeue_stuck(*, now: datetime.datetime | None = None, budget=None, send=None) -> int:
-    """Re-send units whose message or worker was lost (``SchoolRunQuerySet.stuck``)."""
+# A pending unit whose message was due this long ago, with nothing waiting in the broker, has
+# lost its message: long enough for a worker to take a message it has just been handed.
+LOST_AFTER = datetime.timedelta(seconds=60)
+
+
+def requeue_stuck(
+    *,
+    now: datetime.datetime | None = None,
+    budget=None,
+    send=None,
+    waiting: Callable[[], int | None] = lambda: waiting_messages(),
+) -> int:
+    """Re-send units whose message or worker was lost (``SchoolRunQuerySet.stuck``).
+
+    When the broker's collect queue is empty, a pending unit due more than ``LOST_AFTER`` ago
+    lost its message (a broker restarted without persistence, a task that failed before it
+    could record anything); otherwise only units whose message expired are re-sent. A
+    message re-sent needlessly costs nothing in effect: its unit is claimed once.
+    """
     now = now or clock.now()
-    stuck = SchoolRun.objects.stuck(now)
+    stuck = SchoolRun.objects.stuck(now, lost_after=LOST_AFTER if waiting() == 0 else None)
     total = 0
     for run in CollectionRun.objects.filter(pk__in=stuck.values("run_id")):
         ids = list(stuck.filter(run=run).values_list("pk", flat=True))
@@ -470,9 +558,10 @@ def requeue_stuck(*, now: datetime.datetime | None = None, budget=None, send=Non
     return total
 
 
-def watchdog(*, now: datetime.datetime | None = None, send=None) -> dict[str, int]:
-    """Re-send lost units and close running runs that have nothing open."""
-    requeued = requeue_stuck(now=now, send=send)
+def watchdog(*, now: datetime.datetime | None = None, send=None, **options) -> dict[str, int]:
+    """Re-send lost units and close running runs that have nothing open; safe to run in
+    several places at once (every transition it makes is conditional)."""
+    requeued = requeue_stuck(now=now, send=send, **options)
     closed = sum(
         run.close_if_complete() for run in CollectionRun.objects.filter(status=RunStatus.RUNNING)
     )

@@ -12,6 +12,29 @@ from __future__ import annotations
 import dataclasses
 import random
 
+# Retries for an infrastructure error (the database, the broker or the request budget's Redis
+# unreachable): enough to ride out a restart or a failover at the backoff cap (five minutes),
+# about two hours in all, before the unit is recorded as failed.
+INFRASTRUCTURE_RETRIES = 30
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """True for errors of our own services that go away by themselves: a lost or restarting
+    database (connection closed, server shutting down, serialization failure, lock timeout),
+    an unreachable Redis or broker. These are retried like transient NEIS errors."""
+    import kombu.exceptions
+    import redis.exceptions
+    from django.db import InterfaceError, OperationalError
+
+    return isinstance(
+        exc,
+        OperationalError
+        | InterfaceError
+        | redis.exceptions.ConnectionError
+        | redis.exceptions.TimeoutError
+        | kombu.exceptions.OperationalError,
+    )
+
 
 @dataclasses.dataclass(frozen=True)
 class RetryPolicy:
@@ -26,6 +49,11 @@ class RetryPolicy:
     backoff_base: float = 1.0
     backoff_max: float = 300.0
     backoff_min: float = 0.0
+
+    @classmethod
+    def for_infrastructure(cls) -> RetryPolicy:
+        """The settings' backoff, with ``INFRASTRUCTURE_RETRIES`` retries."""
+        return dataclasses.replace(cls.from_settings(), max_retries=INFRASTRUCTURE_RETRIES)
 
     @classmethod
     def from_settings(cls) -> RetryPolicy:

@@ -10,14 +10,15 @@ import datetime
 from billiard.exceptions import WorkerLostError
 from celery import Task, shared_task
 from celery.exceptions import Ignore
+from celery.signals import task_prerun
 from celery.utils.log import get_task_logger
-from django.db import IntegrityError
+from django.db import IntegrityError, close_old_connections
 
 from collector import clock, pipeline
 from collector.ledger import CollectionRun, Trigger
 from collector.neis.client import NeisClient
 from collector.neis.errors import NeisError, NeisTransientError
-from collector.retry import RetryPolicy
+from collector.retry import RetryPolicy, is_infrastructure_error
 
 log = get_task_logger(__name__)
 
@@ -30,6 +31,14 @@ def _date(value: str | datetime.date) -> datetime.date:
     return value if isinstance(value, datetime.date) else datetime.date.fromisoformat(value)
 
 
+@task_prerun.connect
+def _fresh_database_connection(**kwargs) -> None:
+    """Drop a database connection that died since the last task (a server restart), as Django
+    does before each request: Celery keeps connections across tasks (CELERY_DB_REUSE_MAX),
+    and a dead one would fail every task of this worker process."""
+    close_old_connections()
+
+
 class CollectSchoolTask(Task):
     """Records the unit as failed once Celery gives up on it (retries spent, or a bug)."""
 
@@ -39,7 +48,14 @@ class CollectSchoolTask(Task):
         unit_id = args[0] if args else kwargs.get("unit_id")
         if not isinstance(exc, NeisError):
             exc = pipeline.internal_error(exc)
-        pipeline.fail_unit(unit_id, exc)
+        try:
+            pipeline.fail_unit(unit_id, exc)
+        except Exception as error:
+            if not is_infrastructure_error(error):
+                raise
+            # The database is away: the unit stays claimed, its lease runs out, and the
+            # watchdog sends it again. Nothing is lost by not recording the failure now.
+            log.warning("unit %s: failure not recorded (%s); left to the watchdog", unit_id, error)
 
 
 @shared_task(
@@ -59,13 +75,25 @@ def collect_school(self, unit_id: int) -> dict:
     try:
         return pipeline.collect_unit(unit_id, task_id=self.request.id or "").as_dict()
     except NeisTransientError as exc:
-        policy = RetryPolicy.from_settings()
-        retries = self.request.retries
-        if policy.exhausted(retries):
+        _retry(self, unit_id, exc, RetryPolicy.from_settings())
+    except Exception as exc:
+        if not is_infrastructure_error(exc):
             raise
-        raise self.retry(
-            exc=exc, countdown=policy.countdown(retries), max_retries=policy.max_retries
-        ) from None
+        # Our own database, broker or Redis is away: retry on a longer leash, on a fresh
+        # connection (the one that failed may be dead).
+        close_old_connections()
+        log.warning("unit %s: %s: %s; retrying", unit_id, type(exc).__name__, exc)
+        _retry(self, unit_id, exc, RetryPolicy.for_infrastructure())
+
+
+def _retry(task: Task, unit_id: int, exc: Exception, policy: RetryPolicy):
+    """Retry ``task`` after the policy's countdown, or re-raise ``exc`` once it is spent."""
+    retries = task.request.retries
+    if policy.exhausted(retries):
+        raise exc
+    countdown = policy.countdown(retries)
+    pipeline.retry_due(unit_id, countdown)
+    raise task.retry(exc=exc, countdown=countdown, max_retries=policy.max_retries) from None
 
 
 def _refused(task: Task, result: dict) -> None:

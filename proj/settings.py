@@ -232,6 +232,9 @@ NEIS_TASK_EXPIRES_HOURS = env_int("NEIS_TASK_EXPIRES_HOURS", 6, minimum=1)
 NEIS_MAX_RETRIES = env_int("NEIS_MAX_RETRIES", 6, minimum=0)
 NEIS_RETRY_BACKOFF_BASE = env_float("NEIS_RETRY_BACKOFF_BASE", 1.0, minimum=0.001)
 NEIS_RETRY_BACKOFF_MAX = env_int("NEIS_RETRY_BACKOFF_MAX", 300, minimum=1)
+# A claimed unit's lease: the attempt renews it every third of this while it works, so a unit
+# whose worker died is taken back within this many seconds (plus the watchdog's minute).
+NEIS_LEASE_SECONDS = env_int("NEIS_LEASE_SECONDS", 60, minimum=3)
 # Pins the collector's clock (collector/clock.py) for tests and replays:
 # "2026-11-21T10:00:00+09:00@1764400000" is that moment at that real Unix time, running on.
 # Empty: the real clock.

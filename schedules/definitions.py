@@ -69,7 +69,7 @@ SCHEDULES: tuple[ScheduleDef, ...] = (
     ScheduleDef(
         name="collection-watchdog",
         task="collector.watchdog",
-        schedule=Interval(every=15),
+        schedule=Interval(every=1),
         description="Re-send lost units and close runs that have nothing left open.",
     ),
     # Named and shaped exactly as celery beat installs it by itself, so the two never fight.

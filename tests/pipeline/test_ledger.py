@@ -313,3 +313,55 @@ def test_it_reads_the_retry_policy_from_settings(settings):
     assert [policy.ceiling(n) for n in range(6)] == [0.5, 1, 2, 4, 7, 7]
     assert all(0 <= policy.countdown(n) <= policy.ceiling(n) for n in range(40))
     assert not policy.exhausted(8) and policy.exhausted(9)
+
+
+# --- leases and lost messages ----------------------------------------------------------------
+
+
+def test_it_keeps_a_claim_alive_while_its_attempt_renews_the_lease(run, settings):
+    working, rival = _unit(run), SchoolRun.objects.get(pk=_unit(run).pk)
+    assert working.claim("task-1")
+    lease = datetime.timedelta(seconds=settings.NEIS_LEASE_SECONDS)
+    with _later(seconds=lease.total_seconds() * 0.9):
+        assert working.renew_lease()
+    with _later(seconds=lease.total_seconds() * 1.5):
+        assert not rival.claim("task-2")  # renewed: still alive
+    with _later(seconds=lease.total_seconds() * 2):
+        assert rival.claim("task-2")  # no renewal since: the attempt stopped
+    assert not working.renew_lease()  # superseded attempts cannot revive their claim
+
+
+def test_it_resends_a_pending_unit_whose_message_was_lost_within_a_minute(run):
+    pipeline.dispatch(run, send=Sent())
+    with _later(seconds=30):
+        assert pipeline.requeue_stuck(send=Sent(), waiting=lambda: 0) == 0
+    with _later(seconds=61):
+        # Messages still waiting in the broker: these units are only slow, not lost.
+        assert pipeline.requeue_stuck(send=Sent(), waiting=lambda: 3) == 0
+        # The broker is empty (it restarted without persistence): their messages are gone.
+        lost = Sent()
+        assert pipeline.requeue_stuck(send=lost, waiting=lambda: 0) == 3
+    assert lost.units == sorted(run.units.values_list("pk", flat=True))
+
+
+def test_it_waits_for_a_retry_countdown_before_taking_the_message_for_lost(run):
+    pipeline.dispatch(run, send=Sent())
+    unit = _unit(run)
+    unit.claim("task-1")
+    unit.release(NeisTransientError("ERROR-500", "server"))
+    pipeline.retry_due(unit.pk, 240)  # the retry message waits out a four-minute countdown
+    with _later(minutes=2):
+        sent = Sent()
+        pipeline.requeue_stuck(send=sent, waiting=lambda: 0)
+        assert unit.pk not in sent.units
+    with _later(minutes=5, seconds=1):
+        sent = Sent()
+        pipeline.requeue_stuck(send=sent, waiting=lambda: 0)
+        assert unit.pk in sent.units
+
+
+def test_it_runs_the_watchdog_every_minute():
+    from schedules.definitions import SCHEDULES
+
+    watchdog = next(s for s in SCHEDULES if s.task == "collector.watchdog")
+    assert (watchdog.schedule.every, watchdog.schedule.period) == (1, "minutes")

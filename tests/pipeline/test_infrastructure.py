@@ -1,0 +1,93 @@
+"""Our own services failing under a task: a dead database connection, a database or Redis
+that is away for a moment. The unit is retried, never failed or orphaned."""
+
+from __future__ import annotations
+
+import datetime
+import time
+
+import psycopg
+import pytest
+import redis
+from django.db import OperationalError, connection
+
+from collector import pipeline, tasks
+from collector.ledger import SchoolRun, UnitStatus
+from tests import processes
+
+pytest_plugins = ["tests.fixtures_neis"]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("local_budget")]
+
+MONDAY, FRIDAY = datetime.date(2026, 11, 16), datetime.date(2026, 11, 20)
+
+
+@pytest.fixture
+def unit(neis_sim, settings):
+    settings.NEIS_BASE_URL = neis_sim.url
+    settings.NEIS_API_KEY = neis_sim.key
+    run = pipeline.create_run("special", MONDAY, FRIDAY, offices=["I10"])
+    pipeline.dispatch(run, send=lambda unit_id, expires: None)
+    return run.units.order_by("pk").first()
+
+
+def _kill_this_connection() -> None:
+    """Terminate the test's own database session from outside, as a server restart would."""
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    with psycopg.connect(
+        processes.test_database_url().replace("postgres://", "postgresql://")
+    ) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+def test_a_task_starts_on_a_fresh_connection_after_the_database_restarted(unit, monkeypatch):
+    real, calls = pipeline.collect_unit, []
+    monkeypatch.setattr(pipeline, "collect_unit", lambda *a, **k: calls.append(1) or real(*a, **k))
+    _kill_this_connection()
+    result = tasks.collect_school.apply(args=[unit.pk])
+    assert result.successful(), result.traceback
+    assert len(calls) == 1  # not failed once on the dead connection, then retried
+    assert SchoolRun.objects.get(pk=unit.pk).status in (UnitStatus.DONE, UnitStatus.NO_DATA)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OperationalError("the connection is closed"),
+        redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379"),
+    ],
+)
+def test_it_retries_a_unit_through_a_database_or_redis_outage(unit, monkeypatch, error, settings):
+    settings.NEIS_RETRY_BACKOFF_BASE = 0.001
+    real, calls = pipeline.collect_unit, []
+
+    def flaky(unit_id, **kwargs):
+        calls.append(unit_id)
+        if len(calls) <= 3:
+            raise error
+        return real(unit_id, **kwargs)
+
+    monkeypatch.setattr(pipeline, "collect_unit", flaky)
+    result = tasks.collect_school.apply(args=[unit.pk])  # eager: retries run at once
+    assert result.successful(), result.traceback
+    assert len(calls) == 4  # three outages, more than NEIS_MAX_RETRIES would allow here
+    assert SchoolRun.objects.get(pk=unit.pk).status in (UnitStatus.DONE, UnitStatus.NO_DATA)
+
+
+def test_it_leaves_the_unit_to_the_watchdog_when_it_cannot_record_a_failure(unit, monkeypatch):
+    def database_away(*args):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(pipeline, "fail_unit", database_away)
+    tasks.CollectSchoolTask().on_failure(KeyError("x"), "id", [unit.pk], {}, None)  # no raise
+    assert SchoolRun.objects.get(pk=unit.pk).status == UnitStatus.PENDING
+
+
+def test_an_attempt_keeps_its_lease_while_it_works(unit, settings):
+    settings.NEIS_LEASE_SECONDS = 3
+    assert unit.claim("task-1")
+    first = SchoolRun.objects.get(pk=unit.pk).lease_expires_at
+    with pipeline.heartbeat(unit):
+        time.sleep(2.5)  # one renewal falls due after a third of the lease
+    renewed = SchoolRun.objects.get(pk=unit.pk).lease_expires_at
+    assert renewed > first
