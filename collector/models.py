@@ -249,5 +249,92 @@ class Lesson(models.Model):
         return f"{self.school_id} {self.date} {self.grade}-{self.class_name} p{self.period}"
 
 
+class ChangeKind(models.TextChoices):
+    """What one row of the change history says happened."""
+
+    BASELINE = "baseline", "first seen"  # lessons on days that held none: one row per window
+    ADDED = "added", "added"  # a lesson appeared on a day that already had lessons
+    REMOVED = "removed", "removed"  # a lesson vanished from a day that still has lessons
+    UPDATED = "updated", "AY/SEM changed"  # same lesson, another academic year or semester
+    RELOADED = "reloaded", "reloaded (LOAD_DTM only)"  # NEIS reloaded it, nothing else moved
+    DAY_REMOVED = "day_removed", "day removed"  # every lesson of the day vanished: one row
+
+
+class LessonChange(models.Model):
+    """One change the merge made to the stored timetable, kept as history (a public table).
+
+    Written by ``storage.store_lessons`` in the same statement or transaction as the change
+    itself, so history and lessons never disagree. ``id`` only grows: a consumer that keeps
+    the last id it read resumes exactly there (``manage.py timetable_changes --after``).
+    ``baseline`` and ``day_removed`` rows summarise a whole day or window in one row
+    (``lessons`` counts them; the slot columns are empty); every other row is one lesson.
+    On PostgreSQL the table is partitioned by month on ``date``, like the lessons.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    observed_at = models.DateTimeField("observed", help_text="When the merge saw the change.")
+    run_id = models.IntegerField("run", null=True, blank=True, help_text="Collection run.")
+    unit_id = models.BigIntegerField(
+        "unit", null=True, blank=True, help_text="The run's ledger unit (school in run)."
+    )
+    school = models.ForeignKey(
+        School,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+        verbose_name="school",
+    )
+    date = models.DateField("date", help_text="ALL_TI_YMD of the lesson or day.")
+    kind = models.CharField("kind", max_length=16, choices=ChangeKind.choices)
+    grade = models.SmallIntegerField("grade", null=True, blank=True)
+    class_name = models.TextField("class", blank=True)
+    period = models.SmallIntegerField("period", null=True, blank=True)
+    day_night = models.TextField("day/night course", blank=True)
+    track = models.TextField("track", blank=True)
+    department = models.TextField("department", blank=True)
+    course = models.TextField("course", blank=True)
+    classroom = models.TextField("classroom", blank=True)
+    subject_before = models.ForeignKey(
+        Subject,
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+        verbose_name="subject before",
+    )
+    subject_after = models.ForeignKey(
+        Subject,
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+        verbose_name="subject after",
+    )
+    academic_year_before = models.SmallIntegerField("AY before", null=True, blank=True)
+    academic_year_after = models.SmallIntegerField("AY after", null=True, blank=True)
+    semester_before = models.SmallIntegerField("SEM before", null=True, blank=True)
+    semester_after = models.SmallIntegerField("SEM after", null=True, blank=True)
+    load_dtm_before = models.DateTimeField("LOAD_DTM before", null=True, blank=True)
+    load_dtm_after = models.DateTimeField("LOAD_DTM after", null=True, blank=True)
+    lessons = models.IntegerField(
+        "lessons", default=1, help_text="Lessons this row stands for (more for summaries)."
+    )
+
+    class Meta:
+        verbose_name = "timetable change"
+        indexes = [
+            models.Index(fields=["school", "date"], name="change_school_date"),
+            models.Index(fields=["run_id"], name="change_run"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.school_id} {self.date}"
+
+
 # The run ledger lives in its own module; importing it here registers its models with the app.
 from collector.ledger import CollectionRun, SchoolRun  # noqa: E402, F401

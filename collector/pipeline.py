@@ -51,7 +51,7 @@ from collector.neis.errors import (
 )
 from collector.neis.records import Level
 from collector.retry import RetryPolicy
-from collector.storage import store_lessons
+from collector.storage import Observer, store_lessons
 
 log = logging.getLogger(__name__)
 
@@ -416,7 +416,13 @@ def _fetch_and_store(unit, run, school, client, budget) -> Outcome:
         if not unit.lock_claim():  # another attempt took the unit over; discard this one's work
             return Outcome(unit_id, "superseded")
         if fetched.rows:
-            stored = store_lessons(school, run.date_from, run.date_to, fetched.rows)
+            stored = store_lessons(
+                school,
+                run.date_from,
+                run.date_to,
+                fetched.rows,
+                history=Observer(run_id=run.pk, unit_id=unit_id),
+            )
             counts.update(
                 rows_inserted=stored.inserted,
                 rows_updated=stored.updated,

@@ -17,13 +17,23 @@ import dataclasses
 import datetime
 import logging
 import operator
+from collections import Counter
 from collections.abc import Iterable
 
 import psycopg
 from django.db import connection, transaction
 
 from collector import clock
-from collector.models import LESSON_KEY, LESSON_VALUES, RECORD_KEY, Lesson, School, Subject
+from collector.models import (
+    LESSON_KEY,
+    LESSON_VALUES,
+    RECORD_KEY,
+    ChangeKind,
+    Lesson,
+    LessonChange,
+    School,
+    Subject,
+)
 from collector.neis.records import LessonRecord
 
 log = logging.getLogger(__name__)
@@ -62,6 +72,14 @@ class StoreResult:
         return dataclasses.asdict(self)
 
 
+@dataclasses.dataclass(frozen=True)
+class Observer:
+    """Who saw a change, for the history: the run and its unit (None when called directly)."""
+
+    run_id: int | None = None
+    unit_id: int | None = None
+
+
 # --- Lessons --------------------------------------------------------------------------------
 
 
@@ -72,6 +90,7 @@ def store_lessons(
     records: Iterable[LessonRecord],
     *,
     method: str | None = None,
+    history: Observer | None = Observer(),
 ) -> StoreResult:
     """Make the stored lessons of ``school`` between two dates (inclusive) equal ``records``.
 
@@ -85,6 +104,10 @@ def store_lessons(
     writers of the same school wait for each other. ``method`` is ``"copy"`` (PostgreSQL only)
     or ``"orm"``; the default is the fastest the database has. Raises ValueError when a record
     belongs to another school or lies outside the window.
+
+    Every change is recorded in the history (``models.LessonChange``) in the same statement
+    (PostgreSQL) or transaction, as observed by ``history`` (its run and unit); ``None``
+    records nothing (benchmarks compare the two).
     """
     if date_from > date_to:
         raise ValueError(f"date_from {date_from} is after date_to {date_to}")
@@ -99,7 +122,7 @@ def store_lessons(
         subjects = _subject_ids({record.subject_raw: record.subject for record in records})
         rows = _distinct_rows(school, date_from, date_to, records, subjects)
         write = _merge_copy if method == "copy" else _merge_orm
-        inserted, updated, removed = write(school, date_from, date_to, rows)
+        inserted, updated, removed = write(school, date_from, date_to, rows, history)
     return StoreResult(
         inserted=inserted,
         updated=updated,
@@ -207,17 +230,35 @@ _STAGE_TYPES = ["date", "int2", "text", "int2", "text", "text", "text", "text", 
 _STAGE_TYPES += ["int2", "int2", "timestamptz"]
 
 
-def _merge_sql() -> str:
+# The slot columns of the change history: the natural key less school and subject.
+_SLOT = _WINDOW_KEY[:-1]
+_CHANGE_COLUMNS = (
+    "observed_at, run_id, unit_id, school_id, kind, lessons, "
+    f"{', '.join(_SLOT)}, subject_before_id, subject_after_id, "
+    "academic_year_before, academic_year_after, semester_before, semester_after, "
+    "load_dtm_before, load_dtm_after"
+)
+
+
+def _merge_sql(record_changes: bool) -> str:
     key = ", ".join(_WINDOW_KEY)
     join = " AND ".join(f"c.{column} = s.{column}" for column in _WINDOW_KEY)
     values = ", ".join(LESSON_VALUES)
     stored_values = ", ".join(f"d.stored_{column}" for column in LESSON_VALUES)
     window = "l.school_id = %(school)s::integer AND l.date BETWEEN %(first)s AND %(last)s"
+    # What the history needs back from each write: the whole lesson, and for an update the
+    # values it had. Without history the writes only count.
+    if record_changes:
+        back = f"RETURNING l.{', l.'.join((*_WINDOW_KEY, *LESSON_VALUES))}"
+        updated_back = back + ", " + ", ".join(f"d.stored_{c} AS old_{c}" for c in LESSON_VALUES)
+        inserted_back = f"RETURNING {key}, {values}"
+    else:
+        back = updated_back = inserted_back = "RETURNING 1"
     # One statement: compare the staged rows with the stored window (a FULL JOIN on the natural
     # key), then insert the new, update the changed and delete the vanished lessons. Unchanged
     # lessons are never written, not even locked. (Inserting in key order was measured slower
     # and left a larger index: ascending runs into the middle of a B-tree split pages 50/50.)
-    return f"""
+    sql = f"""
     WITH stored AS (
         SELECT id, {key}, {values}
         FROM collector_lesson l
@@ -227,11 +268,11 @@ def _merge_sql() -> str:
                {", ".join(f"c.{column} AS stored_{column}" for column in LESSON_VALUES)}
         FROM collector_lesson_stage s FULL JOIN stored c ON {join}
     ), inserted AS (
-        INSERT INTO collector_lesson
+        INSERT INTO collector_lesson AS l
             (school_id, {key}, {values}, first_stored_at, changed_at)
         SELECT %(school)s::integer, {key}, {values}, %(now)s, %(now)s
         FROM diff WHERE stored_id IS NULL
-        RETURNING 1
+        {inserted_back}
     ), updated AS (
         UPDATE collector_lesson l
         SET {", ".join(f"{column} = d.{column}" for column in LESSON_VALUES)},
@@ -241,23 +282,79 @@ def _merge_sql() -> str:
           AND ({", ".join(f"d.{column}" for column in LESSON_VALUES)})
               IS DISTINCT FROM ({stored_values})
           AND l.id = d.stored_id AND l.date = d.stored_date AND {window}
-        RETURNING 1
+        {updated_back}
     ), removed AS (
         DELETE FROM collector_lesson l
         USING diff d
         WHERE d.date IS NULL AND l.id = d.stored_id AND l.date = d.stored_date AND {window}
-        RETURNING 1
-    )
+        {back}
+    )"""
+    if record_changes:
+        sql += _history_sql()
+    return (
+        sql
+        + """
     SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM updated),
            (SELECT count(*) FROM removed)
     """
+    )
 
 
-_MERGE = _merge_sql()
+def _history_sql() -> str:
+    """The CTEs that write the change history from what the merge returned.
+
+    A day that held no lessons before is new (a first load, or a day NEIS just published):
+    its lessons are one ``baseline`` row for the window. A day that holds none after lost them
+    all: one ``day_removed`` row for it. Everything else is one row per lesson.
+    """
+    slot = ", ".join(_SLOT)
+    common = "%(now)s, %(run)s::integer, %(unit)s::bigint, %(school)s::integer"
+    null_slot = "NULL::smallint, '', NULL::smallint, '', '', '', '', ''"
+    return f"""
+    , days_before AS MATERIALIZED (
+        SELECT DISTINCT stored_date AS date FROM diff WHERE stored_id IS NOT NULL
+    ), days_after AS MATERIALIZED (
+        SELECT DISTINCT date FROM diff WHERE date IS NOT NULL
+    ), history AS (
+        INSERT INTO collector_lessonchange ({_CHANGE_COLUMNS})
+        SELECT {common}, 'added', 1, {slot}, NULL::integer, subject_id,
+               NULL::smallint, academic_year, NULL::smallint, semester, NULL::timestamptz, load_dtm
+        FROM inserted WHERE date IN (SELECT date FROM days_before)
+        UNION ALL
+        SELECT {common}, 'removed', 1, {slot}, subject_id, NULL::integer,
+               academic_year, NULL, semester, NULL, load_dtm, NULL
+        FROM removed WHERE date IN (SELECT date FROM days_after)
+        UNION ALL
+        SELECT {common},
+               CASE WHEN (academic_year, semester) IS NOT DISTINCT FROM
+                         (old_academic_year, old_semester)
+                    THEN 'reloaded' ELSE 'updated' END,
+               1, {slot}, subject_id, subject_id,
+               old_academic_year, academic_year, old_semester, semester, old_load_dtm, load_dtm
+        FROM updated
+        UNION ALL
+        SELECT {common}, 'baseline', count(*), min(date), {null_slot}, NULL, NULL,
+               NULL, NULL, NULL, NULL, NULL, NULL
+        FROM inserted WHERE date NOT IN (SELECT date FROM days_before)
+        HAVING count(*) > 0
+        UNION ALL
+        SELECT {common}, 'day_removed', count(*), date, {null_slot}, NULL, NULL,
+               NULL, NULL, NULL, NULL, NULL, NULL
+        FROM removed WHERE date NOT IN (SELECT date FROM days_after)
+        GROUP BY date
+        RETURNING 1
+    )"""
+
+
+_MERGE = {capture: _merge_sql(capture) for capture in (True, False)}
 
 
 def _merge_copy(
-    school: School, date_from: datetime.date, date_to: datetime.date, rows: dict[tuple, tuple]
+    school: School,
+    date_from: datetime.date,
+    date_to: datetime.date,
+    rows: dict[tuple, tuple],
+    observer: Observer | None,
 ) -> tuple[int, int, int]:
     """PostgreSQL: COPY ``rows`` into the stage table, then one merge statement."""
     connection.ensure_connection()
@@ -269,18 +366,25 @@ def _merge_copy(
             for key, value in rows.items():
                 copy.write_row(key + value)
         params = {"school": school.pk, "first": date_from, "last": date_to, "now": clock.now()}
+        if observer is not None:
+            params.update(run=observer.run_id, unit=observer.unit_id)
         # Not prepared: planned with the actual school and dates, the planner prunes to the
         # window's partitions. A generic plan opens every partition (6 ms a call instead of
         # 0.9 ms with 28 monthly partitions).
-        cursor.execute(_MERGE, params)
+        cursor.execute(_MERGE[observer is not None], params)
         inserted, updated, removed = cursor.fetchone()
     return inserted, updated, removed
 
 
 def _merge_orm(
-    school: School, date_from: datetime.date, date_to: datetime.date, rows: dict[tuple, tuple]
+    school: School,
+    date_from: datetime.date,
+    date_to: datetime.date,
+    rows: dict[tuple, tuple],
+    observer: Observer | None,
 ) -> tuple[int, int, int]:
-    """Any database: compare with the stored window in Python, write only the differences."""
+    """Any database: compare with the stored window in Python, write only the differences,
+    and the same change history as the COPY path."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(_LOCK, [LESSON_LOCK, school.pk])
@@ -289,16 +393,18 @@ def _merge_orm(
     for pk, *key_and_values in window.values_list("pk", *_WINDOW_KEY, *LESSON_VALUES):
         key, value = key_and_values[: len(_WINDOW_KEY)], key_and_values[len(_WINDOW_KEY) :]
         stored[tuple(key)] = (pk, tuple(value))
+    days_before = {key[0] for key in stored}
+    days_after = {key[0] for key in rows}
     now = clock.now()
-    writes, inserted, updated = [], 0, 0
+    writes, inserted, updated = [], [], []
     for key, value in rows.items():
         current = stored.pop(key, None)
         if current is not None and current[1] == value:
             continue
         if current is None:
-            inserted += 1
+            inserted.append((key, value))
         else:
-            updated += 1
+            updated.append((key, current[1], value))
         fields = dict(zip(_STAGE_COLUMNS, (*key, *value), strict=True))
         writes.append(Lesson(school=school, first_stored_at=now, changed_at=now, **fields))
     Lesson.objects.bulk_create(
@@ -313,7 +419,52 @@ def _merge_orm(
         # Within the window, so that the natural-key index finds them (PostgreSQL has no
         # B-tree on id alone).
         window.filter(pk__in=batch).delete()
-    return inserted, updated, len(vanished)
+    if observer is not None:
+        removed = [(key, value) for key, (_, value) in stored.items()]
+        changes = _changes(school, inserted, updated, removed, days_before, days_after)
+        for change in changes:
+            change.observed_at = now
+            change.run_id, change.unit_id = observer.run_id, observer.unit_id
+        LessonChange.objects.bulk_create(changes, batch_size=1000)
+    return len(inserted), len(updated), len(vanished)
+
+
+def _changes(school, inserted, updated, removed, days_before, days_after) -> list[LessonChange]:
+    """The change history of one merge, as ``_history_sql`` writes it on PostgreSQL."""
+    changes = []
+
+    def lesson(kind, key, before, after):
+        slot = dict(zip(_SLOT, key[:-1], strict=True))
+        values = {}
+        for side, found in (("before", before), ("after", after)):
+            values[f"subject_{side}_id"] = key[-1] if found is not None else None
+            for name, value in zip(LESSON_VALUES, found or (None,) * 3, strict=True):
+                values[f"{name}_{side}"] = value
+        changes.append(LessonChange(school=school, kind=kind, lessons=1, **slot, **values))
+
+    new_days = [key for key, _ in inserted if key[0] not in days_before]
+    if new_days:
+        first = min(key[0] for key in new_days)
+        changes.append(
+            LessonChange(school=school, kind=ChangeKind.BASELINE, date=first, lessons=len(new_days))
+        )
+    for key, value in inserted:
+        if key[0] in days_before:
+            lesson(ChangeKind.ADDED, key, None, value)
+    gone: Counter = Counter()
+    for key, value in removed:
+        if key[0] in days_after:
+            lesson(ChangeKind.REMOVED, key, value, None)
+        else:
+            gone[key[0]] += 1
+    for day, count in sorted(gone.items()):
+        changes.append(
+            LessonChange(school=school, kind=ChangeKind.DAY_REMOVED, date=day, lessons=count)
+        )
+    for key, before, after in updated:
+        same = before[:2] == after[:2]  # AY and SEM
+        lesson(ChangeKind.RELOADED if same else ChangeKind.UPDATED, key, before, after)
+    return changes
 
 
 # --- Partitions (PostgreSQL) ----------------------------------------------------------------
@@ -324,6 +475,7 @@ class Partition:
     name: str
     first_day: datetime.date  # inclusive
     end: datetime.date  # exclusive: the first day of the next month
+    parent: str = "collector_lesson"
 
 
 # (database, partition) pairs known to exist, so that most calls skip the catalog query.
@@ -331,14 +483,19 @@ class Partition:
 _partitions_seen: set[tuple[str, str]] = set()
 
 
-def _month_partition(day: datetime.date) -> Partition:
+# The tables partitioned by month on date: the lessons, and their change history.
+PARTITIONED = ("collector_lesson", "collector_lessonchange")
+
+
+def _month_partition(day: datetime.date, parent: str = PARTITIONED[0]) -> Partition:
     first = day.replace(day=1)
     end = (first + datetime.timedelta(days=32)).replace(day=1)
-    return Partition(f"collector_lesson_{first:%Y_%m}", first, end)
+    return Partition(f"{parent}_{first:%Y_%m}", first, end, parent)
 
 
 def ensure_partitions(date_from: datetime.date, date_to: datetime.date) -> list[str]:
-    """Create the monthly lesson partitions covering two dates; return the names created.
+    """Create the monthly partitions of the lessons and of their change history covering two
+    dates; return the names created.
 
     A no-op except on PostgreSQL. A partition is created as a plain table and then attached,
     which locks the parent table only against other DDL, never against readers or writers.
@@ -349,9 +506,10 @@ def ensure_partitions(date_from: datetime.date, date_to: datetime.date) -> list[
     database = connection.settings_dict["NAME"]
     wanted, day = [], date_from.replace(day=1)
     while day <= date_to:
-        partition = _month_partition(day)
-        if (database, partition.name) not in _partitions_seen:
-            wanted.append(partition)
+        for parent in PARTITIONED:
+            partition = _month_partition(day, parent)
+            if (database, partition.name) not in _partitions_seen:
+                wanted.append(partition)
         day = partition.end
     if not wanted:
         return []
@@ -372,9 +530,10 @@ def ensure_partitions(date_from: datetime.date, date_to: datetime.date) -> list[
                 cursor.execute("SELECT to_regclass(%s) IS NULL", [partition.name])
                 if not cursor.fetchone()[0]:
                     continue
-                cursor.execute(f"CREATE TABLE {partition.name} (LIKE collector_lesson)")
+                parent = partition.parent
+                cursor.execute(f"CREATE TABLE {partition.name} (LIKE {parent})")
                 cursor.execute(
-                    f"ALTER TABLE collector_lesson ATTACH PARTITION {partition.name} "
+                    f"ALTER TABLE {parent} ATTACH PARTITION {partition.name} "
                     "FOR VALUES FROM (%s) TO (%s)",
                     [partition.first_day, partition.end],
                 )
@@ -383,44 +542,48 @@ def ensure_partitions(date_from: datetime.date, date_to: datetime.date) -> list[
             names = [(database, partition.name) for partition in wanted]
             transaction.on_commit(lambda: _partitions_seen.update(names))
     if created:
-        log.info("created lesson partitions %s", ", ".join(created))
+        log.info("created partitions %s", ", ".join(created))
     return created
 
 
-def lesson_partitions() -> list[Partition]:
-    """The monthly partitions of the lesson table, oldest first ([] except on PostgreSQL)."""
+def lesson_partitions(parent: str = PARTITIONED[0]) -> list[Partition]:
+    """The monthly partitions of a partitioned table (the lessons by default), oldest first
+    ([] except on PostgreSQL)."""
     if connection.vendor != "postgresql":
         return []
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = 'collector_lesson'::regclass ORDER BY c.relname"
+            "WHERE i.inhparent = %s::regclass ORDER BY c.relname",
+            [parent],
         )
         names = [name for (name,) in cursor.fetchall()]
     partitions = []
     for name in names:
-        year, month = name.removeprefix("collector_lesson_").split("_")
-        partitions.append(_month_partition(datetime.date(int(year), int(month), 1)))
+        year, month = name.removeprefix(f"{parent}_").split("_")
+        partitions.append(_month_partition(datetime.date(int(year), int(month), 1), parent))
     return partitions
 
 
 def drop_lesson_partitions(before: datetime.date, *, dry_run: bool = True) -> list[str]:
-    """Drop every monthly partition that ends on or before ``before``; return their names.
+    """Drop every monthly partition of the lessons and of their change history that ends on
+    or before ``before``; return their names.
 
     Detaching and dropping a month takes milliseconds and leaves no dead tuples, where a
     DELETE of 25 million rows would take minutes and need a VACUUM. With ``dry_run`` (the
     default) nothing is dropped and the names that would be are returned.
     """
-    doomed = [p.name for p in lesson_partitions() if p.end <= before]
+    doomed = [p for parent in PARTITIONED for p in lesson_partitions(parent) if p.end <= before]
     if dry_run or not doomed:
-        return doomed
+        return [p.name for p in doomed]
     with transaction.atomic(), connection.cursor() as cursor:
-        for name in doomed:
-            cursor.execute(f"ALTER TABLE collector_lesson DETACH PARTITION {name}")
-            cursor.execute(f"DROP TABLE {name}")
-            _partitions_seen.discard((connection.settings_dict["NAME"], name))
-    log.info("dropped lesson partitions %s", ", ".join(doomed))
-    return doomed
+        for partition in doomed:
+            cursor.execute(f"ALTER TABLE {partition.parent} DETACH PARTITION {partition.name}")
+            cursor.execute(f"DROP TABLE {partition.name}")
+            _partitions_seen.discard((connection.settings_dict["NAME"], partition.name))
+    names = [p.name for p in doomed]
+    log.info("dropped partitions %s", ", ".join(names))
+    return names
 
 
 def batches(items: list, size: int) -> Iterable[list]:

@@ -18,7 +18,12 @@ from collector import limiter, pipeline
 from collector.ledger import CollectionRun, RunStatus, UnitStatus
 from collector.models import School
 from proj.celery import app
-from tests.pipeline.truth import expected_lessons, stored_lessons
+from tests.pipeline.truth import (
+    expected_changes,
+    expected_lessons,
+    recorded_changes,
+    stored_lessons,
+)
 from tests.processes import AMQP_URL, REDIS_URL, celery_worker, wait_until
 
 pytest_plugins = ["tests.fixtures_neis"]
@@ -216,6 +221,10 @@ def test_it_applies_a_changed_timetable_exactly(wired, tmp_path):
     assert second.rows_inserted == len(inserted)
     assert second.rows_removed == len(removed)
     assert second.rows_updated == len(updated)
+    # The history of the second run is exactly the difference NEIS made, no more, no less.
+    changes = expected_changes(old, new)
+    assert changes and recorded_changes(second.pk) == changes
+    assert {kind for kind, *_ in recorded_changes(first.pk)} == {"baseline"}
 
 
 def test_a_plain_worker_consumes_the_collect_queue(wired, tmp_path):

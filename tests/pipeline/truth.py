@@ -35,3 +35,58 @@ def stored_lessons(codes, start: datetime.date, end: datetime.date) -> dict:
         school__code__in=list(codes), date__gte=start, date__lte=end
     ).values_list(*STORED_KEY, *LESSON_VALUES, "subject__name")
     return {row[: len(STORED_KEY)]: row[len(STORED_KEY) :] for row in rows}
+
+
+def expected_changes(old: dict, new: dict) -> set[tuple]:
+    """The change history a merge from ``old`` to ``new`` (``expected_lessons`` maps) must
+    leave: per-lesson rows as (kind, *natural key), summaries as (kind, school, date, count).
+
+    A day a school had no lessons on before is new (one baseline row per school, counting
+    them); a day it has none on after vanished (one day_removed row per school and day).
+    """
+    days_before = {(key[0], key[1]) for key in old}
+    days_after = {(key[0], key[1]) for key in new}
+    changes: set[tuple] = set()
+    baseline: dict[str, int] = {}
+    vanished: dict[tuple, int] = {}
+    for key in new.keys() - old.keys():
+        if (key[0], key[1]) in days_before:
+            changes.add(("added", *key))
+        else:
+            baseline[key[0]] = baseline.get(key[0], 0) + 1
+    for key in old.keys() - new.keys():
+        if (key[0], key[1]) in days_after:
+            changes.add(("removed", *key))
+        else:
+            vanished[key[:2]] = vanished.get(key[:2], 0) + 1
+    for key in new.keys() & old.keys():
+        if new[key][:3] != old[key][:3]:
+            kind = "reloaded" if new[key][:2] == old[key][:2] else "updated"
+            changes.add((kind, *key))
+    changes |= {("baseline", code, count) for code, count in baseline.items()}
+    changes |= {("day_removed", *day, count) for day, count in vanished.items()}
+    return changes
+
+
+def recorded_changes(run_id: int) -> set[tuple]:
+    """The change history of one run, in the form ``expected_changes`` gives."""
+    from collector.models import LessonChange
+
+    rows = LessonChange.objects.filter(run_id=run_id).values_list(
+        "kind",
+        "school__code",
+        "date",
+        *STORED_KEY[2:-1],
+        "subject_before__raw",
+        "subject_after__raw",
+        "lessons",
+    )
+    found = set()
+    for kind, code, date, *slot, before, after, lessons in rows:
+        if kind == "baseline":
+            found.add((kind, code, lessons))
+        elif kind == "day_removed":
+            found.add((kind, code, date, lessons))
+        else:
+            found.add((kind, code, date, *slot, after if before is None else before))
+    return found

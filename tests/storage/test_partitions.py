@@ -7,7 +7,7 @@ import datetime
 import pytest
 from django.db import connection, transaction
 
-from collector.models import Lesson
+from collector.models import Lesson, LessonChange
 from collector.storage import (
     drop_lesson_partitions,
     ensure_partitions,
@@ -37,6 +37,10 @@ def test_it_creates_one_partition_per_month_on_demand():
     names = [p.name for p in lesson_partitions()]
     assert names.index("collector_lesson_2029_01") + 1 == names.index("collector_lesson_2029_02")
     assert ensure_partitions(first, last) == []
+    # The change history is partitioned the same way, month for month.
+    assert bounds("collector_lessonchange_2029_02") == bounds("collector_lesson_2029_02")
+    changes = [p.name for p in lesson_partitions("collector_lessonchange")]
+    assert "collector_lessonchange_2029_01" in changes
 
 
 def test_it_drops_whole_months_only_when_told():
@@ -44,12 +48,14 @@ def test_it_drops_whole_months_only_when_told():
     days = [datetime.date(2028, 1, 10), datetime.date(2028, 2, 10)]
     for day in days:
         store_lessons(school, day, day, [lesson(school, day)])
-    assert drop_lesson_partitions(datetime.date(2028, 2, 1)) == ["collector_lesson_2028_01"]
+    month = ["collector_lesson_2028_01", "collector_lessonchange_2028_01"]
+    assert drop_lesson_partitions(datetime.date(2028, 2, 1)) == month
     assert Lesson.objects.count() == 2  # a dry run by default
-    assert drop_lesson_partitions(datetime.date(2028, 2, 1), dry_run=False) == [
-        "collector_lesson_2028_01"
-    ]
+    assert LessonChange.objects.filter(date__lt=days[1]).count() == 1
+    assert drop_lesson_partitions(datetime.date(2028, 2, 1), dry_run=False) == month
     assert bounds("collector_lesson_2028_01") is None
+    assert bounds("collector_lessonchange_2028_01") is None
+    assert list(LessonChange.objects.values_list("date", flat=True)) == [days[1]]
     assert list(Lesson.objects.values_list("date", flat=True)) == [days[1]]
 
 
@@ -58,7 +64,10 @@ def test_it_creates_a_partition_again_after_a_rollback():
     school = make_school()
     day = datetime.date(2027, 9, 6)
     with transaction.atomic():
-        assert ensure_partitions(day, day) == ["collector_lesson_2027_09"]
+        assert ensure_partitions(day, day) == [
+            "collector_lesson_2027_09",
+            "collector_lessonchange_2027_09",
+        ]
         transaction.set_rollback(True)
     assert bounds("collector_lesson_2027_09") is None
     assert store_lessons(school, day, day, [lesson(school, day)]).inserted == 1
