@@ -161,14 +161,17 @@ def perturb(rng: random.Random, records: list, changed: float, removed: float) -
 # --- Measuring ----------------------------------------------------------------------------
 
 
-def run_case(label, windows, method, by_code):
-    from collector.storage import store_lessons
+def run_case(label, windows, method, by_code, history=True):
+    from collector.storage import Observer, store_lessons
 
     rows = sum(len(records) for _, records in windows)
     totals = Counter()
+    observer = Observer(run_id=1) if history else None
     start = time.perf_counter()
     for code, records in windows:
-        result = store_lessons(by_code[code], WINDOW_START, WINDOW_END, records, method=method)
+        result = store_lessons(
+            by_code[code], WINDOW_START, WINDOW_END, records, method=method, history=observer
+        )
         totals.update(result.as_dict())
     seconds = time.perf_counter() - start
     return {"case": label, "rows": rows, "seconds": seconds, "rate": rows / seconds, **totals}
@@ -291,7 +294,13 @@ def ceiling(windows, by_code) -> dict:
 
 
 CASES = ("first load", "unchanged re-run", "5% changed, 2% removed")
-PATHS = {"copy": "COPY + merge", "orm": "bulk_create(update_conflicts)"}
+# (method, change history recorded, label): the product path records the history; the same
+# merge without it shows what the history costs.
+PATHS = [
+    ("copy", True, "COPY + merge"),
+    ("copy", False, "COPY + merge, no history"),
+    ("orm", True, "bulk_create(update_conflicts)"),
+]
 
 
 def prepared(args):
@@ -331,17 +340,22 @@ def benchmark(args) -> None:
         f"PostgreSQL {version}, {os.cpu_count()} CPUs; COPY path: median of {args.rounds} rounds"
     )
     results, size_notes = [], []
-    for method, label in PATHS.items():
+    for method, history, label in PATHS:
         rounds = args.rounds if method == "copy" else 1  # the slow path once: 5 minutes in all
         measured = {case: [] for case in CASES}
         for number in range(rounds):
-            sql("TRUNCATE collector_lesson")
+            sql("TRUNCATE collector_lesson, collector_lessonchange")
             for case in CASES:
                 print(f"{label}, round {number + 1}: {case} ...", file=sys.stderr)
-                result = run_case(f"{label}, {case}", data[case], method, by_code)
+                result = run_case(f"{label}, {case}", data[case], method, by_code, history)
                 result["dead"] = dead_tuples()
                 measured[case].append(result)
-                if method == "copy" and number == rounds - 1 and case != "unchanged re-run":
+                if (
+                    history
+                    and method == "copy"
+                    and number == rounds - 1
+                    and case != "unchanged re-run"
+                ):
                     size_notes.append((case, live_rows(), sizes()))
         for case in CASES:
             runs = sorted(measured[case], key=lambda r: r["rate"])
@@ -350,7 +364,7 @@ def benchmark(args) -> None:
             median["dead"] = max(r["dead"] for r in runs)
             results.append(median)
     connection.close()
-    sql("TRUNCATE collector_lesson")
+    sql("TRUNCATE collector_lesson, collector_lessonchange")
     print("raw COPY ceiling ...", file=sys.stderr)
     results.append(ceiling(windows, by_code))
     report(results, size_notes)
@@ -383,6 +397,13 @@ def report(results, size_notes) -> None:
     for text, ok in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
     print(f"      first load is {first / ceiling_rate:.0%} of the raw COPY ceiling")
+    for case in ("5% changed, 2% removed", "unchanged re-run"):
+        with_history = by_case[f"COPY + merge, {case}"]["rate"]
+        without = by_case[f"COPY + merge, no history, {case}"]["rate"]
+        print(
+            f"      change history costs {1 - with_history / without:.1%} of the merge's "
+            f"throughput on the {case} ({with_history:,.0f} vs {without:,.0f} rows/s)"
+        )
     print("      dead = dead tuples after the case (pgstattuple over every partition, worst round)")
     print()
     for case, rows, size in size_notes:
