@@ -12,7 +12,7 @@ from celery import Task, shared_task
 from celery.exceptions import Ignore
 from celery.signals import task_prerun
 from celery.utils.log import get_task_logger
-from django.db import IntegrityError, close_old_connections
+from django.db import IntegrityError, connections
 
 from collector import clock, pipeline
 from collector.ledger import CollectionRun, Trigger
@@ -32,11 +32,14 @@ def _date(value: str | datetime.date) -> datetime.date:
 
 
 @task_prerun.connect
-def _fresh_database_connection(**kwargs) -> None:
+def drop_broken_connections(**kwargs) -> None:
     """Drop a database connection that died since the last task (a server restart), as Django
     does before each request: Celery keeps connections across tasks (CELERY_DB_REUSE_MAX),
-    and a dead one would fail every task of this worker process."""
-    close_old_connections()
+    and a dead one would fail every task of this worker process. A connection inside a
+    transaction (a task run eagerly in someone's transaction) is left alone."""
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:
+            conn.close_if_unusable_or_obsolete()
 
 
 class CollectSchoolTask(Task):
@@ -81,7 +84,7 @@ def collect_school(self, unit_id: int) -> dict:
             raise
         # Our own database, broker or Redis is away: retry on a longer leash, on a fresh
         # connection (the one that failed may be dead).
-        close_old_connections()
+        drop_broken_connections()
         log.warning("unit %s: %s: %s; retrying", unit_id, type(exc).__name__, exc)
         _retry(self, unit_id, exc, RetryPolicy.for_infrastructure())
 

@@ -11,6 +11,7 @@ from urllib3.exceptions import ReadTimeoutError
 from collector.clock import SEOUL
 from collector.neis import client as neis
 from collector.neis.errors import (
+    NeisKeyError,
     NeisPermanentError,
     NeisQuotaError,
     NeisTransientError,
@@ -28,8 +29,8 @@ def test_it_does_not_treat_success_or_no_data_as_errors(code):
 @pytest.mark.parametrize(
     ("code", "kind"),
     [
-        ("INFO-300", NeisPermanentError),
-        ("ERROR-290", NeisPermanentError),
+        ("INFO-300", NeisKeyError),
+        ("ERROR-290", NeisKeyError),
         ("ERROR-300", NeisPermanentError),
         ("ERROR-310", NeisPermanentError),
         ("ERROR-333", NeisPermanentError),
