@@ -16,6 +16,8 @@ import math
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
 from django.db.models import Avg, Count, Q
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -56,6 +58,20 @@ class RunPermissions:
 
     def has_recount_run_permission(self, request) -> bool:
         return request.user.has_perm("collector.recount_run")
+
+
+class SafeDateChangeList(ChangeList):
+    """Django's changelist, answering a date drill-down past year 9999 as a bad lookup.
+
+    ``date_hierarchy`` computes the end of the chosen year, month or day, which overflows at
+    9999-12-31 (``?created_at__year=9999`` was a 500); admin redirects with ``?e=1`` instead.
+    """
+
+    def get_filters(self, request):
+        try:
+            return super().get_filters(request)
+        except (OverflowError, ValueError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
 
 
 def confirmation(
@@ -129,6 +145,9 @@ class CollectionRunAdmin(RunPermissions, admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def get_changelist(self, request, **kwargs):
+        return SafeDateChangeList
 
     @admin.display(description="window")
     def window(self, run):
@@ -603,17 +622,44 @@ def _start_collection(modeladmin, request, queryset, date_from, date_to) -> None
 
 # --- Completeness ---------------------------------------------------------------------------
 
+# The weeks the page can draw: it links the weeks before and after, which must be dates too.
+FIRST_WEEK = clock.monday_of(datetime.date.min) + datetime.timedelta(weeks=1)
+LAST_WEEK = clock.monday_of(datetime.date.max) - datetime.timedelta(weeks=1)
+
+
+def _asked_week(request) -> datetime.date:
+    """The Monday of the week asked for; this week, with a message, when the value is not a
+    date or is outside the weeks the page can draw (9999-12-31 used to be a 500)."""
+    asked = request.GET.get("week", "")
+    this_week = clock.monday_of(clock.today())
+    if not asked:
+        return this_week
+    try:
+        week = clock.monday_of(datetime.date.fromisoformat(asked))
+    except ValueError:
+        messages.warning(request, f"“{asked}” is not a date (YYYY-MM-DD): showing this week.")
+        return this_week
+    if not FIRST_WEEK <= week <= LAST_WEEK:
+        messages.warning(
+            request,
+            f"The week of {asked} is out of range (weeks from {FIRST_WEEK} to {LAST_WEEK}): "
+            "showing this week.",
+        )
+        return this_week
+    return week
+
 
 def completeness_view(request):
-    """A week and level, each office's schools drawn as done / no data / deferred / failed."""
+    """A week and level, each office's schools drawn as done / no data / deferred / failed.
+
+    It reads the ledger, so it asks for view permission on it (403 otherwise).
+    """
+    if not request.user.has_perm("collector.view_schoolrun"):
+        raise PermissionDenied
     level = request.GET.get("level", RunLevel.ALL)
     if level not in RunLevel.values:
         level = RunLevel.ALL
-    try:
-        week = datetime.date.fromisoformat(request.GET.get("week", ""))
-    except ValueError:
-        week = clock.today()
-    monday = clock.monday_of(week)
+    monday = _asked_week(request)
     friday = monday + datetime.timedelta(days=4)
     runs = CollectionRun.objects.filter(date_from__lte=monday, date_to__gte=friday)
     chosen = report.latest_units(monday)
@@ -651,14 +697,15 @@ def completeness_view(request):
                 "failed_link": failed_link,
             }
         )
+    previous_week, next_week = (monday + datetime.timedelta(weeks=n) for n in (-1, 1))
     context = {
         **admin.site.each_context(request),
         "title": f"Completeness: {level}, school week of {monday}",
         "level": level,
         "levels": RunLevel.choices,
         "week": monday,
-        "previous_week": monday - datetime.timedelta(weeks=1),
-        "next_week": monday + datetime.timedelta(weeks=1),
+        "previous_week": previous_week if previous_week >= FIRST_WEEK else None,
+        "next_week": next_week if next_week <= LAST_WEEK else None,
         "offices": offices,
         "legend": [(status.value, status.label) for status in shown],
         "runs": runs.count(),

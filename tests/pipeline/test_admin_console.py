@@ -14,6 +14,7 @@ import time
 import pytest
 from django.contrib import admin
 from django.contrib.admin.models import ADDITION, LogEntry
+from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.messages import get_messages
 from django.utils import timezone
@@ -158,6 +159,20 @@ def test_it_shows_a_runs_failed_and_deferred_schools_with_reasons(admin_client, 
         ("Failed", "7010004 학교7010004", "ERROR-500", "server fault"),
     ]
     assert "7020002" not in table  # M3 is done
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?created_at__year=9999",
+        "?created_at__year=9999&created_at__month=12",
+        "?created_at__year=9999&created_at__month=12&created_at__day=31",
+        "?created_at__year=10000",
+    ],
+)
+def test_it_answers_a_drill_down_past_year_9999_as_a_bad_lookup(admin_client, world, query):
+    response = admin_client.get(RUNS + query)
+    assert response.status_code == 302 and response["Location"] == RUNS + "?e=1"
 
 
 def test_it_says_when_a_run_has_no_problem_schools(admin_client, world):
@@ -600,6 +615,45 @@ def test_it_falls_back_on_a_bad_level_or_week(admin_client, world):
     assert response.context["level"] == "all"
     # The pinned clock's week (Saturday 2026-11-21), whatever today's date is.
     assert response.context["week"] == datetime.date(2026, 11, 16) == clock.monday_of(clock.today())
+
+
+def test_it_shows_completeness_only_to_who_may_read_the_ledger(client, world, django_user_model):
+    user = django_user_model.objects.create_user("clerk", is_staff=True)
+    client.force_login(user)
+    assert client.get(COMPLETENESS).status_code == 403
+    user.user_permissions.add(Permission.objects.get(codename="view_schoolrun"))
+    assert client.get(COMPLETENESS).status_code == 200
+
+
+def test_it_says_why_it_fell_back_from_a_week_that_is_not_a_date(admin_client, world):
+    response = admin_client.get(f"{COMPLETENESS}?week=<b>soon</b>")
+    assert response.context["week"] == clock.monday_of(clock.today())
+    assert "“&lt;b&gt;soon&lt;/b&gt;” is not a date (YYYY-MM-DD): showing this week." in (
+        response.content.decode()
+    )
+
+
+@pytest.mark.parametrize("week", ["9999-12-31", "9999-12-27", "0001-01-01", "0001-01-07"])
+def test_it_refuses_weeks_it_cannot_draw_with_a_message(admin_client, world, week):
+    response = admin_client.get(f"{COMPLETENESS}?week={week}")
+    assert response.status_code == 200
+    assert response.context["week"] == clock.monday_of(clock.today())
+    assert _messages(response) == [
+        f"The week of {week} is out of range (weeks from 0001-01-08 to 9999-12-20): "
+        "showing this week."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("week", "links"), [("0001-01-08", ["next week"]), ("9999-12-24", ["previous week"])]
+)
+def test_it_links_no_week_past_the_first_or_last(admin_client, world, week, links):
+    response = admin_client.get(f"{COMPLETENESS}?week={week}")
+    assert response.status_code == 200
+    assert response.context["week"] == clock.monday_of(datetime.date.fromisoformat(week))
+    assert _messages(response) == []
+    page = html.unescape(response.content.decode())
+    assert [link for link in ("previous week", "next week") if link in page] == links
 
 
 @pytest.mark.parametrize(
