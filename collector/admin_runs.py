@@ -35,9 +35,9 @@ CONFIRM = "confirm"
 LISTED = 50
 
 
-def counted(n: int, noun: str, plural: str = "") -> str:
+def counted(n: int, noun: str) -> str:
     """``n`` and the noun, in the singular for one: '1 school', '0 schools', '1,204 schools'."""
-    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+    return f"{n:,} {noun if n == 1 else noun + 's'}"
 
 
 class RunPermissions:
@@ -247,11 +247,10 @@ class CollectionRunAdmin(RunPermissions, admin.ModelAdmin):
             .select_related("school")
             .order_by("run_id", "school__code")
         )
-        listing = [
-            f"run {u.run_id}: {u.school.code} {u.school.name} — {u.last_error_code} "
-            f"{u.last_error[:200]}"
-            for u in units[:LISTED]
-        ]
+        listing = []
+        for u in units[:LISTED]:
+            reason = " ".join(filter(None, [u.last_error_code, u.last_error[:200]]))
+            listing.append(f"run {u.run_id}: {u.school.code} {u.school.name} — {reason or '?'}")
         return confirmation(
             self,
             request,
@@ -501,35 +500,31 @@ def collection_estimate(queryset, date_from, date_to) -> dict:
     """What collect now would start for the selected schools: a run per level, its schools and
     NEIS requests (``pipeline.plan``, which fetches nothing), and the selected schools that
     would not be collected (inactive, or of a kind without timetables)."""
-    levels = []
-    for level, codes in _codes_by_level(queryset).items():
-        planned = pipeline.plan(
+    plans = {
+        level: pipeline.plan(
             pipeline.check_levels(level),
             date_from,
             date_to,
             codes=codes,
             reprocess=pipeline.Reprocess.ALL,
         )
-        if planned.schools:
-            levels.append(
-                {
-                    "level": level,
-                    "schools": planned.schools,
-                    "requests": planned.requests,
-                    "rows": planned.rows,
-                }
-            )
-    schools = sum(row["schools"] for row in levels)
+        for level, codes in _codes_by_level(queryset).items()
+    }
+    plans = {level: plan for level, plan in plans.items() if plan.schools}
+    schools = sum(plan.schools for plan in plans.values())
+    requests = sum(plan.requests for plan in plans.values())
     skipped = queryset.count() - schools
-    requests = sum(row["requests"] for row in levels)
     return {
-        "levels": levels,
+        "levels": [
+            [level, f"{plan.schools:,}", f"{plan.requests:,}", f"{plan.rows:,}"]
+            for level, plan in plans.items()
+        ],
         "schools": schools,
         "summary": (
-            f"From {date_from} to {date_to}: {counted(len(levels), 'run')}, "
+            f"From {date_from} to {date_to}: {counted(len(plans), 'run')}, "
             f"{counted(schools, 'school')}, about {counted(requests, 'NEIS request')} "
             f"(counted against the key's daily quota) and "
-            f"{sum(row['rows'] for row in levels):,} lessons."
+            f"{sum(plan.rows for plan in plans.values()):,} lessons."
         ),
         "skipped": (
             f"{counted(skipped, 'selected school')} not collected (inactive, or of a kind "
