@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import math
+from collections import Counter
 
 from django import forms
 from django.contrib import admin, messages
@@ -201,19 +202,29 @@ class CollectionRunAdmin(RunPermissions, admin.ModelAdmin):
             return None
         if not _confirmed(request):
             return self._confirm_retry(request, chosen, failed, others=len(runs) - len(chosen))
-        reopened, sent = {}, {}
+        totals, detail = Counter(), []
         for run in chosen:
-            sent[run.pk] = pipeline.retry_failed(run)
-            # Reopened but not sent: dispatch defers them while the NEIS quota is spent.
-            reopened[run.pk] = failed[run.pk] - run.units.filter(status=UnitStatus.FAILED).count()
-            if reopened[run.pk]:
-                self.log_change(request, run, _retry_log(reopened[run.pk], sent[run.pk]))
-        total, waiting = sum(sent.values()), sum(reopened.values()) - sum(sent.values())
-        detail = ", ".join(f"run {pk}: {n:,}" for pk, n in sent.items())
-        note = f"; {waiting:,} more deferred until the NEIS quota resets" if waiting else ""
-        level = messages.SUCCESS if total else messages.WARNING
+            ids = list(run.units.filter(status=UnitStatus.FAILED).values_list("pk", flat=True))
+            sent = pipeline.retry_failed(run)
+            # Not sent: deferred while the quota is spent, or failed again untried (a key
+            # NEIS refused); the units say which.
+            after = Counter(SchoolRun.objects.filter(pk__in=ids).values_list("status", flat=True))
+            deferred, failed_again = after[UnitStatus.DEFERRED], after[UnitStatus.FAILED]
+            totals.update(sent=sent, deferred=deferred, failed_again=failed_again)
+            detail.append(f"run {run.pk}: {sent:,}")
+            self.log_change(request, run, _retry_log(len(ids), sent, deferred, failed_again))
+        note = ""
+        if totals["deferred"]:
+            note += f"; {totals['deferred']:,} more deferred until the NEIS quota resets"
+        if totals["failed_again"]:
+            note += (
+                f"; {totals['failed_again']:,} failed again at once (the runs' failed schools "
+                "say why)"
+            )
         self.message_user(
-            request, f"Re-queued {counted(total, 'failed school')} ({detail}){note}.", level
+            request,
+            f"Re-queued {counted(totals['sent'], 'failed school')} ({', '.join(detail)}){note}.",
+            messages.SUCCESS if totals["sent"] else messages.WARNING,
         )
         return None
 
@@ -400,11 +411,13 @@ def _retry_requests(run, failed: int) -> int:
     return max(planned.requests, failed)
 
 
-def _retry_log(reopened: int, sent: int) -> str:
-    message = f"Retried: {counted(reopened, 'failed school')} reopened, {sent:,} re-queued"
-    if reopened > sent:
-        message += f", {reopened - sent:,} deferred until the NEIS quota resets"
-    return message
+def _retry_log(tried: int, sent: int, deferred: int, failed_again: int) -> str:
+    parts = [f"{sent:,} re-queued"]
+    if deferred:
+        parts.append(f"{deferred:,} deferred until the NEIS quota resets")
+    if failed_again:
+        parts.append(f"{failed_again:,} failed again at once")
+    return f"Retried {counted(tried, 'failed school')}: {', '.join(parts)}"
 
 
 class LatestForWeekFilter(admin.SimpleListFilter):

@@ -291,9 +291,7 @@ def test_it_retries_failed_schools(admin_client, world, sent, admin_user):
     assert a.status == RunStatus.RUNNING and a.finished_at is None
     assert SchoolRun.objects.get(pk=world["units"]["A-M3"].pk).status == UnitStatus.DONE
     assert _messages(response) == [f"Re-queued 2 failed schools (run {a.pk}: 2)."]
-    assert _history(admin_client, a) == [
-        ("admin", "Retried: 2 failed schools reopened, 2 re-queued")
-    ]
+    assert _history(admin_client, a) == [("admin", "Retried 2 failed schools: 2 re-queued")]
     assert _history(admin_client, c) == []
 
 
@@ -334,9 +332,26 @@ def test_it_says_retried_schools_wait_for_the_quota(admin_client, world, sent):
     assert _history(admin_client, a) == [
         (
             "admin",
-            "Retried: 2 failed schools reopened, 0 re-queued, "
-            "2 deferred until the NEIS quota resets",
+            "Retried 2 failed schools: 0 re-queued, 2 deferred until the NEIS quota resets",
         )
+    ]
+
+
+def test_it_says_retried_schools_failed_again_when_neis_refuses_the_key(admin_client, world, sent):
+    budget_from_settings().reject("ERROR-290", "invalid key")
+    a = world["runs"]["A"]
+    response = _confirm(admin_client, RUNS, "retry_failed_schools", [a])
+    assert sent == []
+    failed = [world["units"]["A-M1"].pk, world["units"]["A-M4"].pk]
+    assert set(SchoolRun.objects.filter(pk__in=failed).values_list("status", flat=True)) == {
+        UnitStatus.FAILED
+    }
+    assert _messages(response) == [
+        f"Re-queued 0 failed schools (run {a.pk}: 0); 2 failed again at once "
+        "(the runs' failed schools say why)."
+    ]
+    assert _history(admin_client, a) == [
+        ("admin", "Retried 2 failed schools: 0 re-queued, 2 failed again at once")
     ]
 
 

@@ -102,7 +102,7 @@ def _retried(response, world, sent, before, user):
     assert set(SchoolRun.objects.filter(pk__in=failed).values_list("status", flat=True)) == {
         UnitStatus.PENDING
     }
-    assert _logged(user, world["runs"]["A"]) == ["Retried: 2 failed schools reopened, 2 re-queued"]
+    assert _logged(user, world["runs"]["A"]) == ["Retried 2 failed schools: 2 re-queued"]
 
 
 def _recounted(response, world, sent, before, user):
