@@ -66,6 +66,7 @@ class SafeDateChangeList(ChangeList):
 
     ``date_hierarchy`` computes the end of the chosen year, month or day, which overflows at
     9999-12-31 (``?created_at__year=9999`` was a 500); admin redirects with ``?e=1`` instead.
+    Django ticket #37357 fixes it upstream; drop this once the pinned Django has that fix.
     """
 
     def get_filters(self, request):
