@@ -15,7 +15,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.utils.functional import cached_property
 
-from collector.admin_runs import CollectionRunAdmin, SchoolRunAdmin, collect_now
+from collector.admin_runs import CollectionRunAdmin, RunPermissions, SchoolRunAdmin, collect_now
 from collector.ledger import CollectionRun, SchoolRun
 from collector.models import LESSON_KEY, Lesson, Office, School, Subject
 
@@ -40,7 +40,7 @@ class OfficeAdmin(ReadOnlyAdmin):
 
 
 @admin.register(School)
-class SchoolAdmin(ReadOnlyAdmin):
+class SchoolAdmin(RunPermissions, ReadOnlyAdmin):
     actions = [collect_now]
     list_display = ("code", "name", "office", "kind", "level", "active", "last_seen")
     list_filter = ("office", "level", "active", "kind")

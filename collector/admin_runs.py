@@ -1,24 +1,129 @@
-"""Admin for collection runs and their ledger, the collect-now action and the completeness page."""
+"""Admin for collection runs and their ledger, the collect-now action and the completeness page.
+
+Reading needs view permission. Whatever enqueues or changes work asks for one of the run
+permissions (``CollectionRun.Meta.permissions``) through ``@admin.action(permissions=...)``, so
+it is absent from the action list of anyone without it, and Django refuses it if posted anyway.
+What cannot be undone or spends NEIS quota (collect now, retry, cancel) first shows a page that
+says what it will do, and only a POST that confirms it acts. Every action writes the admin log
+(``LogEntry``), so a run's History says who started, cancelled, retried or recounted it.
+"""
 
 from __future__ import annotations
 
 import datetime
+import math
+from collections import Counter
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.db.models import Count
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
+from django.db.models import Avg, Count, Q
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from collector import clock, pipeline, report
-from collector.ledger import CollectionRun, RunLevel, SchoolRun, Trigger, UnitStatus
+from collector.ledger import CollectionRun, RunLevel, RunStatus, SchoolRun, Trigger, UnitStatus
 from collector.models import Office
 
+CHECKBOX = admin.helpers.ACTION_CHECKBOX_NAME
+# The POST field of a confirmation page's button: without it an action only shows that page.
+CONFIRM = "confirm"
+# Rows a confirmation page lists; the counts above it cover the whole selection.
+LISTED = 50
 
-class CollectionRunAdmin(admin.ModelAdmin):
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and the noun, in the singular for one: '1 school', '0 schools', '1,204 schools'."""
+    return f"{n:,} {noun if n == 1 else noun + 's'}"
+
+
+class RunPermissions:
+    """The ``has_<name>_permission`` methods that ``@admin.action(permissions=[name])`` calls.
+
+    The permissions live on CollectionRun whichever model's list offers the action (collect
+    now is an action on schools).
+    """
+
+    def has_start_collection_permission(self, request) -> bool:
+        return request.user.has_perm("collector.start_collection")
+
+    def has_cancel_run_permission(self, request) -> bool:
+        return request.user.has_perm("collector.cancel_run")
+
+    def has_retry_run_permission(self, request) -> bool:
+        return request.user.has_perm("collector.retry_run")
+
+    def has_recount_run_permission(self, request) -> bool:
+        return request.user.has_perm("collector.recount_run")
+
+
+class SafeDateChangeList(ChangeList):
+    """Django's changelist, answering a date drill-down past year 9999 as a bad lookup.
+
+    ``date_hierarchy`` computes the end of the chosen year, month or day, which overflows at
+    9999-12-31 (``?created_at__year=9999`` was a 500); admin redirects with ``?e=1`` instead.
+    Django ticket #37357 fixes it upstream; drop this once the pinned Django has that fix.
+    """
+
+    def get_filters(self, request):
+        try:
+            return super().get_filters(request)
+        except (OverflowError, ValueError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
+
+def confirmation(
+    modeladmin, request, *, title, action, summary, headers, rows, button, listing=None
+):
+    """The page an action shows before it acts: what will happen, Confirm (a POST carrying the
+    same selection, "select all" included) and Cancel (back to the list, filters kept).
+
+    ``rows`` (one per selected object, under ``headers``) are cut at ``LISTED``, as are the
+    items of ``listing`` (a title, items, how many more); ``summary`` counts all of them.
+    """
+    return TemplateResponse(
+        request,
+        "admin/collector/confirm_action.html",
+        {
+            **modeladmin.admin_site.each_context(request),
+            "title": title,
+            "summary": summary,
+            "headers": headers,
+            "rows": rows[:LISTED],
+            "more": max(0, len(rows) - LISTED),
+            "listing": listing,
+            "button": button,
+            "action": action,
+            "confirm": CONFIRM,
+            **_selection(modeladmin, request),
+        },
+    )
+
+
+def _selection(modeladmin, request) -> dict:
+    """What a follow-up form must post back for admin to select the same objects again."""
+    return {
+        "checkbox": CHECKBOX,
+        "selected": request.POST.getlist(CHECKBOX),
+        "select_across": request.POST.get("select_across", "0"),
+        "back": request.get_full_path(),
+        "opts": modeladmin.model._meta,
+    }
+
+
+def _confirmed(request) -> bool:
+    return request.POST.get(CONFIRM) == "yes"
+
+
+def _window(run) -> str:
+    return f"{run.date_from} – {run.date_to}"
+
+
+class CollectionRunAdmin(RunPermissions, admin.ModelAdmin):
     list_display = (
         "id",
         "level",
@@ -43,9 +148,12 @@ class CollectionRunAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def get_changelist(self, request, **kwargs):
+        return SafeDateChangeList
+
     @admin.display(description="window")
     def window(self, run):
-        return f"{run.date_from} – {run.date_to}"
+        return _window(run)
 
     @admin.display(description="failed and deferred schools")
     def problem_schools(self, run):
@@ -77,35 +185,240 @@ class CollectionRunAdmin(admin.ModelAdmin):
             rows,
         )
 
-    @admin.action(description="Retry failed schools of the selected runs")
+    @admin.action(
+        description="Retry failed schools of the selected runs", permissions=["retry_run"]
+    )
     def retry_failed_schools(self, request, queryset):
-        failed, sent = {}, {}
-        for run in queryset:
-            failed[run.pk] = run.units.filter(status=UnitStatus.FAILED).count()
-            sent[run.pk] = pipeline.retry_failed(run)
-        total = sum(sent.values())
-        # On a spent quota dispatch defers instead of sending: say so, or "0" looks like a no-op.
-        waiting = max(0, sum(failed.values()) - total)
-        detail = ", ".join(f"run {pk}: {n}" for pk, n in sent.items())
-        note = f"; {waiting} more deferred until the NEIS quota resets" if waiting else ""
-        level = messages.SUCCESS if total else messages.WARNING
-        self.message_user(request, f"Re-queued {total} failed schools ({detail}){note}.", level)
-
-    @admin.action(description="Cancel the selected runs")
-    def cancel_runs(self, request, queryset):
-        done = {run.pk: run.cancel() for run in queryset if run.is_open}
-        skipped = queryset.count() - len(done)
+        runs = list(queryset)
+        failed = _failed_units(runs)
+        # A cancelled run stays cancelled (CollectionRun.reopen_failed): nothing of it retries.
+        chosen = [run for run in runs if failed[run.pk] and run.status != RunStatus.CANCELLED]
+        if not chosen:
+            self.message_user(
+                request,
+                f"Nothing to retry: {counted(len(runs), 'selected run')} without failed "
+                "schools to retry (a cancelled run stays cancelled).",
+                messages.WARNING,
+            )
+            return None
+        if not _confirmed(request):
+            return self._confirm_retry(request, chosen, failed, others=len(runs) - len(chosen))
+        totals, detail = Counter(), []
+        for run in chosen:
+            ids = list(run.units.filter(status=UnitStatus.FAILED).values_list("pk", flat=True))
+            sent = pipeline.retry_failed(run)
+            # Not sent: deferred while the quota is spent, or failed again untried (a key
+            # NEIS refused); the units say which.
+            after = Counter(SchoolRun.objects.filter(pk__in=ids).values_list("status", flat=True))
+            deferred, failed_again = after[UnitStatus.DEFERRED], after[UnitStatus.FAILED]
+            totals.update(sent=sent, deferred=deferred, failed_again=failed_again)
+            detail.append(f"run {run.pk}: {sent:,}")
+            self.log_change(request, run, _retry_log(len(ids), sent, deferred, failed_again))
+        note = ""
+        if totals["deferred"]:
+            note += f"; {totals['deferred']:,} more deferred until the NEIS quota resets"
+        if totals["failed_again"]:
+            note += (
+                f"; {totals['failed_again']:,} failed again at once (the runs' failed schools "
+                "say why)"
+            )
         self.message_user(
             request,
-            f"Cancelled {len(done)} runs ({sum(done.values())} open schools cancelled); "
-            f"{skipped} were already finished and left as they were.",
+            f"Re-queued {counted(totals['sent'], 'failed school')} ({', '.join(detail)}){note}.",
+            messages.SUCCESS if totals["sent"] else messages.WARNING,
+        )
+        return None
+
+    def _confirm_retry(self, request, chosen, failed, others):
+        rows = [
+            [
+                run.pk,
+                run.level,
+                _window(run),
+                run.get_status_display(),
+                failed[run.pk],
+                _retry_requests(run, failed[run.pk]),
+            ]
+            for run in chosen
+        ]
+        schools, requests = sum(row[4] for row in rows), sum(row[5] for row in rows)
+        summary = [
+            f"Put {counted(schools, 'failed school')} of {counted(len(chosen), 'run')} back in "
+            f"the queue: about {counted(requests, 'NEIS request')}, counted against the key's "
+            "daily quota.",
+            "Each school is collected again from the start with a fresh retry count; while the "
+            "quota is spent they wait, deferred, until it resets.",
+        ]
+        if others:
+            summary.append(
+                f"{counted(others, 'other selected run')}: no failed school, or cancelled (a "
+                "cancelled run stays cancelled); left as is."
+            )
+        units = (
+            SchoolRun.objects.filter(run__in=chosen, status=UnitStatus.FAILED)
+            .select_related("school")
+            .order_by("run_id", "school__code")
+        )
+        listing = []
+        for u in units[:LISTED]:
+            reason = " ".join(filter(None, [u.last_error_code, u.last_error[:200]]))
+            listing.append(f"run {u.run_id}: {u.school.code} {u.school.name} — {reason or '?'}")
+        return confirmation(
+            self,
+            request,
+            title="Retry failed schools",
+            action="retry_failed_schools",
+            summary=summary,
+            headers=["run", "level", "window", "status", "failed schools", "NEIS requests"],
+            rows=rows,
+            listing={"title": "Failed schools", "items": listing, "more": max(0, schools - LISTED)},
+            button=f"Yes, retry {counted(schools, 'school')}",
         )
 
-    @admin.action(description="Recount the ledger of the selected runs")
+    @admin.action(description="Cancel the selected runs", permissions=["cancel_run"])
+    def cancel_runs(self, request, queryset):
+        runs = list(queryset)
+        open_runs = [run for run in runs if run.is_open]
+        finished = len(runs) - len(open_runs)
+        if not open_runs:
+            self.message_user(
+                request,
+                f"Nothing to cancel: {counted(finished, 'selected run')} already finished.",
+                messages.WARNING,
+            )
+            return None
+        if not _confirmed(request):
+            return self._confirm_cancel(request, open_runs, finished)
+        cancelled = {}
+        for run in open_runs:
+            cancelled[run.pk] = run.cancel()
+            self.log_change(
+                request, run, f"Cancelled: {counted(cancelled[run.pk], 'open school')} cancelled"
+            )
+        note = ""
+        if finished:
+            left = "it was" if finished == 1 else "they were"
+            note = f"; {counted(finished, 'finished run')} left as {left}"
+        self.message_user(
+            request,
+            f"Cancelled {counted(len(cancelled), 'run')} "
+            f"({counted(sum(cancelled.values()), 'open school')} cancelled){note}.",
+        )
+        return None
+
+    def _confirm_cancel(self, request, open_runs, finished):
+        by_run = _unit_counts(open_runs)
+        rows = [
+            [
+                run.pk,
+                run.level,
+                _window(run),
+                run.get_status_display(),
+                by_run[run.pk]["waiting"],
+                by_run[run.pk]["running"],
+            ]
+            for run in open_runs
+        ]
+        waiting = sum(row[4] for row in rows)
+        running = sum(row[5] for row in rows)
+        summary = [
+            f"Cancel {counted(len(open_runs), 'run')}: {counted(waiting, 'school')} waiting to be "
+            "collected (pending or deferred) will be cancelled and not collected by "
+            f"{'this run' if len(open_runs) == 1 else 'these runs'}. This cannot be undone; "
+            "collecting them later takes a new run.",
+        ]
+        if running:
+            summary.append(f"Schools being collected now finish their attempt: {running:,}.")
+        if finished:
+            summary.append(f"{counted(finished, 'selected run')} already finished: left as is.")
+        return confirmation(
+            self,
+            request,
+            title="Cancel runs",
+            action="cancel_runs",
+            summary=summary,
+            headers=["run", "level", "window", "status", "waiting schools", "running schools"],
+            rows=rows,
+            button=f"Yes, cancel {counted(len(open_runs), 'run')}",
+        )
+
+    @admin.action(
+        description="Recount the ledger of the selected runs", permissions=["recount_run"]
+    )
     def refresh_counts(self, request, queryset):
-        for run in queryset:
+        runs = list(queryset)
+        stale = 0
+        fields = CollectionRun._meta.fields
+        for run in runs:
+            before = {field.name: getattr(run, field.name) for field in fields}
             run.recount()
-        self.message_user(request, f"Recounted {queryset.count()} runs.")
+            changes = [
+                f"{field.verbose_name} {before[field.name]} → {getattr(run, field.name)}"
+                for field in fields
+                if getattr(run, field.name) != before[field.name]
+            ]
+            stale += bool(changes)
+            self.log_change(request, run, f"Recounted: {', '.join(changes) or 'no change'}")
+        self.message_user(
+            request,
+            f"Recounted {counted(len(runs), 'run')}; {counted(stale, 'run')} had stale counts.",
+        )
+
+
+def _failed_units(runs) -> dict[int, int]:
+    """Failed units of each run, in one query."""
+    found = dict(
+        SchoolRun.objects.filter(run__in=runs, status=UnitStatus.FAILED)
+        .values_list("run_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {run.pk: found.get(run.pk, 0) for run in runs}
+
+
+def _unit_counts(runs) -> dict[int, dict[str, int]]:
+    """Each run's units that a cancel would stop (waiting) and would let finish (running)."""
+    waiting = Count("id", filter=Q(status__in=[UnitStatus.PENDING, UnitStatus.DEFERRED]))
+    running = Count("id", filter=Q(status=UnitStatus.RUNNING))
+    rows = (
+        SchoolRun.objects.filter(run__in=runs)
+        .values("run_id")
+        .annotate(waiting=waiting, running=running)
+        .order_by()
+    )
+    found = {row["run_id"]: row for row in rows}
+    return {run.pk: found.get(run.pk, {"waiting": 0, "running": 0}) for run in runs}
+
+
+def _retry_requests(run, failed: int) -> int:
+    """NEIS requests a retry of ``failed`` units of ``run`` would make, about.
+
+    Schools of the run that were collected tell how many requests one school took; without
+    any, ``pipeline.plan`` estimates the failed schools' window from their levels.
+    """
+    if not failed:
+        return 0
+    collected = run.units.filter(status=UnitStatus.DONE, requests__gt=0)
+    average = collected.aggregate(n=Avg("requests"))["n"]
+    if average:
+        return math.ceil(average * failed)
+    units = run.units.filter(status=UnitStatus.FAILED)
+    codes = list(units.values_list("school__code", flat=True))
+    levels = sorted({level for level in units.values_list("school__level", flat=True) if level})
+    planned = pipeline.plan(
+        levels, run.date_from, run.date_to, codes=codes, reprocess=pipeline.Reprocess.ALL
+    )
+    # Every retried school asks at least once, even one the plan no longer selects.
+    return max(planned.requests, failed)
+
+
+def _retry_log(tried: int, sent: int, deferred: int, failed_again: int) -> str:
+    parts = [f"{sent:,} re-queued"]
+    if deferred:
+        parts.append(f"{deferred:,} deferred until the NEIS quota resets")
+    if failed_again:
+        parts.append(f"{failed_again:,} failed again at once")
+    return f"Retried {counted(tried, 'failed school')}: {', '.join(parts)}"
 
 
 class LatestForWeekFilter(admin.SimpleListFilter):
@@ -170,6 +483,9 @@ class SchoolRunAdmin(admin.ModelAdmin):
         return False
 
 
+# --- Collect now ----------------------------------------------------------------------------
+
+
 class CollectNowForm(forms.Form):
     date_from = forms.DateField(label="from", help_text="YYYY-MM-DD")
     date_to = forms.DateField(label="to", help_text="YYYY-MM-DD")
@@ -184,41 +500,79 @@ class CollectNowForm(forms.Form):
         return data
 
 
+def _codes_by_level(queryset) -> dict[str, list[str]]:
+    """The selected schools' codes by level; schools of a kind that is not collected are left
+    out (they have no level)."""
+    by_level: dict[str, list[str]] = {}
+    for code, level in queryset.values_list("code", "level"):
+        if level:
+            by_level.setdefault(level, []).append(code)
+    return dict(sorted(by_level.items()))
+
+
+def collection_estimate(queryset, date_from, date_to) -> dict:
+    """What collect now would start for the selected schools: a run per level, its schools and
+    NEIS requests (``pipeline.plan``, which fetches nothing), and the selected schools that
+    would not be collected (inactive, or of a kind without timetables)."""
+    plans = {
+        level: pipeline.plan(
+            pipeline.check_levels(level),
+            date_from,
+            date_to,
+            codes=codes,
+            reprocess=pipeline.Reprocess.ALL,
+        )
+        for level, codes in _codes_by_level(queryset).items()
+    }
+    plans = {level: plan for level, plan in plans.items() if plan.schools}
+    schools = sum(plan.schools for plan in plans.values())
+    requests = sum(plan.requests for plan in plans.values())
+    skipped = queryset.count() - schools
+    return {
+        "levels": [
+            [level, f"{plan.schools:,}", f"{plan.requests:,}", f"{plan.rows:,}"]
+            for level, plan in plans.items()
+        ],
+        "schools": schools,
+        "summary": (
+            f"From {date_from} to {date_to}: {counted(len(plans), 'run')}, "
+            f"{counted(schools, 'school')}, about {counted(requests, 'NEIS request')} "
+            f"(counted against the key's daily quota) and "
+            f"{sum(plan.rows for plan in plans.values()):,} lessons."
+        ),
+        "skipped": (
+            f"{counted(skipped, 'selected school')} not collected (inactive, or of a kind "
+            "without timetables): skipped."
+            if skipped
+            else ""
+        ),
+    }
+
+
+@admin.action(description="Collect now (choose a date window)", permissions=["start_collection"])
 def collect_now(modeladmin, request, queryset):
-    """Admin action on schools: ask for a window, then start one run per level for them."""
-    if "apply" in request.POST:
-        form = CollectNowForm(request.POST)
-        if form.is_valid():
-            by_level: dict[str, list[str]] = {}
-            for code, level in queryset.values_list("code", "level"):
-                if level:
-                    by_level.setdefault(level, []).append(code)
-            started, refused = [], []
-            for level, codes in sorted(by_level.items()):
-                try:
-                    run = pipeline.create_run(
-                        level,
-                        form.cleaned_data["date_from"],
-                        form.cleaned_data["date_to"],
-                        school_codes=codes,
-                        trigger=Trigger.ADMIN,
-                        requested_by=request.user.get_username(),
-                        refresh_registry=False,
-                    )
-                except pipeline.PipelineError as exc:
-                    refused.append(f"{level}: {exc}")
-                    continue
-                sent = pipeline.dispatch(run)
-                started.append(f"run {run.pk} ({level}: {sent} schools queued)")
-            for reason in refused:
-                modeladmin.message_user(request, f"Not started: {reason}.", messages.ERROR)
-            skipped = queryset.count() - sum(len(c) for c in by_level.values())
-            note = f"; {skipped} schools of kinds that are not collected skipped" if skipped else ""
-            modeladmin.message_user(request, f"Started {', '.join(started) or 'nothing'}{note}.")
-            return None
+    """Admin action on schools: choose a window, see what it would cost, then start one run
+    per level for them. Nothing starts unless the posted window is the one estimated."""
+    if "date_from" in request.POST or "date_to" in request.POST:
+        data = request.POST
     else:
         start, end = clock.school_weeks_window(weeks_before=0, weeks_after=0)
-        form = CollectNowForm(initial={"date_from": start, "date_to": end})
+        data = {"date_from": start.isoformat(), "date_to": end.isoformat()}
+    form = CollectNowForm(data)
+    estimate, planned = None, ""
+    if form.is_valid():
+        date_from, date_to = form.cleaned_data["date_from"], form.cleaned_data["date_to"]
+        planned = f"{date_from.isoformat()}/{date_to.isoformat()}"
+        if "apply" in request.POST and request.POST.get("planned") == planned:
+            return _start_collection(modeladmin, request, queryset, date_from, date_to)
+        if "apply" in request.POST:
+            messages.warning(
+                request,
+                "The window is not the one estimated: check the estimate for it below, then "
+                "press “Collect now” again.",
+            )
+        estimate = collection_estimate(queryset, date_from, date_to)
+    count = queryset.count()
     return TemplateResponse(
         request,
         "admin/collector/collect_now.html",
@@ -226,29 +580,95 @@ def collect_now(modeladmin, request, queryset):
             **modeladmin.admin_site.each_context(request),
             "title": "Collect timetables now",
             "form": form,
-            "schools": queryset[:50],
-            "count": queryset.count(),
-            "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
-            # "Select all N" must reach the second step, or only the first page is collected.
-            "select_across": request.POST.get("select_across", "0"),
-            "opts": modeladmin.model._meta,
+            "schools": queryset[:LISTED],
+            "count": count,
+            "more": max(0, count - LISTED),
+            "estimate": estimate,
+            "planned": planned,
+            **_selection(modeladmin, request),
         },
     )
 
 
-collect_now.short_description = "Collect now (choose a date window)"
+def _start_collection(modeladmin, request, queryset, date_from, date_to) -> None:
+    started, refused, collected = [], [], 0
+    for level, codes in _codes_by_level(queryset).items():
+        try:
+            run = pipeline.create_run(
+                level,
+                date_from,
+                date_to,
+                school_codes=codes,
+                trigger=Trigger.ADMIN,
+                requested_by=request.user.get_username(),
+                refresh_registry=False,
+            )
+        except pipeline.PipelineError as exc:
+            refused.append(f"{level}: {exc}")
+            continue
+        modeladmin.log_addition(
+            request,
+            run,
+            f"Started by collect now: {counted(run.units_total, 'school')}, "
+            f"{date_from} to {date_to}",
+        )
+        sent = pipeline.dispatch(run)
+        collected += run.units_total
+        deferred = run.units_total - sent
+        wait = f", {deferred:,} deferred until the NEIS quota resets" if deferred else ""
+        started.append(f"run {run.pk} ({level}: {counted(sent, 'school')} queued{wait})")
+    for reason in refused:
+        modeladmin.message_user(request, f"Not started: {reason}.", messages.ERROR)
+    skipped = queryset.count() - collected
+    note = (
+        f"; {counted(skipped, 'selected school')} not collected (inactive, or of a kind without "
+        "timetables) skipped"
+        if skipped
+        else ""
+    )
+    modeladmin.message_user(request, f"Started {', '.join(started) or 'nothing'}{note}.")
+
+
+# --- Completeness ---------------------------------------------------------------------------
+
+# The weeks the page can draw: it links the weeks before and after, which must be dates too.
+FIRST_WEEK = clock.monday_of(datetime.date.min) + datetime.timedelta(weeks=1)
+LAST_WEEK = clock.monday_of(datetime.date.max) - datetime.timedelta(weeks=1)
+
+
+def _asked_week(request) -> datetime.date:
+    """The Monday of the week asked for; this week, with a message, when the value is not a
+    date or is outside the weeks the page can draw (9999-12-31 used to be a 500)."""
+    asked = request.GET.get("week", "")
+    this_week = clock.monday_of(clock.today())
+    if not asked:
+        return this_week
+    try:
+        week = clock.monday_of(datetime.date.fromisoformat(asked))
+    except ValueError:
+        messages.warning(request, f"“{asked}” is not a date (YYYY-MM-DD): showing this week.")
+        return this_week
+    if not FIRST_WEEK <= week <= LAST_WEEK:
+        messages.warning(
+            request,
+            f"The week of {asked} is out of range (weeks from {FIRST_WEEK} to {LAST_WEEK}): "
+            "showing this week.",
+        )
+        return this_week
+    return week
 
 
 def completeness_view(request):
-    """A week and level, each office's schools drawn as done / no data / deferred / failed."""
+    """A week and level, each office's schools drawn as done / no data / deferred / failed.
+
+    It reads the ledger, so it asks for view permission on it (403 otherwise).
+    """
+    if not request.user.has_perm("collector.view_schoolrun"):
+        raise PermissionDenied
     level = request.GET.get("level", RunLevel.ALL)
     if level not in RunLevel.values:
         level = RunLevel.ALL
-    try:
-        week = datetime.date.fromisoformat(request.GET.get("week", ""))
-    except ValueError:
-        week = clock.today()
-    monday = clock.monday_of(week)
+    monday = _asked_week(request)
     friday = monday + datetime.timedelta(days=4)
     runs = CollectionRun.objects.filter(date_from__lte=monday, date_to__gte=friday)
     chosen = report.latest_units(monday)
@@ -286,14 +706,15 @@ def completeness_view(request):
                 "failed_link": failed_link,
             }
         )
+    previous_week, next_week = (monday + datetime.timedelta(weeks=n) for n in (-1, 1))
     context = {
         **admin.site.each_context(request),
         "title": f"Completeness: {level}, school week of {monday}",
         "level": level,
         "levels": RunLevel.choices,
         "week": monday,
-        "previous_week": monday - datetime.timedelta(weeks=1),
-        "next_week": monday + datetime.timedelta(weeks=1),
+        "previous_week": previous_week if previous_week >= FIRST_WEEK else None,
+        "next_week": next_week if next_week <= LAST_WEEK else None,
         "offices": offices,
         "legend": [(status.value, status.label) for status in shown],
         "runs": runs.count(),

@@ -256,6 +256,14 @@ class CollectionRun(models.Model):
         verbose_name = "collection run"
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "level"], name="run_status_level")]
+        # What an operator may do beyond reading: each admin action that enqueues or changes
+        # work asks for one of these (view permission alone only reads).
+        permissions = [
+            ("start_collection", "Can start a collection"),
+            ("cancel_run", "Can cancel a run"),
+            ("retry_run", "Can retry failed schools"),
+            ("recount_run", "Can recount a run's ledger"),
+        ]
 
     def __str__(self):
         return f"Run {self.pk}: {self.level} {self.date_from}..{self.date_to} ({self.status})"

@@ -13,6 +13,9 @@ import time
 
 import pytest
 from django.contrib import admin
+from django.contrib.admin.models import ADDITION, LogEntry
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
 from django.contrib.messages import get_messages
 from django.utils import timezone
 
@@ -158,6 +161,20 @@ def test_it_shows_a_runs_failed_and_deferred_schools_with_reasons(admin_client, 
     assert "7020002" not in table  # M3 is done
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?created_at__year=9999",
+        "?created_at__year=9999&created_at__month=12",
+        "?created_at__year=9999&created_at__month=12&created_at__day=31",
+        "?created_at__year=10000",
+    ],
+)
+def test_it_answers_a_drill_down_past_year_9999_as_a_bad_lookup(admin_client, world, query):
+    response = admin_client.get(RUNS + query)
+    assert response.status_code == 302 and response["Location"] == RUNS + "?e=1"
+
+
 def test_it_says_when_a_run_has_no_problem_schools(admin_client, world):
     response = admin_client.get(f"{RUNS}{world['runs']['C'].pk}/change/")
     assert response.status_code == 200
@@ -214,13 +231,57 @@ def test_it_shows_a_ledger_row_read_only(admin_client, world):
     assert unit.status == UnitStatus.FAILED
 
 
-# Run actions
+# Run actions: retry and cancel ask first, then act on a POST that confirms
 
 
-def test_it_retries_failed_schools(admin_client, world, sent):
+def _confirm(client, url, action, objects, **data):
+    return _act(client, url, action, objects, confirm="yes", **data)
+
+
+def _history(client, obj) -> list[tuple[str, str]]:
+    """(user, message) of the admin log entries of ``obj``, oldest first."""
+    entries = LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(obj), object_id=str(obj.pk)
+    ).order_by("action_time", "pk")
+    return [(e.user.get_username(), e.get_change_message()) for e in entries]
+
+
+def _page(response) -> str:
+    return re.sub(r"\s+", " ", html.unescape(response.content.decode()))
+
+
+def test_it_shows_what_a_retry_will_do_before_doing_it(admin_client, world, sent):
+    a, c = world["runs"]["A"], world["runs"]["C"]
+    response = _act(admin_client, RUNS + "?level__exact=middle", "retry_failed_schools", [a, c])
+    assert response.status_code == 200
+    assert response.templates[0].name == "admin/collector/confirm_action.html"
+    page = _page(response)
+    # Run A collected no school with requests counted: plan() estimates one page per school.
+    assert "Put 2 failed schools of 1 run back in the queue: about 2 NEIS requests" in page
+    assert "1 other selected run: no failed school, or cancelled" in page
+    assert f"run {a.pk}: 7010002 학교7010002 — ERROR-300 required <value> missing" in page
+    assert "<value>" not in response.content.decode()  # escaped
+    for run in (a, c):
+        assert f'name="{CHECKBOX}" value="{run.pk}"' in page
+    assert 'name="confirm" value="yes"' in page and 'value="Yes, retry 2 schools"' in page
+    # Cancel goes back to the list as it was filtered.
+    assert 'href="/admin/collector/collectionrun/?level__exact=middle" class="button cancel' in page
+    assert sent == []
+    assert set(a.units.values_list("status", flat=True)) == {"failed", "deferred", "done"}
+    assert _history(admin_client, a) == []
+
+
+def test_it_estimates_a_retry_from_the_runs_collected_schools(admin_client, world, sent):
+    a = world["runs"]["A"]
+    SchoolRun.objects.filter(pk=world["units"]["A-M3"].pk).update(requests=3)
+    page = _page(_act(admin_client, RUNS, "retry_failed_schools", [a]))
+    assert "Put 2 failed schools of 1 run back in the queue: about 6 NEIS requests" in page
+
+
+def test_it_retries_failed_schools(admin_client, world, sent, admin_user):
     a, c = world["runs"]["A"], world["runs"]["C"]
     failed = [world["units"]["A-M1"].pk, world["units"]["A-M4"].pk]
-    response = _act(admin_client, RUNS, "retry_failed_schools", [a, c])
+    response = _confirm(admin_client, RUNS, "retry_failed_schools", [a, c])
     assert response.status_code == 302
     assert sorted(sent) == sorted(failed)
     assert set(SchoolRun.objects.filter(pk__in=failed).values_list("status", flat=True)) == {
@@ -229,21 +290,37 @@ def test_it_retries_failed_schools(admin_client, world, sent):
     a.refresh_from_db()
     assert a.status == RunStatus.RUNNING and a.finished_at is None
     assert SchoolRun.objects.get(pk=world["units"]["A-M3"].pk).status == UnitStatus.DONE
-    # Runs newest first, as listed.
-    assert _messages(response) == [f"Re-queued 2 failed schools (run {c.pk}: 0, run {a.pk}: 2)."]
+    assert _messages(response) == [f"Re-queued 2 failed schools (run {a.pk}: 2)."]
+    assert _history(admin_client, a) == [("admin", "Retried 2 failed schools: 2 re-queued")]
+    assert _history(admin_client, c) == []
+
+
+def test_it_says_one_school_in_the_singular(admin_client, world, sent):
+    b = world["runs"]["B"]
+    page = _page(_act(admin_client, RUNS, "retry_failed_schools", [b]))
+    assert "Put 1 failed school of 1 run back in the queue: about 1 NEIS request," in page
+    response = _confirm(admin_client, RUNS, "retry_failed_schools", [b])
+    assert _messages(response) == [f"Re-queued 1 failed school (run {b.pk}: 1)."]
 
 
 def test_it_says_when_there_was_nothing_to_retry(admin_client, world, sent):
-    c = world["runs"]["C"]
-    response = _act(admin_client, RUNS, "retry_failed_schools", [c])
+    c, d = world["runs"]["C"], world["runs"]["D"]
+    SchoolRun.objects.filter(pk=world["units"]["D-M1"].pk).update(status=UnitStatus.FAILED)
+    # Run C has no failed school; run D is cancelled, and a cancelled run stays cancelled.
+    response = _act(admin_client, RUNS, "retry_failed_schools", [c, d])
+    assert response.status_code == 302
     assert sent == []
-    assert _messages(response) == [f"Re-queued 0 failed schools (run {c.pk}: 0)."]
+    assert _messages(response) == [
+        "Nothing to retry: 2 selected runs without failed schools to retry "
+        "(a cancelled run stays cancelled)."
+    ]
+    assert SchoolRun.objects.get(pk=world["units"]["D-M1"].pk).status == UnitStatus.FAILED
 
 
 def test_it_says_retried_schools_wait_for_the_quota(admin_client, world, sent):
     budget_from_settings().block_until(time.time() + 3600)
     a = world["runs"]["A"]
-    response = _act(admin_client, RUNS, "retry_failed_schools", [a])
+    response = _confirm(admin_client, RUNS, "retry_failed_schools", [a])
     assert sent == []
     failed = [world["units"]["A-M1"].pk, world["units"]["A-M4"].pk]
     assert set(SchoolRun.objects.filter(pk__in=failed).values_list("status", flat=True)) == {
@@ -252,11 +329,53 @@ def test_it_says_retried_schools_wait_for_the_quota(admin_client, world, sent):
     assert _messages(response) == [
         f"Re-queued 0 failed schools (run {a.pk}: 0); 2 more deferred until the NEIS quota resets."
     ]
+    assert _history(admin_client, a) == [
+        (
+            "admin",
+            "Retried 2 failed schools: 0 re-queued, 2 deferred until the NEIS quota resets",
+        )
+    ]
+
+
+def test_it_says_retried_schools_failed_again_when_neis_refuses_the_key(admin_client, world, sent):
+    budget_from_settings().reject("ERROR-290", "invalid key")
+    a = world["runs"]["A"]
+    response = _confirm(admin_client, RUNS, "retry_failed_schools", [a])
+    assert sent == []
+    failed = [world["units"]["A-M1"].pk, world["units"]["A-M4"].pk]
+    assert set(SchoolRun.objects.filter(pk__in=failed).values_list("status", flat=True)) == {
+        UnitStatus.FAILED
+    }
+    assert _messages(response) == [
+        f"Re-queued 0 failed schools (run {a.pk}: 0); 2 failed again at once "
+        "(the runs' failed schools say why)."
+    ]
+    assert _history(admin_client, a) == [
+        ("admin", "Retried 2 failed schools: 0 re-queued, 2 failed again at once")
+    ]
+
+
+def test_it_shows_what_a_cancel_will_do_before_doing_it(admin_client, world, sent):
+    b, c = world["runs"]["B"], world["runs"]["C"]
+    SchoolRun.objects.filter(pk=world["units"]["B-E1"].pk).update(status=UnitStatus.RUNNING)
+    response = _act(admin_client, RUNS, "cancel_runs", [b, c])
+    assert response.status_code == 200
+    page = _page(response)
+    assert (
+        "Cancel 1 run: 1 school waiting to be collected (pending or deferred) will be cancelled "
+        "and not collected by this run." in page
+    )
+    assert "Schools being collected now finish their attempt: 1." in page
+    assert "1 selected run already finished: left as is." in page
+    assert 'value="Yes, cancel 1 run"' in page
+    b.refresh_from_db()
+    assert b.status == RunStatus.RUNNING
+    assert _history(admin_client, b) == []
 
 
 def test_it_cancels_open_runs_and_leaves_finished_ones(admin_client, world, sent):
     b, c = world["runs"]["B"], world["runs"]["C"]
-    response = _act(admin_client, RUNS, "cancel_runs", [b, c])
+    response = _confirm(admin_client, RUNS, "cancel_runs", [b, c])
     assert response.status_code == 302
     b.refresh_from_db()
     c.refresh_from_db()
@@ -271,41 +390,112 @@ def test_it_cancels_open_runs_and_leaves_finished_ones(admin_client, world, sent
     }
     assert b.units_failed == 1 and b.units_deferred == 0
     assert _messages(response) == [
-        "Cancelled 1 runs (2 open schools cancelled); "
-        "1 were already finished and left as they were."
+        "Cancelled 1 run (2 open schools cancelled); 1 finished run left as it was."
     ]
     assert sent == []
+    assert _history(admin_client, b) == [("admin", "Cancelled: 2 open schools cancelled")]
+    assert _history(admin_client, c) == []
+
+
+def test_it_says_when_there_was_nothing_to_cancel(admin_client, world, sent):
+    c, d = world["runs"]["C"], world["runs"]["D"]
+    response = _act(admin_client, RUNS, "cancel_runs", [c, d])
+    assert response.status_code == 302
+    assert _messages(response) == ["Nothing to cancel: 2 selected runs already finished."]
+
+
+def test_it_shows_who_cancelled_a_run_on_its_history_page(admin_client, world, sent):
+    b = world["runs"]["B"]
+    _confirm(admin_client, RUNS, "cancel_runs", [b])
+    page = _page(admin_client.get(f"{RUNS}{b.pk}/history/"))
+    assert "admin" in page and "Cancelled: 2 open schools cancelled" in page
+
+
+def test_it_cancels_every_run_selected_across_pages(admin_client, world, sent, monkeypatch):
+    monkeypatch.setattr("collector.admin.CollectionRunAdmin.list_per_page", 1)
+    a, b = world["runs"]["A"], world["runs"]["B"]
+    CollectionRun.objects.filter(pk=a.pk).update(status=RunStatus.RUNNING)
+    query = "?status__exact=running"
+    first = _act(admin_client, RUNS + query, "cancel_runs", [b], select_across="1")
+    page = _page(first)
+    assert "Cancel 2 runs: 3 schools waiting" in page
+    assert 'name="select_across" value="1"' in page
+    response = _confirm(admin_client, RUNS + query, "cancel_runs", [b], select_across="1")
+    assert response.status_code == 302
+    assert set(
+        CollectionRun.objects.filter(pk__in=[a.pk, b.pk]).values_list("status", flat=True)
+    ) == {RunStatus.CANCELLED}
 
 
 def test_it_recounts_a_runs_ledger(admin_client, world):
-    a = world["runs"]["A"]
+    a, c = world["runs"]["A"], world["runs"]["C"]
     CollectionRun.objects.filter(pk=a.pk).update(units_done=9, units_failed=0, rows_fetched=0)
-    response = _act(admin_client, RUNS, "refresh_counts", [a])
+    CollectionRun.objects.filter(pk=c.pk).update(units_done=1, rows_fetched=100)
+    response = _act(admin_client, RUNS, "refresh_counts", [a, c])
     assert response.status_code == 302
     a.refresh_from_db()
     assert (a.units_total, a.units_done, a.units_deferred, a.units_failed) == (4, 1, 1, 2)
     assert a.rows_fetched == 120
-    assert _messages(response) == ["Recounted 1 runs."]
+    assert _messages(response) == ["Recounted 2 runs; 1 run had stale counts."]
+    assert _history(admin_client, a) == [
+        ("admin", "Recounted: done 9 → 1, deferred 0 → 1, failed 0 → 2, rows fetched 0 → 120")
+    ]
+    assert _history(admin_client, c) == [("admin", "Recounted: no change")]
 
 
-# Collect now
+# Collect now: choose a window, see what it starts, then start it
 
 
 def _collect_now(client, schools, **data):
     return _act(client, SCHOOLS, "collect_now", schools, **data)
 
 
+def _collect_now_confirmed(client, schools, date_from, date_to, url=SCHOOLS, **data):
+    """The second step as the page posts it: the window, the window estimated, and apply."""
+    window = {"date_from": date_from, "date_to": date_to, "planned": f"{date_from}/{date_to}"}
+    return _act(client, url, "collect_now", schools, apply="1", **window, **data)
+
+
 def test_it_asks_for_a_window_before_collecting(admin_client, world, sent):
-    schools = [world["schools"][name] for name in ("M1", "E2")]
+    schools = [world["schools"][name] for name in ("M1", "E2", "W")]
     before = CollectionRun.objects.count()
     response = _collect_now(admin_client, schools)
     assert response.status_code == 200
     assert response.templates[0].name == "admin/collector/collect_now.html"
-    page = response.content.decode()
+    page = _page(response)
     assert "7010002 학교7010002 (middle)" in page and "7020001 학교7020001 (elementary)" in page
     assert 'name="date_from"' in page and 'name="apply"' in page
     for school in schools:
         assert f'name="{CHECKBOX}" value="{school.pk}"' in page
+    # The estimate is for the window in the form: the pinned clock's school week.
+    assert 'name="date_from" value="2026-11-16"' in page
+    assert 'name="planned" value="2026-11-16/2026-11-22"' in page
+    assert (
+        "From 2026-11-16 to 2026-11-22: 2 runs, 2 schools, about 2 NEIS requests "
+        "(counted against the key's daily quota) and 1,160 lessons." in page
+    )
+    assert "1 selected school not collected (inactive, or of a kind without timetables)" in page
+    assert 'href="/admin/collector/school/" class="button cancel-link"' in page
+    assert CollectionRun.objects.count() == before and sent == []
+
+
+def test_it_estimates_the_window_asked_for(admin_client, world, sent):
+    schools = [world["schools"]["M1"]]
+    window = {"date_from": "2025-04-14", "date_to": "2025-05-04", "estimate": "1"}
+    page = _page(_collect_now(admin_client, schools, **window))
+    assert "From 2025-04-14 to 2025-05-04: 1 run, 1 school, about 2 NEIS requests" in page
+    assert 'name="planned" value="2025-04-14/2025-05-04"' in page
+    assert CollectionRun.objects.filter(trigger=Trigger.ADMIN).count() == 1  # run C only
+
+
+def test_it_starts_nothing_for_a_window_it_has_not_estimated(admin_client, world, sent):
+    before = CollectionRun.objects.count()
+    data = {"date_from": "2025-04-14", "date_to": "2025-04-20", "planned": "2025-04-07/2025-04-13"}
+    response = _collect_now(admin_client, [world["schools"]["M1"]], apply="1", **data)
+    assert response.status_code == 200
+    page = _page(response)
+    assert "The window is not the one estimated" in page
+    assert 'name="planned" value="2025-04-14/2025-04-20"' in page
     assert CollectionRun.objects.count() == before and sent == []
 
 
@@ -313,8 +503,7 @@ def test_it_collects_now_one_run_per_level(admin_client, world, sent):
     s = world["schools"]
     before = set(CollectionRun.objects.values_list("pk", flat=True))
     schools = [s["M1"], s["M3"], s["E2"], s["W"]]
-    window = {"date_from": "2025-04-14", "date_to": "2025-04-20"}
-    response = _collect_now(admin_client, schools, apply="1", **window)
+    response = _collect_now_confirmed(admin_client, schools, "2025-04-14", "2025-04-20")
     assert response.status_code == 302
     runs = CollectionRun.objects.exclude(pk__in=before).order_by("level")
     assert [(r.level, r.trigger, r.requested_by) for r in runs] == [
@@ -330,9 +519,18 @@ def test_it_collects_now_one_run_per_level(admin_client, world, sent):
     assert sorted(sent) == sorted(new_units.values_list("pk", flat=True))
     assert {r.status for r in runs} == {RunStatus.RUNNING}
     assert _messages(response) == [
-        f"Started run {elementary.pk} (elementary: 1 schools queued), "
+        f"Started run {elementary.pk} (elementary: 1 school queued), "
         f"run {middle.pk} (middle: 2 schools queued); "
-        "1 schools of kinds that are not collected skipped."
+        "1 selected school not collected (inactive, or of a kind without timetables) skipped."
+    ]
+    # Each run's History says who started it.
+    entries = LogEntry.objects.filter(object_id__in=[str(r.pk) for r in runs])
+    assert {(e.action_flag, e.user.get_username(), e.object_id) for e in entries} == {
+        (ADDITION, "admin", str(elementary.pk)),
+        (ADDITION, "admin", str(middle.pk)),
+    }
+    assert _history(admin_client, middle) == [
+        ("admin", "Started by collect now: 2 schools, 2025-04-14 to 2025-04-20")
     ]
 
 
@@ -340,28 +538,17 @@ def test_it_collects_every_school_selected_across_pages(admin_client, world, sen
     monkeypatch.setattr("collector.admin.SchoolAdmin.list_per_page", 2)
     middle = School.objects.filter(level="middle").order_by("code")
     first_page = list(middle[:2])
-    query = "?level__exact=middle"
-    response = admin_client.post(
-        SCHOOLS + query,
-        {"action": "collect_now", CHECKBOX: [o.pk for o in first_page], "select_across": "1"},
-    )
+    url = SCHOOLS + "?level__exact=middle"
+    response = _act(admin_client, url, "collect_now", first_page, select_across="1")
     assert response.status_code == 200
-    assert f"Collect the timetables of {middle.count()} selected schools" in html.unescape(
-        response.content.decode()
-    )
+    page = _page(response)
+    assert f"Collect the timetables of {middle.count()} selected schools" in page
+    assert f"{middle.count()} schools, about {middle.count()} NEIS requests" in page
     # The form carries the whole selection to the second step.
-    assert 'name="select_across" value="1"' in response.content.decode()
+    assert 'name="select_across" value="1"' in page
     before = set(CollectionRun.objects.values_list("pk", flat=True))
-    response = admin_client.post(
-        SCHOOLS + query,
-        {
-            "action": "collect_now",
-            CHECKBOX: [o.pk for o in first_page],
-            "select_across": "1",
-            "apply": "1",
-            "date_from": "2025-04-14",
-            "date_to": "2025-04-20",
-        },
+    response = _collect_now_confirmed(
+        admin_client, first_page, "2025-04-14", "2025-04-20", url=url, select_across="1"
     )
     assert response.status_code == 302
     run = CollectionRun.objects.exclude(pk__in=before).get()
@@ -380,10 +567,14 @@ def test_it_collects_every_school_selected_across_pages(admin_client, world, sen
 )
 def test_it_refuses_a_bad_window_and_creates_nothing(admin_client, world, sent, window, error):
     before = (CollectionRun.objects.count(), SchoolRun.objects.count())
-    response = _collect_now(admin_client, [world["schools"]["M1"]], apply="1", **window)
+    planned = f"{window.get('date_from')}/{window.get('date_to')}"
+    response = _collect_now(
+        admin_client, [world["schools"]["M1"]], apply="1", planned=planned, **window
+    )
     assert response.status_code == 200
     assert error in html.unescape(response.content.decode())
     assert 'class="errorlist' in response.content.decode()
+    assert 'name="apply"' not in response.content.decode()
     assert (CollectionRun.objects.count(), SchoolRun.objects.count()) == before
     assert sent == []
 
@@ -439,6 +630,45 @@ def test_it_falls_back_on_a_bad_level_or_week(admin_client, world):
     assert response.context["level"] == "all"
     # The pinned clock's week (Saturday 2026-11-21), whatever today's date is.
     assert response.context["week"] == datetime.date(2026, 11, 16) == clock.monday_of(clock.today())
+
+
+def test_it_shows_completeness_only_to_who_may_read_the_ledger(client, world, django_user_model):
+    user = django_user_model.objects.create_user("clerk", is_staff=True)
+    client.force_login(user)
+    assert client.get(COMPLETENESS).status_code == 403
+    user.user_permissions.add(Permission.objects.get(codename="view_schoolrun"))
+    assert client.get(COMPLETENESS).status_code == 200
+
+
+def test_it_says_why_it_fell_back_from_a_week_that_is_not_a_date(admin_client, world):
+    response = admin_client.get(f"{COMPLETENESS}?week=<b>soon</b>")
+    assert response.context["week"] == clock.monday_of(clock.today())
+    assert "“&lt;b&gt;soon&lt;/b&gt;” is not a date (YYYY-MM-DD): showing this week." in (
+        response.content.decode()
+    )
+
+
+@pytest.mark.parametrize("week", ["9999-12-31", "9999-12-27", "0001-01-01", "0001-01-07"])
+def test_it_refuses_weeks_it_cannot_draw_with_a_message(admin_client, world, week):
+    response = admin_client.get(f"{COMPLETENESS}?week={week}")
+    assert response.status_code == 200
+    assert response.context["week"] == clock.monday_of(clock.today())
+    assert _messages(response) == [
+        f"The week of {week} is out of range (weeks from 0001-01-08 to 9999-12-20): "
+        "showing this week."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("week", "links"), [("0001-01-08", ["next week"]), ("9999-12-24", ["previous week"])]
+)
+def test_it_links_no_week_past_the_first_or_last(admin_client, world, week, links):
+    response = admin_client.get(f"{COMPLETENESS}?week={week}")
+    assert response.status_code == 200
+    assert response.context["week"] == clock.monday_of(datetime.date.fromisoformat(week))
+    assert _messages(response) == []
+    page = html.unescape(response.content.decode())
+    assert [link for link in ("previous week", "next week") if link in page] == links
 
 
 @pytest.mark.parametrize(
