@@ -249,6 +249,38 @@ class Lesson(models.Model):
         return f"{self.school_id} {self.date} {self.grade}-{self.class_name} p{self.period}"
 
 
+class WindowDigest(models.Model):
+    """A digest of what NEIS served for one school window, as last merged into the lessons.
+
+    ``storage.store_lessons`` compares a new answer's digest with this one before doing
+    anything else: equal means the stored window already equals the answer, and nothing is
+    written or even compared (most of a weekly run re-reads weeks already stored). Any merge
+    that changes a school's lessons drops the digests of the windows it overlaps, so a digest
+    only ever vouches for lessons nobody has touched since.
+    """
+
+    school = models.ForeignKey(
+        School, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    date_from = models.DateField("from")
+    date_to = models.DateField("to")
+    digest = models.CharField("digest", max_length=64, help_text="BLAKE2b of the answer.")
+    lessons = models.IntegerField("lessons", help_text="Distinct lessons the answer holds.")
+    records = models.IntegerField("records", help_text="Records the answer held.")
+    merged_at = models.DateTimeField("merged")
+
+    class Meta:
+        verbose_name = "window digest"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["school", "date_from", "date_to"], name="window_digest_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.school_id} {self.date_from}..{self.date_to}"
+
+
 class ChangeKind(models.TextChoices):
     """What one row of the change history says happened."""
 

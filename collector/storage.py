@@ -33,6 +33,7 @@ from collector.models import (
     LessonChange,
     School,
     Subject,
+    WindowDigest,
 )
 from collector.neis.records import LessonRecord
 
@@ -63,6 +64,7 @@ class StoreResult:
     unchanged: int = 0
     removed: int = 0
     collapsed: int = 0
+    skipped: bool = False  # the answer's digest matched: nothing was compared or written
 
     @property
     def stored(self) -> int:
@@ -91,6 +93,7 @@ def store_lessons(
     *,
     method: str | None = None,
     history: Observer | None = Observer(),
+    digest: str | None = None,
 ) -> StoreResult:
     """Make the stored lessons of ``school`` between two dates (inclusive) equal ``records``.
 
@@ -108,6 +111,11 @@ def store_lessons(
     Every change is recorded in the history (``models.LessonChange``) in the same statement
     (PostgreSQL) or transaction, as observed by ``history`` (its run and unit); ``None``
     records nothing (benchmarks compare the two).
+
+    ``digest`` identifies the answer ``records`` came from (``FetchResult.digest``). When the
+    window's last merge was of an answer with the same digest and no merge has changed the
+    school's lessons in the window since, the stored window already equals ``records``:
+    nothing is compared or written, and the result says ``skipped``.
     """
     if date_from > date_to:
         raise ValueError(f"date_from {date_from} is after date_to {date_to}")
@@ -117,18 +125,66 @@ def store_lessons(
         raise ValueError(f"unknown or unsupported method {method!r} on {connection.vendor}")
     records = list(records)
     with transaction.atomic():
+        if digest is not None:
+            known = _known_digest(school, date_from, date_to, postgres)
+            if known is not None and known.digest == digest and known.records == len(records):
+                return StoreResult(
+                    unchanged=known.lessons,
+                    collapsed=len(records) - known.lessons,
+                    skipped=True,
+                )
         if postgres:
             ensure_partitions(date_from, date_to)
         subjects = _subject_ids({record.subject_raw: record.subject for record in records})
         rows = _distinct_rows(school, date_from, date_to, records, subjects)
         write = _merge_copy if method == "copy" else _merge_orm
         inserted, updated, removed = write(school, date_from, date_to, rows, history)
+        if inserted or updated or removed:
+            # The school's lessons changed: no digest of a window overlapping this one vouches
+            # for them any more.
+            WindowDigest.objects.filter(
+                school=school, date_from__lte=date_to, date_to__gte=date_from
+            ).delete()
+        if digest is not None:
+            _remember_digest(school, date_from, date_to, digest, len(rows), len(records))
     return StoreResult(
         inserted=inserted,
         updated=updated,
         unchanged=len(rows) - inserted - updated,
         removed=removed,
         collapsed=len(records) - len(rows),
+    )
+
+
+def _known_digest(school, date_from, date_to, postgres: bool) -> WindowDigest | None:
+    """The window's digest, read under the school's write lock (PostgreSQL), so that no merge
+    of the same school can change its lessons between this look and the caller's commit."""
+    if postgres:
+        with connection.cursor() as cursor:
+            cursor.execute(_LOCK, [LESSON_LOCK, school.pk])
+    return (
+        WindowDigest.objects.filter(school=school, date_from=date_from, date_to=date_to)
+        .only("digest", "lessons", "records")
+        .first()
+    )
+
+
+def _remember_digest(school, date_from, date_to, digest, lessons, records) -> None:
+    WindowDigest.objects.bulk_create(
+        [
+            WindowDigest(
+                school=school,
+                date_from=date_from,
+                date_to=date_to,
+                digest=digest,
+                lessons=lessons,
+                records=records,
+                merged_at=clock.now(),
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["school", "date_from", "date_to"],
+        update_fields=["digest", "lessons", "records", "merged_at"],
     )
 
 
@@ -577,6 +633,7 @@ def drop_lesson_partitions(before: datetime.date, *, dry_run: bool = True) -> li
     if dry_run or not doomed:
         return [p.name for p in doomed]
     with transaction.atomic(), connection.cursor() as cursor:
+        WindowDigest.objects.filter(date_from__lt=max(p.end for p in doomed)).delete()
         for partition in doomed:
             cursor.execute(f"ALTER TABLE {partition.parent} DETACH PARTITION {partition.name}")
             cursor.execute(f"DROP TABLE {partition.name}")

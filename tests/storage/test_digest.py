@@ -1,0 +1,83 @@
+"""An answer NEIS served before, unchanged since, costs no database write (window digests)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+
+import pytest
+
+from collector.models import LessonChange, WindowDigest
+from collector.storage import StoreResult, store_lessons
+from tests.storage.factories import MONDAY, SUNDAY, as_stored, postgres, row_versions, stored, week
+
+pytestmark = pytest.mark.django_db
+
+
+def store(school, records, method, digest, first=MONDAY, last=SUNDAY):
+    return store_lessons(school, first, last, records, method=method, digest=digest)
+
+
+def test_it_skips_an_answer_it_merged_before(school, method):
+    records = week(school)
+    store(school, records, method, "a")
+    versions = row_versions() if postgres() else None
+    history = LessonChange.objects.count()
+    result = store(school, list(reversed(records)), method, "a")
+    assert result == StoreResult(unchanged=len(records), skipped=True)
+    assert stored(school) == as_stored(records)
+    assert LessonChange.objects.count() == history
+    if postgres():
+        assert row_versions() == versions  # not one row rewritten
+
+
+def test_it_merges_an_answer_with_another_digest(school, method):
+    records = week(school)
+    store(school, records, method, "a")
+    changed = [dataclasses.replace(records[0], period=9), *records[1:]]
+    result = store(school, changed, method, "b")
+    assert (result.inserted, result.removed, result.skipped) == (1, 1, False)
+    assert WindowDigest.objects.get().digest == "b"
+
+
+def test_it_forgets_a_digest_when_an_overlapping_window_changes_the_lessons(school, method):
+    records = week(school)
+    store(school, records, method, "week")
+    monday = [r for r in records if r.date == MONDAY]
+    # A backfill of Monday alone, from a revised answer: the week's digest no longer holds.
+    store(school, monday[1:], method, "monday", MONDAY, MONDAY)
+    assert list(WindowDigest.objects.values_list("digest", flat=True)) == ["monday"]
+    result = store(school, records, method, "week")
+    assert (result.inserted, result.skipped) == (1, False)
+    assert stored(school) == as_stored(records)
+
+
+def test_it_keeps_digests_when_an_overlapping_window_changes_nothing(school, method):
+    records = week(school)
+    store(school, records, method, "week")
+    store(school, [r for r in records if r.date == MONDAY], method, "monday", MONDAY, MONDAY)
+    assert store(school, records, method, "week").skipped
+
+
+def test_it_never_skips_without_a_digest(school, method):
+    records = week(school)
+    store(school, records, method, None)
+    assert not store(school, records, method, None).skipped
+    assert WindowDigest.objects.count() == 0
+
+
+def test_it_counts_the_records_so_a_longer_answer_is_never_skipped(school, method):
+    records = week(school)
+    store(school, records, method, "a")
+    assert not store(school, [*records, records[0]], method, "a").skipped
+
+
+@pytest.mark.skipif(not postgres(), reason="PostgreSQL only")
+def test_it_forgets_the_digests_of_retired_months(school):
+    from collector.storage import drop_lesson_partitions
+
+    day = datetime.date(2027, 1, 11)
+    records = [dataclasses.replace(r, date=day) for r in week(school)[:3]]
+    store_lessons(school, day, day, records, digest="jan")
+    drop_lesson_partitions(datetime.date(2027, 2, 1), dry_run=False)
+    assert not WindowDigest.objects.filter(digest="jan").exists()
