@@ -3,8 +3,17 @@
 import os
 
 from celery import Celery
+from celery.apps.beat import Beat
+from kombu.utils.objects import cached_property
+
+from proj.startup import in_celery_command, prepare, require_database, start_celery_command
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings")
+
+if in_celery_command():
+    # `celery -A proj ...`: a bad setting or an unwritable VAR_DIR ends here in one line,
+    # before the worker, beat or client command starts.
+    start_celery_command()
 
 
 class DjangoCelery(Celery):
@@ -22,6 +31,24 @@ class DjangoCelery(Celery):
 
             django.setup()
         return super()._get_backend()
+
+    def _load_config(self):
+        # Any process that sends or takes a task gets the filesystem broker's folders.
+        prepare()
+        return super()._load_config()
+
+    @cached_property
+    def Beat(self):
+        return self.subclass_with_self(DatabaseBeat)
+
+
+class DatabaseBeat(Beat):
+    """``celery beat``, which keeps its schedule in the database: one that does not answer stops
+    beat at start-up in one line, where Celery would log every traceback of the failure."""
+
+    def init_loader(self):
+        super().init_loader()
+        require_database()
 
 
 app = DjangoCelery("proj")

@@ -30,6 +30,9 @@ from proj.env import (
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+# Folders this configuration writes to, each with the variable that names it. Importing the
+# settings creates nothing: proj.startup.prepare() makes them once every setting has passed.
+LOCAL_FOLDERS: list[tuple[str, Path]] = []
 
 DEBUG = env_bool("DEBUG", True)
 
@@ -101,7 +104,8 @@ _db = dj_database_url.parse(
 )
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     if _db["NAME"] not in ("", ":memory:"):
-        Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        _named_by = "DATABASE_URL" if env_str("DATABASE_URL") else "VAR_DIR"
+        LOCAL_FOLDERS.append((_named_by, Path(_db["NAME"]).parent))
     _db["CONN_MAX_AGE"] = 0
     _db["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
@@ -175,8 +179,7 @@ BROKER_VISIBILITY_TIMEOUT = env_int(
 if BROKER_KIND == "filesystem":
     _spool = VAR_DIR / "broker"
     # kombu does not create its folders; a fresh checkout has none.
-    for _folder in ("out", "processed", "control"):
-        (_spool / _folder).mkdir(parents=True, exist_ok=True)
+    LOCAL_FOLDERS += [("VAR_DIR", _spool / folder) for folder in ("out", "processed", "control")]
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_spool / "out"),
         "data_folder_out": str(_spool / "out"),

@@ -193,7 +193,7 @@ def test_it_uses_postgres_and_redis_from_the_environment():
         ({"NEIS_LIMITER_URL": "redis://127.0.0.1:6379/zero"}, "NEIS_LIMITER_URL"),
     ],
     ids=lambda value: (
-        ",".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else ""
+        ",".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value
     ),
 )
 def test_it_stops_start_up_naming_the_bad_variable(overrides, named):
