@@ -34,12 +34,17 @@ VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
 # settings creates nothing: proj.startup.prepare() makes them once every setting has passed.
 LOCAL_FOLDERS: list[tuple[str, Path]] = []
 
-DEBUG = env_bool("DEBUG", True)
+# On by default only on the embedded default (no DATABASE_URL), which is a laptop: anything
+# with a real database is a deployment, and Django's debug pages are not for one.
+DEBUG = env_bool("DEBUG", not env_str("DATABASE_URL"))
 
 SECRET_KEY = env_secret("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG is off (DEBUG is off by default once "
+            "DATABASE_URL is set; DEBUG=1 for a local run)"
+        )
     SECRET_KEY = "insecure-development-key-do-not-use-in-production"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
@@ -74,6 +79,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "proj.urls"
+# Error pages (DEBUG on) and error reports (DEBUG off) mask URL passwords and the NEIS key.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "proj.redact.SafeExceptionReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "proj.redact.SafeExceptionReporter"
 WSGI_APPLICATION = "proj.wsgi.application"
 
 TEMPLATES = [

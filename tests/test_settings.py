@@ -134,10 +134,12 @@ def test_it_defaults_to_sqlite_and_a_serverless_broker(tmp_path):
             "CELERY_BROKER_URL": None,
             "VAR_DIR": str(tmp_path),
             "TIME_ZONE": None,
+            "DEBUG": None,
         }
     )
     assert done.returncode == 0, done.stderr
     assert '"db": "django.db.backends.sqlite3"' in done.stdout
+    assert '"debug": true' in done.stdout
     assert '"broker": "filesystem://"' in done.stdout
     assert '"tz": "Asia/Seoul"' in done.stdout
     assert '"use_tz": true' in done.stdout
@@ -155,6 +157,26 @@ def test_it_uses_postgres_and_redis_from_the_environment():
     assert '"db": "django.db.backends.postgresql"' in done.stdout
     assert '"limiter": "redis://127.0.0.1:6379/0"' in done.stdout
     assert '"hosts": ["a.example", "b.example"]' in done.stdout
+
+
+def test_it_turns_debug_off_by_default_once_a_database_is_set():
+    done = _load_settings(
+        {
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/x",
+            "DEBUG": None,
+            "SECRET_KEY": "k7#Qv9!zR2@xW5$mN8^bT1&cY4*hJ6(pL3)dF0-sG9+eA2=uI7",
+        }
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"debug": false' in done.stdout
+
+
+def test_it_asks_for_a_secret_key_when_debug_defaults_to_off():
+    done = _load_settings(
+        {"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/x", "DEBUG": None, "SECRET_KEY": None}
+    )
+    assert done.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in done.stderr
 
 
 @pytest.mark.parametrize(
