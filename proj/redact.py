@@ -9,6 +9,7 @@ NEIS key (its value, and any ``KEY=`` parameter) are masked wherever they appear
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.views import debug
@@ -73,3 +74,12 @@ class SafeExceptionReporter(debug.ExceptionReporter):
             if frame.get("exc_cause") is not None:
                 frame["exc_cause"] = redact(str(frame["exc_cause"]))
         return data
+
+
+def redact_config(value: Any) -> Any:
+    """A JSON-like configuration (mappings, lists, scalars) with every string cleaned."""
+    if isinstance(value, Mapping):
+        return {key: redact_config(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_config(item) for item in value]
+    return redact(value) if isinstance(value, str) else value
