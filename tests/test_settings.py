@@ -145,6 +145,31 @@ def test_it_defaults_to_sqlite_and_a_serverless_broker(tmp_path):
     assert '"use_tz": true' in done.stdout
 
 
+PROXY_HEADER = (
+    "import django, json\n"
+    "from django.conf import settings\n"
+    "django.setup()\n"
+    "print(json.dumps(settings.SECURE_PROXY_SSL_HEADER))\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("behind_proxy", "header"), [(None, "null"), ("1", '["HTTP_X_FORWARDED_PROTO", "https"]')]
+)
+def test_it_trusts_x_forwarded_proto_only_behind_a_proxy(behind_proxy, header):
+    done = subprocess.run(
+        [sys.executable, "-c", PROXY_HEADER],
+        cwd=ROOT, env=child_env({"BEHIND_PROXY": behind_proxy}), capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == header
+
+
+def test_a_client_cannot_claim_https_by_default(rf):
+    assert rf.get("/admin/", HTTP_X_FORWARDED_PROTO="https").is_secure() is False
+
+
 def test_it_uses_postgres_and_redis_from_the_environment():
     done = _load_settings(
         {
