@@ -37,7 +37,7 @@ def prepare() -> None:
     """
     from django.conf import settings
 
-    make_folders(settings.LOCAL_FOLDERS)
+    make_folders(getattr(settings, "LOCAL_FOLDERS", ()))
 
 
 def make_folders(folders: Iterable[tuple[str, Path]]) -> None:
@@ -141,7 +141,10 @@ def start_celery_command() -> None:
     previous = sys.excepthook
 
     def excepthook(kind, exc, tb):
-        message = explain(exc)
+        try:
+            message = explain(exc)
+        except Exception:  # explaining must not hide the original error
+            message = None
         if message is None:
             previous(kind, exc, tb)
             return
