@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -112,7 +113,17 @@ def one_line_errors(*, traceback: bool = False) -> Iterator[None]:
 
 def run_management_command(argv: list[str]) -> None:
     """``manage.py``: check the settings, make the folders, run the command."""
-    with one_line_errors(traceback="--traceback" in argv):
+    traceback = "--traceback" in argv
+    if not traceback:
+        # runserver's autoreloader runs the command in a thread of a child process.
+        previous = threading.excepthook
+
+        def thread_excepthook(args):
+            _exit_if_explained(args.exc_value)
+            previous(args)
+
+        threading.excepthook = thread_excepthook
+    with one_line_errors(traceback=traceback):
         prepare()
         from django.core.management import execute_from_command_line
 
@@ -141,23 +152,28 @@ def start_celery_command() -> None:
     previous = sys.excepthook
 
     def excepthook(kind, exc, tb):
-        try:
-            message = explain(exc)
-        except Exception:  # explaining must not hide the original error
-            message = None
-        if message is None:
-            previous(kind, exc, tb)
-            return
-        sys.stderr.write(f"error: {' '.join(message.split())}\n")
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # Past the hook Python exits with status 1 whatever happened; the exception has already
-        # unwound the command, so only interpreter clean-up is skipped.
-        os._exit(EXIT_CODE)
+        _exit_if_explained(exc)
+        previous(kind, exc, tb)
 
     # Errors that surface only once the command runs (a broker that does not answer `celery
     # call`) reach the top of the click command uncaught.
     sys.excepthook = excepthook
+
+
+def _exit_if_explained(exc: BaseException) -> None:
+    """For an uncaught error ``explain`` knows: print its line and exit with status 2."""
+    try:
+        message = explain(exc)
+    except Exception:  # explaining must not hide the original error
+        message = None
+    if message is None:
+        return
+    sys.stderr.write(f"error: {' '.join(message.split())}\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Past an excepthook Python exits with status 1 (a thread's error does not end the process
+    # at all); the error has already unwound the command, so only clean-up is skipped.
+    os._exit(EXIT_CODE)
 
 
 def require_database() -> None:

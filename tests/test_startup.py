@@ -109,6 +109,19 @@ def test_it_names_an_unreachable_database_in_one_line(command):
     assert_one_line(done, "cannot reach the database", f"127.0.0.1:{port}/x", "DATABASE_URL")
 
 
+def test_runserver_names_an_unreachable_database_and_stops():
+    """runserver checks migrations in a thread of its autoreloader's child, where an error
+    used to print a traceback and leave the server waiting for a code change."""
+    db = f"postgres://neis:{PASSWORD}@127.0.0.1:{_closed_port()}/x"
+    done = _manage("runserver", f"127.0.0.1:{_closed_port()}", env={"DATABASE_URL": db})
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot reach the database at"), done.stderr
+    assert "DATABASE_URL" in last
+    assert "Traceback" not in done.stderr
+    assert PASSWORD not in done.stderr + done.stdout
+
+
 def test_beat_names_an_unreachable_database_in_one_line():
     port = _closed_port()
     done = _celery("beat", env={"DATABASE_URL": f"postgres://neis:{PASSWORD}@127.0.0.1:{port}/x"})
