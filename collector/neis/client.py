@@ -6,8 +6,10 @@ in errors.py, chosen by ``classify``; "no data" (INFO-200) is an empty result, n
 The client never retries: the pipeline owns retries, backoff and the shared request budget
 (``limiter``).
 
-The key travels in the query string, so every message that could carry a URL goes through
-``redact`` first, and exceptions from requests are never chained (their text holds the URL).
+The key travels in the query string, so it must reach NEIS only: redirects are never followed
+(a 3xx is the permanent error REDIRECT), every message that could carry a URL goes through
+``redact`` first, and no error is raised inside an ``except`` block, so none has the
+exceptions of requests or of the parser (whose text can hold the URL) as its context.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -37,7 +40,7 @@ from collector.neis.errors import (
 )
 from collector.neis.parse import normalise_subject
 from collector.neis.records import LessonRecord, Level, SchoolRecord
-from collector.neis.redact import RedactKeyFilter, redact
+from collector.neis.redact import RedactKeyFilter, printable, redact
 
 __all__ = [
     "FetchResult",
@@ -91,6 +94,9 @@ RESULT_KINDS: dict[str, type[NeisError] | None] = {
     "CONNECTION": NeisTransientError,
     "BAD-BODY": NeisTransientError,  # HTML, maintenance page, truncated or invalid JSON
     "REQUEST": NeisPermanentError,  # requests refused to build the request (bad URL)
+    # A 3xx. Never followed: the key rides in the query string and must reach NEIS only. It
+    # will not fix itself (a moved hub, a captive portal, a hostile proxy): someone must look.
+    "REDIRECT": NeisPermanentError,
 }
 # HTTP statuses worth retrying besides 5xx.
 _TRANSIENT_STATUSES = {408, 425, 429}
@@ -139,6 +145,20 @@ def transport_tag(exc: requests.RequestException) -> str:
     return "REQUEST"
 
 
+def describe_redirect(status: int, location: str | None, url: str) -> str:
+    """What a refused redirect says: its status and target host, never the target's path or
+    query (a hostile host may echo the key there). Any Location, however malformed, gives a
+    description, not an exception."""
+    if not location:
+        return f"HTTP {status} redirect without a Location, refused"
+    try:
+        target = urlsplit(urljoin(url, location))
+        shown = f"{target.scheme}://{target.hostname or '?'}"
+    except ValueError:
+        shown = "an unreadable Location"
+    return f"HTTP {status} redirect to {shown} refused (the key is sent to NEIS only)"
+
+
 # --- Time -----------------------------------------------------------------------------------
 
 
@@ -178,6 +198,20 @@ def shared_session() -> requests.Session:
         session.headers["User-Agent"] = USER_AGENT
         _session, _session_pid = session, os.getpid()
     return _session
+
+
+def _send(
+    session: requests.Session, url: str, query: dict, timeout: tuple[float, float]
+) -> requests.Response:
+    """GET ``url`` through the session's adapter, streamed: the body is left unread.
+
+    Not ``session.get``: that follows redirects, and even with ``allow_redirects=False`` it
+    reads a 3xx's whole body and parses its Location (a malformed one raises ValueError).
+    Going to the adapter directly also keeps cookies a host sets out of the shared session.
+    """
+    request = session.prepare_request(requests.Request("GET", url, params=query))
+    environment = session.merge_environment_settings(request.url, {}, True, None, None)
+    return session.get_adapter(request.url).send(request, timeout=timeout, **environment)
 
 
 # --- Results --------------------------------------------------------------------------------
@@ -426,31 +460,27 @@ class NeisClient:
     def _get(
         self, service: str, keys: Iterable[str], params: dict, result: FetchResult
     ) -> parse.Envelope:
-        """One request; returns a success or INFO-200 envelope, raises every other outcome."""
+        """One request; returns a success or INFO-200 envelope, raises every other outcome.
+
+        Errors are raised outside any ``except`` block, so none carries a ``__context__``: the
+        exceptions of requests, urllib3 and the parser can quote the URL, key included.
+        """
         query: dict[str, Any] = {"Type": "json", "pSize": self.page_size, **params}
         if self._api_key:
             query["KEY"] = self._api_key
         where = f"{service} page {params['pIndex']}"
         self._log(logging.DEBUG, "GET %s %s", service, self._describe(query))
         result.requests += 1
-        session = self._session or shared_session()
-        slot = self.limiter.slot() if self.limiter is not None else contextlib.nullcontext()
-        try:
-            with slot:
-                response = session.get(
-                    f"{self.base_url}/{service}", params=query, timeout=self.timeout
-                )
-                body = response.content
-        except requests.RequestException as exc:
-            # Not chained: the requests exception's text carries the URL, key included.
-            raise self._error(transport_tag(exc), f"{where}: {exc}") from None
+        status, body = self._exchange(f"{self.base_url}/{service}", query, where)
 
-        status = response.status_code
+        failure: tuple[str, str] | None = None
         try:
             envelope = parse.read_envelope(body, keys)
         except parse.BadBody as exc:
             code = "BAD-BODY" if 200 <= status < 300 else f"HTTP-{status}"
-            raise self._error(code, f"{where}: HTTP {status}, {exc}") from None
+            failure = (code, f"{where}: HTTP {status}, {exc}")
+        if failure is not None:
+            raise self._error(*failure)
         if not 200 <= status < 300 and _means_success(envelope.code):
             # A success envelope under an error status is not trusted; the status decides.
             raise self._error(f"HTTP-{status}", f"{where}: HTTP {status}")
@@ -461,19 +491,55 @@ class NeisClient:
             self._log(logging.INFO, "%s answered INFO-100: %s", where, envelope.message)
         return envelope
 
+    def _exchange(self, url: str, query: dict, where: str) -> tuple[int, bytes]:
+        """Send one GET inside a limiter slot and read its answer: ``(status, body)``.
+
+        A redirect is refused unread. Raises the NeisError of a transport failure or a
+        redirect, unchained.
+        """
+        session = self._session or shared_session()
+        slot = self.limiter.slot() if self.limiter is not None else contextlib.nullcontext()
+        failure: tuple[str, str] | None = None
+        status, body = 0, b""
+        with slot:
+            try:
+                response = _send(session, url, query, self.timeout)
+            except requests.RequestException as exc:
+                failure = (transport_tag(exc), f"{where}: {exc}")
+            else:
+                status = response.status_code
+                try:
+                    if 300 <= status < 400:
+                        location = response.headers.get("Location")
+                        failure = (
+                            "REDIRECT",
+                            f"{where}: {describe_redirect(status, location, url)}",
+                        )
+                    else:
+                        body = response.content
+                except requests.RequestException as exc:
+                    failure = (transport_tag(exc), f"{where}: {exc}")
+                finally:
+                    response.close()
+        if failure is not None:
+            raise self._error(*failure)
+        return status, body
+
     # --- helpers ----------------------------------------------------------------------------
 
     def _error(self, code: str, message: str) -> NeisError | None:
         resets_at = None
         if RESULT_KINDS.get(code) is NeisQuotaError:
             resets_at = next_quota_reset(self._clock(), self.quota_reset_hour)
-        return classify(code, redact(message, self._api_key), resets_at=resets_at)
+        # The code too: an unknown RESULT code is whatever the server wrote there.
+        code, message = (printable(redact(text, self._api_key)) for text in (code, message))
+        return classify(code, message, resets_at=resets_at)
 
     def _log(self, level: int, message: str, *args: object) -> None:
         # Arguments are scrubbed one by one so that the message stays a %s template.
         if logger.isEnabledFor(level):
             clean = tuple(
-                arg if isinstance(arg, int | float) else redact(str(arg), self._api_key)
+                arg if isinstance(arg, int | float) else printable(redact(str(arg), self._api_key))
                 for arg in args
             )
             logger.log(level, message, *clean)
