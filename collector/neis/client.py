@@ -17,14 +17,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import http.client
 import logging
 import os
+import re
+import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
@@ -67,7 +72,14 @@ def _redact_urllib3_logs() -> None:
 _redact_urllib3_logs()
 
 USER_AGENT = "neis-timetables/0.1 (+collector)"
-MAX_PAGE_SIZE = 1000  # larger pSize values get ERROR-336
+MAX_PAGE_SIZE = parse.MAX_ROWS  # larger pSize values get ERROR-336
+KEYLESS_ROWS = 5  # sample mode serves 5 rows whatever pSize says (docs section 2)
+# Bounds on one answer. A 1000-row page is about 0.4 MB (timetables) to 0.8 MB (schoolInfo),
+# so 16 MiB leaves room for growth while bounding what one request can cost in memory.
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+# Seconds for a whole request: connecting, waiting and reading every byte. The read timeout
+# applies to each read only, so without this a host sending one byte a second never ends.
+DEFAULT_DEADLINE = 60.0
 NO_DATA = "INFO-200"
 SCHOOL_SERVICE = "schoolInfo"
 ARCHIVE_SUFFIX = "bgs"
@@ -97,6 +109,12 @@ RESULT_KINDS: dict[str, type[NeisError] | None] = {
     # A 3xx. Never followed: the key rides in the query string and must reach NEIS only. It
     # will not fix itself (a moved hub, a captive portal, a hostile proxy): someone must look.
     "REDIRECT": NeisPermanentError,
+    # Answers over the client's bounds. A body over max_body_bytes (as sent or inflated) or a
+    # page of more rows than pSize is what this query gets, and a retry would spend quota
+    # downloading it again: permanent. A request past its deadline may be quicker later.
+    "TOO-LARGE": NeisPermanentError,
+    "TOO-MANY-ROWS": NeisPermanentError,
+    "DEADLINE": NeisTransientError,
 }
 # HTTP statuses worth retrying besides 5xx.
 _TRANSIENT_STATUSES = {408, 425, 429}
@@ -143,6 +161,13 @@ def transport_tag(exc: requests.RequestException) -> str:
     if isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError):
         return "CONNECTION"
     return "REQUEST"
+
+
+def read_tag(exc: BaseException) -> str:
+    """The local tag for an exception urllib3 or a socket raised while a body was read."""
+    if isinstance(exc, ReadTimeoutError | TimeoutError):
+        return "TIMEOUT"
+    return "CONNECTION"
 
 
 def describe_redirect(status: int, location: str | None, url: str) -> str:
@@ -209,9 +234,133 @@ def _send(
     reads a 3xx's whole body and parses its Location (a malformed one raises ValueError).
     Going to the adapter directly also keeps cookies a host sets out of the shared session.
     """
-    request = session.prepare_request(requests.Request("GET", url, params=query))
+    headers = {"Accept-Encoding": ACCEPT_ENCODING}
+    request = session.prepare_request(requests.Request("GET", url, params=query, headers=headers))
     environment = session.merge_environment_settings(request.url, {}, True, None, None)
     return session.get_adapter(request.url).send(request, timeout=timeout, **environment)
+
+
+# --- Reading bodies -------------------------------------------------------------------------
+# Bodies are read here, not by requests: it would read any length, inflate any gzip whole and
+# wait forever for a host that sends a byte now and then.
+ACCEPT_ENCODING = "gzip, deflate"  # only what _Inflater reads, whatever else is installed
+READ_CHUNK = 64 * 1024
+_READ_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
+_DIGITS = re.compile(r"[0-9]+")
+
+
+class BodyRefused(Exception):
+    """An answer the client stops reading; ``code`` is its tag in RESULT_KINDS."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def read_body(
+    response: requests.Response,
+    *,
+    limit: int,
+    started: float,
+    seconds: float,
+    read_timeout: float,
+) -> bytearray:
+    """The whole body of a streamed ``response``, inflated, within bounds.
+
+    Raises BodyRefused: TOO-LARGE once Content-Length announces, or the bytes received or
+    inflated reach, more than ``limit``; DEADLINE once ``seconds`` have passed since
+    ``started`` (a ``time.monotonic()``); BAD-BODY for an encoding not asked for or a broken
+    compressed stream. Transport failures leave as the urllib3 or socket exception.
+    """
+    raw = response.raw
+    announced = response.headers.get("Content-Length", "").strip()
+    if _DIGITS.fullmatch(announced) and int(announced) > limit:
+        raise BodyRefused("TOO-LARGE", f"body of {announced} bytes announced, over {limit}")
+    inflater = _Inflater.for_encoding(response.headers.get("Content-Encoding"), limit)
+    deadline = started + seconds
+    body = bytearray()
+    received = 0
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise BodyRefused("DEADLINE", f"answer not complete after {seconds} s")
+        # Each read waits at most until the deadline, so a stall cannot outlive it.
+        _set_socket_timeout(raw, min(read_timeout, remaining))
+        try:
+            chunk = raw.read1(READ_CHUNK, decode_content=False)
+        except (ReadTimeoutError, TimeoutError):
+            if time.monotonic() < deadline:
+                raise
+            raise BodyRefused("DEADLINE", f"answer not complete after {seconds} s") from None
+        if not chunk:
+            break
+        received += len(chunk)
+        if received > limit:
+            raise BodyRefused("TOO-LARGE", f"body over {limit} bytes")
+        body += inflater.feed(chunk, limit - len(body)) if inflater else chunk
+    if inflater:
+        body += inflater.finish(limit - len(body))
+    return body
+
+
+def _set_socket_timeout(raw: urllib3.HTTPResponse, seconds: float) -> None:
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is not None:
+        sock.settimeout(seconds)
+
+
+class _Inflater:
+    """Inflates gzip (one member or several) or zlib deflate, never past a byte budget."""
+
+    ENCODINGS = ("gzip", "x-gzip", "deflate")
+
+    @classmethod
+    def for_encoding(cls, header: str | None, limit: int) -> _Inflater | None:
+        codings = [c.strip().lower() for c in (header or "").split(",")]
+        codings = [c for c in codings if c and c != "identity"]
+        if not codings:
+            return None
+        if len(codings) == 1 and codings[0] in cls.ENCODINGS:
+            return cls(limit)
+        raise BodyRefused("BAD-BODY", f"Content-Encoding {header!r} was not asked for")
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._new_member()
+
+    def _new_member(self) -> None:
+        # 32 + MAX_WBITS: a gzip or a zlib header, whichever comes.
+        self._zlib = zlib.decompressobj(32 + zlib.MAX_WBITS)
+
+    def feed(self, data: bytes, room: int) -> bytearray:
+        """Inflate ``data``; BodyRefused once the output would exceed ``room`` bytes."""
+        out = bytearray()
+        try:
+            while data:
+                # One byte past the room, at most: reaching it is the proof of a bomb, and
+                # nothing beyond it is ever inflated.
+                out += self._zlib.decompress(data, room - len(out) + 1)
+                if len(out) > room:
+                    raise BodyRefused("TOO-LARGE", f"body inflates past {self.limit} bytes")
+                if self._zlib.eof and self._zlib.unused_data:
+                    data = self._zlib.unused_data
+                    self._new_member()
+                else:
+                    data = self._zlib.unconsumed_tail
+        except zlib.error as exc:
+            raise BodyRefused("BAD-BODY", f"broken compressed body ({exc})") from None
+        return out
+
+    def finish(self, room: int) -> bytes:
+        try:
+            rest = self._zlib.flush()
+        except zlib.error as exc:
+            raise BodyRefused("BAD-BODY", f"broken compressed body ({exc})") from None
+        if len(rest) > room:
+            raise BodyRefused("TOO-LARGE", f"body inflates past {self.limit} bytes")
+        if not self._zlib.eof:
+            raise BodyRefused("BAD-BODY", "compressed body cut short")
+        return rest
 
 
 # --- Results --------------------------------------------------------------------------------
@@ -268,6 +417,8 @@ class NeisClient:
         page_size: int = MAX_PAGE_SIZE,
         archive_before_ay: int = 0,
         quota_reset_hour: int = 0,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        deadline: float = DEFAULT_DEADLINE,
         limiter: Any = None,
         session: requests.Session | None = None,
         clock: Callable[[], datetime.datetime] | None = None,
@@ -276,14 +427,20 @@ class NeisClient:
             raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
         if not 0 <= quota_reset_hour <= 23:
             raise ValueError(f"quota_reset_hour must be 0..23, got {quota_reset_hour}")
-        if connect_timeout <= 0 or read_timeout <= 0:
+        if connect_timeout <= 0 or read_timeout <= 0 or deadline <= 0:
             raise ValueError("timeouts must be positive")
+        if max_body_bytes < 1:
+            raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
         base = base_url.rstrip("/")
         # Accept the hub URL with or without its /hub path.
         self.base_url = base if base.endswith("/hub") else f"{base}/hub"
         self._api_key = api_key or ""
         self.timeout = (connect_timeout, read_timeout)
+        self.max_body_bytes = max_body_bytes
+        self.deadline = deadline
         self.page_size = page_size
+        # The most rows a page may hold: pSize, or the 5 sample mode serves whatever pSize says.
+        self.max_rows = max(page_size, KEYLESS_ROWS) if not api_key else page_size
         self.archive_before_ay = archive_before_ay
         self.quota_reset_hour = quota_reset_hour
         self.limiter = limiter
@@ -475,9 +632,10 @@ class NeisClient:
 
         failure: tuple[str, str] | None = None
         try:
-            envelope = parse.read_envelope(body, keys)
+            envelope = parse.read_envelope(body, keys, max_rows=self.max_rows)
         except parse.BadBody as exc:
-            code = "BAD-BODY" if 200 <= status < 300 else f"HTTP-{status}"
+            code = "TOO-MANY-ROWS" if isinstance(exc, parse.TooManyRows) else "BAD-BODY"
+            code = code if 200 <= status < 300 else f"HTTP-{status}"
             failure = (code, f"{where}: HTTP {status}, {exc}")
         if failure is not None:
             raise self._error(*failure)
@@ -491,23 +649,27 @@ class NeisClient:
             self._log(logging.INFO, "%s answered INFO-100: %s", where, envelope.message)
         return envelope
 
-    def _exchange(self, url: str, query: dict, where: str) -> tuple[int, bytes]:
+    def _exchange(self, url: str, query: dict, where: str) -> tuple[int, bytearray]:
         """Send one GET inside a limiter slot and read its answer: ``(status, body)``.
 
-        A redirect is refused unread. Raises the NeisError of a transport failure or a
-        redirect, unchained.
+        A redirect is refused unread; the body is read within ``max_body_bytes`` and the
+        request's ``deadline``. Raises the NeisError of a transport failure, a redirect or a
+        breached bound, unchained.
         """
         session = self._session or shared_session()
         slot = self.limiter.slot() if self.limiter is not None else contextlib.nullcontext()
+        connect_timeout, read_timeout = self.timeout
         failure: tuple[str, str] | None = None
-        status, body = 0, b""
+        status, body = 0, bytearray()
         with slot:
+            started = time.monotonic()
+            timeout = (min(connect_timeout, self.deadline), min(read_timeout, self.deadline))
             try:
-                response = _send(session, url, query, self.timeout)
+                response = _send(session, url, query, timeout)
             except requests.RequestException as exc:
                 failure = (transport_tag(exc), f"{where}: {exc}")
             else:
-                status = response.status_code
+                status, complete = response.status_code, False
                 try:
                     if 300 <= status < 400:
                         location = response.headers.get("Location")
@@ -516,11 +678,30 @@ class NeisClient:
                             f"{where}: {describe_redirect(status, location, url)}",
                         )
                     else:
-                        body = response.content
-                except requests.RequestException as exc:
-                    failure = (transport_tag(exc), f"{where}: {exc}")
+                        body = read_body(
+                            response,
+                            limit=self.max_body_bytes,
+                            started=started,
+                            seconds=self.deadline,
+                            read_timeout=read_timeout,
+                        )
+                        complete = True
+                except BodyRefused as exc:
+                    # An error status says more than its oversized page; a deadline is its own.
+                    ok = 200 <= status < 300 or exc.code == "DEADLINE"
+                    failure = (
+                        exc.code if ok else f"HTTP-{status}",
+                        f"{where}: HTTP {status}, {exc}",
+                    )
+                except _READ_ERRORS as exc:
+                    failure = (read_tag(exc), f"{where}: {exc}")
                 finally:
-                    response.close()
+                    if complete:
+                        # Back to the pool for the next page, with the usual read timeout.
+                        _set_socket_timeout(response.raw, read_timeout)
+                        response.raw.release_conn()
+                    else:
+                        response.close()  # a half-read connection is never reused
         if failure is not None:
             raise self._error(*failure)
         return status, body

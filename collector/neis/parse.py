@@ -18,6 +18,8 @@ from collector.clock import SEOUL
 from collector.neis.records import LessonRecord, SchoolRecord
 
 SUCCESS = "INFO-000"
+#: pSize's ceiling (docs/neis-api.md section 2): no honest page holds more rows.
+MAX_ROWS = 1000
 
 _DIGITS = re.compile(r"[0-9]+")
 _LEADING_MARKS = re.compile(r"^[\s\-*]+")
@@ -25,6 +27,10 @@ _LEADING_MARKS = re.compile(r"^[\s\-*]+")
 
 class BadBody(ValueError):
     """The body is not a NEIS JSON answer: HTML, XML, truncated or otherwise malformed."""
+
+
+class TooManyRows(BadBody):
+    """A page holds more rows than were asked for, or more JSON values than they could."""
 
 
 class InvalidRow(ValueError):
@@ -50,13 +56,17 @@ class Envelope:
     rows: list = dataclasses.field(default_factory=list)
 
 
-def read_envelope(body: bytes, envelope_keys: Iterable[str]) -> Envelope:
+def read_envelope(
+    body: bytes | bytearray, envelope_keys: Iterable[str], *, max_rows: int = MAX_ROWS
+) -> Envelope:
     """Decode a JSON body whatever its Content-Type claimed.
 
     ``envelope_keys`` are the top-level keys a success may use (the archive services answer
     under their current twin's name). Raises ``BadBody`` for anything that is not a NEIS
-    envelope; never raises for a RESULT code, however bad.
+    envelope, ``TooManyRows`` (a BadBody) for a page of more than ``max_rows`` rows; never
+    raises for a RESULT code, however bad.
     """
+    _check_size(body, max_rows)
     try:
         # utf-8-sig: a BOM in front of the JSON would otherwise make it "invalid".
         text = body.decode("utf-8-sig")
@@ -80,11 +90,21 @@ def read_envelope(body: bytes, envelope_keys: Iterable[str]) -> Envelope:
         return Envelope(code=code, message=message)
     for key in envelope_keys:
         if key in data:
-            return _success(data[key], key)
+            return _success(data[key], key, max_rows)
     raise BadBody(f"no RESULT and no envelope among keys {sorted(data)[:5]}")
 
 
-def _success(parts: object, key: str) -> Envelope:
+def _check_size(body: bytes | bytearray, max_rows: int) -> None:
+    # Python objects cost 10 to 25 times the JSON text they come from when that text is all
+    # tiny values ("[[],[],...]", "[1,1,...]"); a capped body of those would still cost
+    # hundreds of MB to parse. A page has about one object per row and a few dozen values per
+    # row, so counting brackets and commas first (memchr speed) bounds what parsing may build.
+    containers = body.count(b"{") + body.count(b"[")
+    if containers > 4 * max_rows + 64 or body.count(b",") > 100 * max_rows + 1024:
+        raise TooManyRows(f"more JSON values than a page of {max_rows} rows can hold")
+
+
+def _success(parts: object, key: str, max_rows: int) -> Envelope:
     # Find head and row by name, not position: the order is documented but nothing needs it.
     if not isinstance(parts, list):
         raise BadBody(f"envelope {key!r} is not a list")
@@ -98,6 +118,8 @@ def _success(parts: object, key: str) -> Envelope:
         raise BadBody(f"envelope {key!r} has no head")
     if not isinstance(rows, list):
         raise BadBody(f"envelope {key!r} has a non-list row")
+    if len(rows) > max_rows:
+        raise TooManyRows(f"{len(rows)} rows on a page of at most {max_rows}")
     total: int | None = None
     code, message = SUCCESS, ""
     for item in head:
