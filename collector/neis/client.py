@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import functools
 import http.client
 import logging
 import os
@@ -392,6 +393,18 @@ class FetchResult:
         return self.list_total_count - self.received
 
 
+def _lesson_of(
+    office_code: str, school_code: str, start: datetime.date, end: datetime.date, row: object
+) -> LessonRecord:
+    """A timetable row as a LessonRecord of the school and window asked for, or InvalidRow."""
+    record = parse.lesson_from_row(row)
+    if record.school_code != school_code or record.office_code != office_code:
+        raise parse.InvalidRow("other-school")
+    if not start <= record.date <= end:
+        raise parse.InvalidRow("outside-window")
+    return record
+
+
 # --- Client ---------------------------------------------------------------------------------
 
 
@@ -493,7 +506,18 @@ class NeisClient:
         }
         result = FetchResult()
         query = {name: value for name, value in params.items() if value}
-        self._fetch(SCHOOL_SERVICE, SCHOOL_SERVICE, query, parse.school_from_row, result)
+
+        def convert(row: object) -> SchoolRecord:
+            # A listing of one office or school holds nothing else; what does is dropped, not
+            # filed under another office (and it keeps the listing from counting as complete).
+            record = parse.school_from_row(row)
+            if office_code and record.office_code != office_code:
+                raise parse.InvalidRow("other-office")
+            if school_code and record.code != school_code:
+                raise parse.InvalidRow("other-school")
+            return record
+
+        self._fetch(SCHOOL_SERVICE, SCHOOL_SERVICE, query, convert, result)
         return result
 
     def timetable(
@@ -508,9 +532,12 @@ class NeisClient:
 
         Academic years before the archive cut-off are asked of the ``*Timetablebgs`` twin; a
         window that crosses the cut-off becomes two queries, summed into one result. Rows come
-        in NEIS's order, electives and byte-identical duplicates included. Weeks with no data
-        give an empty result. Raises NeisTransientError, NeisQuotaError or NeisPermanentError,
-        and ValueError when ``date_from`` is after ``date_to``.
+        in NEIS's order, electives and byte-identical duplicates included. Rows of another
+        school (or office) or dated outside a query's window are counted as invalid
+        (``other-school``, ``outside-window``) and dropped, so the result is always one school's
+        window. Weeks with no data give an empty result. Raises NeisTransientError,
+        NeisQuotaError or NeisPermanentError, and ValueError when ``date_from`` is after
+        ``date_to``.
         """
         level = Level(level)
         if date_from > date_to:
@@ -523,7 +550,8 @@ class NeisClient:
                 "TI_FROM_YMD": start.strftime("%Y%m%d"),
                 "TI_TO_YMD": end.strftime("%Y%m%d"),
             }
-            self._fetch(service, level.service, params, parse.lesson_from_row, result)
+            convert = functools.partial(_lesson_of, office_code, school_code, start, end)
+            self._fetch(service, level.service, params, convert, result)
         return result
 
     # --- archive routing --------------------------------------------------------------------
