@@ -58,9 +58,10 @@ MAX_TEXT = {
     "DGHT_SC_NM": 20,
     "ORG_RDNMA": 300,
 }
-# C0 controls but TAB, LF and CR (NEIS text has those), DEL, C1 controls (CSI is U+009B) and
-# lone surrogates (JSON "\ud800" decodes to one, and it cannot be encoded as UTF-8).
-_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# C0 and C1 controls (CSI is U+009B), DEL and lone surrogates (JSON "\ud800" decodes to one,
+# and it cannot be encoded as UTF-8). The raw subject keeps TAB, LF and CR: NEIS text has them.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNSAFE_BUT_WHITESPACE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _DIGITS = re.compile(r"[0-9]+")
 _RESULT_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _LEADING_MARKS = re.compile(r"^[\s\-*]+")
@@ -244,13 +245,16 @@ def _snippet(text: str, limit: int = 120) -> str:
 # --- Rows -----------------------------------------------------------------------------------
 
 
-def clean(value: str) -> str:
-    """``value`` with control characters (but TAB, LF and CR), DEL, C1 controls and lone
-    surrogates each replaced by U+FFFD: safe to store in PostgreSQL text and to print.
+def clean(value: str, *, keep_whitespace: bool = False) -> str:
+    """``value`` with every control character, DEL and lone surrogate replaced by U+FFFD:
+    safe to store in PostgreSQL text and to print. ``keep_whitespace`` spares TAB, LF and CR.
 
     Replaced rather than removed, so that "a\x00b" does not silently become another "ab".
     """
-    return value if value.isprintable() else _UNSAFE.sub("\ufffd", value)
+    if value.isprintable():
+        return value
+    unsafe = _UNSAFE_BUT_WHITESPACE if keep_whitespace else _UNSAFE
+    return unsafe.sub("\ufffd", value)
 
 
 def text(row: Mapping, column: str) -> str:
@@ -352,12 +356,13 @@ def lesson_from_row(row: object) -> LessonRecord:
     Raises ``InvalidRow`` naming a column that makes the row unusable: a code that is not
     one, a date or number outside its bounds (YEARS, SEMESTERS, GRADES, PERIODS), a text longer
     than MAX_TEXT (the subject is measured first). Other columns degrade to ``""`` or None.
-    Every text is ``clean``: ``subject_raw`` is the served text with only that done to it.
+    Every text is ``clean``: ``subject_raw`` is the served text with only that done to it, and
+    keeps its TABs, LFs and CRs.
     """
     if not isinstance(row, Mapping):
         raise InvalidRow("row")
     raw_subject = row.get("ITRT_CNTNT")
-    subject_raw = clean(raw_subject) if isinstance(raw_subject, str) else ""
+    subject_raw = clean(raw_subject, keep_whitespace=True) if isinstance(raw_subject, str) else ""
     subject = normalise_subject(subject_raw)
     # NFC can lengthen a text, so the normalised subject is measured too.
     if max(len(subject_raw), len(subject)) > MAX_TEXT["ITRT_CNTNT"]:

@@ -2,9 +2,10 @@
 
 Text columns that NEIS serves as ``null`` become ``""`` so that they can take part in
 natural keys; ``subject_raw`` keeps the served text (``""`` for ``null``). Every text is
-``parse.clean``: control characters other than TAB, LF and CR, DEL, C1 controls and lone
-surrogates are replaced by U+FFFD, so no value can hold a NUL (PostgreSQL refuses it) or act
-on the terminal that prints it. Every value fits its column (``parse`` bounds them).
+``parse.clean``: C0 and C1 control characters, DEL and lone surrogates are replaced by U+FFFD
+(``subject_raw`` keeps TAB, LF and CR, which NEIS subjects contain), so no value can hold a NUL
+(PostgreSQL refuses it) or act on the terminal that prints it. Every value fits its column
+(``parse`` bounds them).
 """
 
 from __future__ import annotations

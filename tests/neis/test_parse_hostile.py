@@ -208,10 +208,12 @@ def test_it_replaces_control_characters_in_every_text_column(dirt):
         assert value.isprintable() and "\ufffd" in value, repr(value)
 
 
-def test_it_keeps_the_tabs_and_newlines_neis_serves_in_the_raw_subject():
-    record = lesson(ITRT_CNTNT="창의적\t체험활동\r\n")
+def test_it_keeps_the_tabs_and_newlines_neis_serves_in_the_raw_subject_only():
+    record = lesson(ITRT_CNTNT="창의적\t체험활동\r\n", CLASS_NM="1\t2", DDDEP_NM="\n과\r\n학")
     assert record.subject_raw == "창의적\t체험활동\r\n"
     assert record.subject == "창의적 체험활동"
+    assert (record.class_name, record.department) == ("1\ufffd2", "과\ufffd\ufffd학")
+    assert school(SCHUL_NM="가나\n학교").name == "가나\ufffd학교"
 
 
 def test_it_drops_a_load_time_that_no_timezone_arithmetic_survives():
