@@ -306,8 +306,10 @@ def read_body(
 
 def _set_socket_timeout(raw: urllib3.HTTPResponse, seconds: float) -> None:
     sock = getattr(getattr(raw, "connection", None), "sock", None)
+    # A socket the host has already closed has no timeout to set; its next read says so.
     if sock is not None:
-        sock.settimeout(seconds)
+        with contextlib.suppress(OSError):
+            sock.settimeout(seconds)
 
 
 class _Inflater:

@@ -140,6 +140,18 @@ def truncated(handler):
     handler.wfile.write(head(200, Content_Length=1000) + b'{"schoolInfo": [')
 
 
+def trickle(handler):
+    handler.wfile.write(head(200, Content_Length=1000))
+    for _ in range(30):
+        handler.wfile.write(b" ")
+        handler.wfile.flush()
+        time.sleep(0.1)
+
+
+def oversized(handler):
+    handler.wfile.write(head(200, Content_Length=10**9))
+
+
 def echo_redirect(handler):
     location = f"http://127.0.0.2:9{handler.path}"
     handler.wfile.write(head(302, "Found", Location=location, Content_Length=0))
@@ -160,16 +172,28 @@ def echo_key_in_json(handler):
         (html_echo(502), "HTTP-502"),
         (stall, "TIMEOUT"),
         (truncated, "CONNECTION"),
+        (trickle, "DEADLINE"),
+        (oversized, "TOO-LARGE"),
         (echo_redirect, "REDIRECT"),
         (echo_key_in_json, None),
     ],
-    ids=["html-200", "html-502", "timeout", "truncated", "redirect", "json-echo"],
+    ids=[
+        "html-200",
+        "html-502",
+        "timeout",
+        "truncated",
+        "deadline",
+        "too-large",
+        "redirect",
+        "json-echo",
+    ],
 )
 def test_it_keeps_the_key_out_of_every_exception_in_the_chain(answer, code):
     with serve(answer) as hub, pytest.raises(NeisError) as caught:
-        fetch_schools(hub.url, read_timeout=0.5)
+        fetch_schools(hub.url, read_timeout=0.5, deadline=1.0)
     if code:
         assert caught.value.code == code
+    assert caught.value.__context__ is None and caught.value.__cause__ is None
     assert_no_key(caught.value)
 
 
