@@ -417,6 +417,9 @@ class NeisClient:
     has a ``slot()`` context manager entered around every HTTP request. ``clock`` returns an
     aware datetime; it picks the archive cut-off and the quota reset time. ``api_key=""``
     means keyless (sample) mode: NEIS then serves at most 5 rows, reported as ``missing``.
+    ``max_body_bytes`` caps each answer's body, as sent and inflated (TOO-LARGE), and
+    ``deadline`` is the seconds one request may take from connecting to its last byte
+    (DEADLINE); see docs/neis-api.md section 11.
     """
 
     #: Safety net against a hub that never ends a query; hitting it is logged, not raised.
