@@ -62,6 +62,8 @@ MAX_TEXT = {
 # and it cannot be encoded as UTF-8). The raw subject keeps TAB, LF and CR: NEIS text has them.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _UNSAFE_BUT_WHITESPACE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_COUNT_FROM = 1024 * 1024  # bytes; at most ~25 MB of Python objects below this
+_UNBOUNDED = 1 << 62  # the limit of a column MAX_TEXT does not name (codes have patterns)
 _DIGITS = re.compile(r"[0-9]+")
 _RESULT_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _LEADING_MARKS = re.compile(r"^[\s\-*]+")
@@ -176,7 +178,10 @@ def _check_size(body: bytes | bytearray, max_rows: int) -> None:
     # Python objects cost 10 to 25 times the JSON text they come from when that text is all
     # tiny values ("[[],[],...]", "[1,1,...]"); a capped body of those would still cost
     # hundreds of MB to parse. A page has about one object per row and a few dozen values per
-    # row, so counting brackets and commas first (memchr speed) bounds what parsing may build.
+    # row, so counting brackets and commas first bounds what parsing may build. Counting costs
+    # about 1 ms a MB, so bodies that cannot cost much whatever they hold are not counted.
+    if len(body) <= _COUNT_FROM:
+        return
     containers = body.count(b"{") + body.count(b"[")
     if containers > 4 * max_rows + 64 or body.count(b",") > 100 * max_rows + 1024:
         raise TooManyRows(f"more JSON values than a page of {max_rows} rows can hold")
@@ -265,8 +270,11 @@ def text(row: Mapping, column: str) -> str:
     value = row.get(column)
     if not isinstance(value, str):
         return ""
-    value = clean(value.strip())
-    if len(value) > MAX_TEXT.get(column, len(value)):
+    value = value.strip()
+    # clean(), inlined: this runs a dozen times a row, and nearly every value is printable.
+    if not value.isprintable():
+        value = _UNSAFE.sub("\ufffd", value)
+    if len(value) > MAX_TEXT.get(column, _UNBOUNDED):
         raise InvalidRow(column)
     return value
 
@@ -325,29 +333,59 @@ def _seoul_moment(digits: str) -> datetime.datetime | None:
 
 
 def _date(row: Mapping, column: str) -> datetime.date:
-    value = text(row, column)
-    if len(value) == 8 and _DIGITS.fullmatch(value) and int(value[:4]) in YEARS:
+    value = row.get(column)
+    value = value.strip() if isinstance(value, str) else ""
+    # The length first: only 8-character texts reach the cache, never a hostile megabyte.
+    day = _day(value) if len(value) == 8 else None
+    if day is None:
+        raise InvalidRow(column)
+    return day
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(value: str) -> datetime.date | None:
+    # Cached, like _seoul_moment: a page has a few distinct dates over a thousand rows.
+    if value.isascii() and value.isdigit() and int(value[:4]) in YEARS:
         try:
             return datetime.date(int(value[:4]), int(value[4:6]), int(value[6:]))
         except ValueError:
             pass
-    raise InvalidRow(column)
+    return None
 
 
 def _integer(row: Mapping, column: str, bounds: range) -> int:
     value = text(row, column)
-    # fullmatch on [0-9]: str.isdigit() would also accept "²" and other Unicode digits; the
-    # length first, so that int() never meets thousands of digits.
-    if len(value) > 6 or not _DIGITS.fullmatch(value) or int(value) not in bounds:
-        raise InvalidRow(column)
-    return int(value)
+    # ASCII digits only: str.isdigit() alone would also accept "²" and other Unicode digits.
+    # The length first, so that int() never meets thousands of digits.
+    if len(value) <= 6 and value.isascii() and value.isdigit():
+        number = int(value)
+        if number in bounds:
+            return number
+    raise InvalidRow(column)
 
 
 def _code(row: Mapping, column: str, pattern: re.Pattern) -> str:
-    value = text(row, column)
+    # The pattern admits neither control characters nor excess length: no text() needed.
+    value = row.get(column)
+    value = value.strip() if isinstance(value, str) else ""
     if not pattern.fullmatch(value):
         raise InvalidRow(column)
     return value
+
+
+@functools.lru_cache(maxsize=1024)
+def _subject(raw: str) -> tuple[str, str]:
+    """(subject_raw, subject) of an ITRT_CNTNT text, or InvalidRow when either is too long.
+
+    Cached: a school's thousand rows a page repeat a few dozen subjects. Callers pass texts
+    of at most MAX_TEXT characters, so the cache holds at most about 2 MB.
+    """
+    subject_raw = clean(raw, keep_whitespace=True)
+    subject = normalise_subject(subject_raw)
+    # NFC can lengthen a text, so the normalised subject is measured too.
+    if max(len(subject_raw), len(subject)) > MAX_TEXT["ITRT_CNTNT"]:
+        raise InvalidRow("ITRT_CNTNT")
+    return subject_raw, subject
 
 
 def lesson_from_row(row: object) -> LessonRecord:
@@ -362,11 +400,12 @@ def lesson_from_row(row: object) -> LessonRecord:
     if not isinstance(row, Mapping):
         raise InvalidRow("row")
     raw_subject = row.get("ITRT_CNTNT")
-    subject_raw = clean(raw_subject, keep_whitespace=True) if isinstance(raw_subject, str) else ""
-    subject = normalise_subject(subject_raw)
-    # NFC can lengthen a text, so the normalised subject is measured too.
-    if max(len(subject_raw), len(subject)) > MAX_TEXT["ITRT_CNTNT"]:
+    if not isinstance(raw_subject, str):
+        subject_raw, subject = "", ""
+    elif len(raw_subject) > MAX_TEXT["ITRT_CNTNT"]:  # clean() keeps the length
         raise InvalidRow("ITRT_CNTNT")
+    else:
+        subject_raw, subject = _subject(raw_subject)
     return LessonRecord(
         office_code=_code(row, "ATPT_OFCDC_SC_CODE", OFFICE_CODE),
         school_code=_code(row, "SD_SCHUL_CODE", SCHOOL_CODE),
