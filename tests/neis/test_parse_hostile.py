@@ -228,3 +228,29 @@ def test_it_treats_a_non_text_value_as_missing(value):
     with pytest.raises(InvalidRow, match="GRADE"):
         lesson(GRADE=value)
     assert lesson(CLRM_NM=value).classroom == ""
+
+
+@pytest.mark.django_db
+def test_it_accepts_only_rows_postgresql_can_store():
+    # The widest rows the parser accepts, in four-byte characters, through the real write
+    # paths: a NUL, an over-long key or a B-tree entry over 2704 bytes would raise here.
+    from collector import clock, storage
+    from collector.models import Lesson, School
+    from collector.registry import upsert_schools
+
+    wide = {column: "𝄞" * limit for column, limit in parse.MAX_TEXT.items()}
+    record = school(**{column: wide[column] for column in SCHOOL if column in wide})
+    nul = school(SD_SCHUL_CODE="7010058", SCHUL_NM="\x00" * 200)
+    upsert_schools([record, nul], seen_at=clock.now())
+    stored = School.objects.get(code=record.code)
+    assert stored.address == wide["ORG_RDNMA"] and stored.name == wide["SCHUL_NM"]
+    assert School.objects.get(code=nul.code).name == "\ufffd" * 200
+    columns = {column: wide[column] for column in LESSON if column in wide}
+    lessons = [
+        lesson(**columns, GRADE="12", PERIO="20", SEM="4"),
+        lesson(**{**columns, "ITRT_CNTNT": "\x00" + "𝄞" * 499}, GRADE="0", PERIO="0"),
+    ]
+    day = datetime.date(2026, 11, 16)
+    result = storage.store_lessons(stored, day, day + datetime.timedelta(days=4), lessons)
+    assert result.inserted == 2
+    assert Lesson.objects.filter(school=stored, grade=12, period=20).count() == 1
