@@ -76,6 +76,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=700_000, help="history rows to stream")
     args = parser.parse_args()
+    # A local run: with DATABASE_URL set, DEBUG would default to off and want a SECRET_KEY.
+    os.environ.setdefault("DEBUG", "1")
     admin = _url("postgres")
     url = _url(BENCH_DB)
     _psql(admin, f"DROP DATABASE IF EXISTS {BENCH_DB}")

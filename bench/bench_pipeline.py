@@ -176,6 +176,7 @@ def create_database(server_url: str) -> str:
         admin.execute(f"CREATE DATABASE {BENCH_DB}")
     url = with_database(server_url, BENCH_DB)
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "proj.settings"}
+    env.setdefault("DEBUG", "1")  # a local migrate: no SECRET_KEY needed
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--verbosity", "0", "--skip-checks"],
         cwd=ROOT,

@@ -705,6 +705,8 @@ def main() -> int:
         admin.execute(f"CREATE DATABASE {BENCH_DB}")
     os.environ["DATABASE_URL"] = with_database(url, BENCH_DB)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings")
+    # The figures in README.md were measured with DEBUG on, which was then the default.
+    os.environ.setdefault("DEBUG", "1")
     import django
     from django.core.management import call_command
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -51,6 +52,39 @@ def check_neis_key(app_configs, **kwargs):
     if settings.DEBUG:
         return [Warning(message, hint=hint, id="collector.W003")]
     return [Error(message, hint=hint, id="collector.E003")]
+
+
+@register(Tags.security, deploy=True)
+def check_neis_transport(app_configs, **kwargs):
+    """The key rides in the query string: over plain http anyone on the path can read it.
+
+    Only a simulator on this machine, in development (DEBUG on), may take a key over http. In
+    production even loopback is refused, since a plain-http listener there is usually a proxy
+    forwarding elsewhere; a deliberate local TLS sidecar can silence collector.E007.
+    """
+    url = urlsplit(settings.NEIS_BASE_URL)
+    if url.scheme.lower() != "http" or not settings.NEIS_API_KEY:
+        return []
+    if settings.DEBUG and _is_loopback(url.hostname or ""):
+        return []
+    return [
+        Error(
+            "NEIS_BASE_URL is plain http:// but NEIS_API_KEY is set.",
+            hint="NEIS takes the key in the query string, so every request would show it to "
+            "the network; use https://open.neis.go.kr (the simulator on 127.0.0.1 is allowed "
+            "with DEBUG on).",
+            id="collector.E007",
+        )
+    ]
+
+
+def _is_loopback(host: str) -> bool:
+    if host.rstrip(".").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @register()

@@ -18,7 +18,7 @@ from .control import Control, RemoteControl
 from .faults import KINDS as FAULT_KINDS
 from .server import Simulator
 from .services import SERVICES
-from .state import default_key
+from .state import default_key, key_tag
 from .world import World
 
 __all__ = [
@@ -32,4 +32,5 @@ __all__ = [
     "SimulatorConfig",
     "World",
     "default_key",
+    "key_tag",
 ]

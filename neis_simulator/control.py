@@ -187,14 +187,15 @@ class Control:
 
     def stats(self) -> dict:
         """Counters of /hub traffic: requests, by_service, by_key, by_outcome, after_337,
-        rows_served, in_flight, max_in_flight, control_requests."""
+        rows_served, in_flight, max_in_flight, control_requests. Keys appear as
+        ``state.key_tag`` tags, never in full."""
         return self._state.stats.snapshot()
 
     def reset_stats(self) -> None:
         self._state.stats.reset()
 
     def log(self, limit: int | None = None) -> list[dict]:
-        """The newest request-log entries (keys shown by their first four characters)."""
+        """The newest request-log entries (keys shown as ``state.key_tag`` tags)."""
         return self._state.stats.entries(limit)
 
 

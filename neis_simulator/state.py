@@ -24,11 +24,17 @@ def default_key(seed: int) -> str:
     return hashlib.blake2b(f"neis-simulator:{seed}".encode(), digest_size=16).hexdigest()
 
 
-def redact(key: str | None) -> str | None:
-    """A key as the request log shows it: the first four characters only."""
+def key_tag(key: str | None) -> str | None:
+    """A key as stats and the request log show it: its first four characters, ``~`` and eight
+    hex characters of a hash of the whole key (``0123~5f1a2b3c``).
+
+    Enough to tell keys apart and to recognise one you hold; not enough to use or rebuild
+    one. Stats keep only tags, so a /_sim/stats reader never sees a key.
+    """
     if not key or key == KEYLESS:
         return key
-    return key[:4] + "****"
+    digest = hashlib.blake2b(key.encode("utf-8", "replace"), digest_size=4, person=b"sim-tag")
+    return f"{key[:4]}~{digest.hexdigest()}"
 
 
 class Stats:
@@ -82,19 +88,20 @@ class Stats:
         with self._lock:
             self.requests += 1
             self._seq += 1
+            tag = key_tag(key)
             self.rows_served += rows
             self.by_service[service] += 1
-            self.by_key[key] += 1
+            self.by_key[tag] += 1
             self.by_outcome[outcome] += 1
             if after_337:
-                self.after_337[key] += 1
-            shown = {k: (redact(v) if k.upper() == "KEY" else v) for k, v in params.items()}
+                self.after_337[tag] += 1
+            shown = {k: (key_tag(v) if k.upper() == "KEY" else v) for k, v in params.items()}
             self.log.append(
                 {
                     "seq": self._seq,
                     "at": at.isoformat(),
                     "service": service,
-                    "key": redact(key),
+                    "key": tag,
                     "params": shown,
                     "outcome": outcome,
                     "status": status,
@@ -104,7 +111,7 @@ class Stats:
             )
 
     def snapshot(self) -> dict:
-        """Every counter as plain JSON-able data (per-key counters use full keys)."""
+        """Every counter as plain JSON-able data (per-key counters by ``key_tag``)."""
         with self._lock:
             return {
                 "requests": self.requests,

@@ -6,14 +6,19 @@ malformed setting stops start-up instead of surfacing later as a confusing failu
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+# scheme://userinfo@ up to the last "@" of the authority, as urlsplit reads it, so a password
+# holding a raw "@" is masked whole.
+_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/?#\s'\"<>]*)@")
 
 
 def _raw(name: str, environ: Mapping[str, str] | None) -> str | None:
@@ -43,6 +48,7 @@ def env_int(
     environ: Mapping[str, str] | None = None,
     *,
     minimum: int | None = None,
+    maximum: int | None = None,
 ) -> int:
     value = _raw(name, environ)
     if value is None or value == "":
@@ -51,9 +57,7 @@ def env_int(
         number = int(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
-    if minimum is not None and number < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
-    return number
+    return _in_range(name, number, minimum, maximum)
 
 
 def env_float(
@@ -62,6 +66,7 @@ def env_float(
     environ: Mapping[str, str] | None = None,
     *,
     minimum: float | None = None,
+    maximum: float | None = None,
 ) -> float:
     value = _raw(name, environ)
     if value is None or value == "":
@@ -70,9 +75,30 @@ def env_float(
         number = float(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+    # float() reads "nan" and "inf"; both pass every comparison a range check makes (nan fails
+    # them all, so "not below the minimum" holds) and silently disable what the number limits.
+    if not math.isfinite(number):
+        raise ImproperlyConfigured(f"{name} must be a finite number, got {value!r}")
+    return _in_range(name, number, minimum, maximum)
+
+
+def _in_range(name, number, minimum, maximum):
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
+    if maximum is not None and number > maximum:
+        raise ImproperlyConfigured(f"{name} must be at most {maximum}, got {number}")
     return number
+
+
+def env_choice(
+    name: str, default: str, choices: Iterable[str], environ: Mapping[str, str] | None = None
+) -> str:
+    """One of ``choices``, compared without regard to case and returned as spelled there."""
+    value = env_str(name, default, environ)
+    for choice in choices:
+        if value.lower() == choice.lower():
+            return choice
+    raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
 def env_list(name: str, default: list[str], environ: Mapping[str, str] | None = None) -> list[str]:
@@ -88,17 +114,41 @@ def env_url(
     schemes: set[str],
     environ: Mapping[str, str] | None = None,
 ) -> str:
-    """A URL whose scheme is one of ``schemes`` (``default`` when unset)."""
+    """A URL whose scheme is one of ``schemes`` (``default`` when unset).
+
+    Checked as far as the clients that use it will parse it: a host, a numeric port and, for
+    Redis, a numeric database, so a typo stops start-up instead of a connection attempt.
+    Messages show the URL with its password masked.
+    """
     value = _raw(name, environ)
     if value is None or value == "":
         return default
-    parts = urlsplit(value)
+    shown = mask_password(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (parsing the port is the check)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is not a valid URL ({exc}): {shown!r}") from None
     if parts.scheme not in schemes:
         allowed = ", ".join(sorted(schemes))
-        raise ImproperlyConfigured(f"{name} must be a URL with scheme {allowed}; got {value!r}")
+        raise ImproperlyConfigured(f"{name} must be a URL with scheme {allowed}; got {shown!r}")
     if parts.scheme not in {"sqlite", "filesystem"} and not parts.hostname:
-        raise ImproperlyConfigured(f"{name} has no host: {value!r}")
+        raise ImproperlyConfigured(f"{name} has no host: {shown!r}")
+    if parts.scheme in {"redis", "rediss"} and not re.fullmatch(r"/?\d*", parts.path):
+        raise ImproperlyConfigured(
+            f"{name} must name a numeric Redis database (redis://host:6379/0), got {shown!r}"
+        )
     return value
+
+
+def mask_password(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part replaced by ``***``."""
+    return _USERINFO.sub(_mask_userinfo, url)
+
+
+def _mask_userinfo(match: re.Match) -> str:
+    user, colon, _password = match.group("userinfo").partition(":")
+    return f"{match.group('scheme')}{user}{colon and ':***'}@"
 
 
 def env_secret(name: str, environ: Mapping[str, str] | None = None) -> str:

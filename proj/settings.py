@@ -16,21 +16,44 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from collector.clock import Clock
-from proj.env import env_bool, env_float, env_int, env_list, env_secret, env_str, env_url
+from collector.neis.client import MAX_PAGE_SIZE
+from proj.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_secret,
+    env_str,
+    env_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+# Folders this configuration writes to, each with the variable that names it. Importing the
+# settings creates nothing: proj.startup.prepare() makes them once every setting has passed.
+LOCAL_FOLDERS: list[tuple[str, Path]] = []
 
-DEBUG = env_bool("DEBUG", True)
+# On by default only on the embedded default (no DATABASE_URL), which is a laptop: anything
+# with a real database is a deployment, and Django's debug pages are not for one.
+DEBUG = env_bool("DEBUG", not env_str("DATABASE_URL"))
 
 SECRET_KEY = env_secret("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG is off (DEBUG is off by default once "
+            "DATABASE_URL is set; DEBUG=1 for a local run)"
+        )
     SECRET_KEY = "insecure-development-key-do-not-use-in-production"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if not _origin.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(
+            f"CSRF_TRUSTED_ORIGINS entries need a scheme (https://host), got {_origin!r}"
+        )
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -56,6 +79,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "proj.urls"
+# Error pages (DEBUG on) and error reports (DEBUG off) mask URL passwords and the NEIS key.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "proj.redact.SafeExceptionReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "proj.redact.SafeExceptionReporter"
 WSGI_APPLICATION = "proj.wsgi.application"
 
 TEMPLATES = [
@@ -81,10 +107,13 @@ _SQLITE_DEFAULT = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
 DATABASE_URL = env_url(
     "DATABASE_URL", _SQLITE_DEFAULT, {"sqlite", "postgres", "postgresql", "pgsql"}
 )
-_db = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("CONN_MAX_AGE", 60, minimum=0))
+_db = dj_database_url.parse(
+    DATABASE_URL, conn_max_age=env_int("CONN_MAX_AGE", 60, minimum=0, maximum=86_400)
+)
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     if _db["NAME"] not in ("", ":memory:"):
-        Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        _named_by = "DATABASE_URL" if env_str("DATABASE_URL") else "VAR_DIR"
+        LOCAL_FOLDERS.append((_named_by, Path(_db["NAME"]).parent))
     _db["CONN_MAX_AGE"] = 0
     _db["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
@@ -105,11 +134,17 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # --- Time -----------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = env_str("TIME_ZONE", "Asia/Seoul")
-try:
-    zoneinfo.ZoneInfo(TIME_ZONE)
-except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-    raise ImproperlyConfigured(f"TIME_ZONE is not a known time zone: {TIME_ZONE!r}") from None
+
+
+def _zone(name: str, value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ImproperlyConfigured(f"{name} is not a known time zone: {value!r}") from None
+    return value
+
+
+TIME_ZONE = _zone("TIME_ZONE", env_str("TIME_ZONE", "Asia/Seoul"))
 # Stored datetimes are always aware; NEIS dates are interpreted in Asia/Seoul by the client.
 USE_TZ = True
 USE_I18N = True
@@ -118,11 +153,16 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
 # --- Security (production, DEBUG off) -------------------------------------------------------
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# X-Forwarded-Proto is trusted only when a proxy in front sets it (dropping any a client sent):
+# without one, any client could claim its plain-HTTP request was HTTPS.
+BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_SECONDS = env_int(
+    "SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0, maximum=63_072_000
+)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -140,16 +180,17 @@ BROKER_KIND = {"rediss": "redis", "amqps": "amqp", "pyamqp": "amqp"}.get(
     urlsplit(CELERY_BROKER_URL).scheme, urlsplit(CELERY_BROKER_URL).scheme
 )
 # Longest any task may run; the broker must not redeliver a message before this passes.
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600, minimum=2)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 600, minimum=2, maximum=86_400)
 # The soft limit raises inside the task first, so it can record why it stopped.
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 540, minimum=1)
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 540, minimum=1, maximum=86_400)
 # Redis redelivers unacked messages after this; it must exceed the hard limit and any countdown.
-BROKER_VISIBILITY_TIMEOUT = env_int("BROKER_VISIBILITY_TIMEOUT", 3600, minimum=5)
+BROKER_VISIBILITY_TIMEOUT = env_int(
+    "BROKER_VISIBILITY_TIMEOUT", 3600, minimum=5, maximum=7 * 86_400
+)
 if BROKER_KIND == "filesystem":
     _spool = VAR_DIR / "broker"
     # kombu does not create its folders; a fresh checkout has none.
-    for _folder in ("out", "processed", "control"):
-        (_spool / _folder).mkdir(parents=True, exist_ok=True)
+    LOCAL_FOLDERS += [("VAR_DIR", _spool / folder) for folder in ("out", "processed", "control")]
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_spool / "out"),
         "data_folder_out": str(_spool / "out"),
@@ -168,13 +209,15 @@ CELERY_RESULT_SERIALIZER = "json"
 # Results land in django-celery-results so operators see them in admin; they expire after a week.
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
-CELERY_RESULT_EXPIRES = timedelta(days=env_int("CELERY_RESULT_EXPIRES_DAYS", 7, minimum=1))
+CELERY_RESULT_EXPIRES = timedelta(
+    days=env_int("CELERY_RESULT_EXPIRES_DAYS", 7, minimum=1, maximum=3650)
+)
 # Schedules live in the database (schedules app) and are editable in admin; the guarded
 # DatabaseScheduler lets only one beat send, however many are started.
 CELERY_BEAT_SCHEDULER = "schedules.scheduler:GuardedDatabaseScheduler"
 # Save "last run" after every send, so a beat taking over from a killed one repeats nothing.
 CELERY_BEAT_SYNC_EVERY = 1
-CELERY_TIMEZONE = env_str("CELERY_TIMEZONE", TIME_ZONE)
+CELERY_TIMEZONE = _zone("CELERY_TIMEZONE", env_str("CELERY_TIMEZONE", TIME_ZONE))
 CELERY_ENABLE_UTC = True
 # Our tasks are idempotent: ack after the work, take one message at a time, and hand a message
 # back if the worker dies, so a killed worker loses nothing.
@@ -182,9 +225,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Recycle children so a slow leak (large pages, parser caches) cannot grow without bound.
-CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 2000, minimum=1)
-CELERY_WORKER_MAX_MEMORY_PER_CHILD = env_int(  # KiB
-    "CELERY_WORKER_MAX_MEMORY_PER_CHILD", 512_000, minimum=10_000
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int(
+    "CELERY_WORKER_MAX_TASKS_PER_CHILD", 2000, minimum=1, maximum=10_000_000
+)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env_int(  # KiB, up to 64 GiB
+    "CELERY_WORKER_MAX_MEMORY_PER_CHILD", 512_000, minimum=10_000, maximum=64 * 1024 * 1024
 )
 # Task events on, so Flower and `celery events` can show workers and tasks.
 CELERY_WORKER_SEND_TASK_EVENTS = True
@@ -192,7 +237,7 @@ CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_TASK_TRACK_STARTED = True
 # Celery's Django fix-up closes the DB connection around every task unless this is set;
 # reusing it was measured at nearly twice the throughput of reconnecting per task.
-CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0)
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0, maximum=1_000_000)
 # HTTP-bound collection has its own queue so that slow NEIS calls never starve the rest.
 # Both queues are declared, so a plain `celery -A proj worker` consumes both; production runs
 # a `-Q neis` and a `-Q default` worker (docker/compose.yml).
@@ -204,17 +249,26 @@ CELERY_TASK_ROUTES = {"collector.collect_school": {"queue": "neis"}}
 NEIS_REAL_HOST = "open.neis.go.kr"
 NEIS_BASE_URL = env_url("NEIS_BASE_URL", f"https://{NEIS_REAL_HOST}", {"http", "https"}).rstrip("/")
 NEIS_API_KEY = env_secret("NEIS_API_KEY")
-NEIS_CONNECT_TIMEOUT = env_float("NEIS_CONNECT_TIMEOUT", 5.0, minimum=0.1)
-NEIS_READ_TIMEOUT = env_float("NEIS_READ_TIMEOUT", 30.0, minimum=0.1)
-NEIS_PAGE_SIZE = env_int("NEIS_PAGE_SIZE", 1000, minimum=1)
+# The key rides in every URL; a stray space or newline from a copy-paste would make every
+# request "invalid key" (ERROR-290), failing every school of a run.
+if any(char.isspace() or not char.isprintable() for char in NEIS_API_KEY):
+    raise ImproperlyConfigured("NEIS_API_KEY (or its file) holds spaces or control characters")
+# Seconds. A timeout of nan or inf would wait forever on a hung NEIS.
+NEIS_CONNECT_TIMEOUT = env_float("NEIS_CONNECT_TIMEOUT", 5.0, minimum=0.1, maximum=60)
+NEIS_READ_TIMEOUT = env_float("NEIS_READ_TIMEOUT", 30.0, minimum=0.1, maximum=600)
+NEIS_PAGE_SIZE = env_int("NEIS_PAGE_SIZE", MAX_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE)
 # Academic years before this are served by the *Timetablebgs archive services; 0 means
 # "the current academic year minus one", the rule the portal follows since 4th-gen NEIS.
-NEIS_ARCHIVE_BEFORE_AY = env_int("NEIS_ARCHIVE_BEFORE_AY", 0, minimum=0)
+NEIS_ARCHIVE_BEFORE_AY = env_int("NEIS_ARCHIVE_BEFORE_AY", 0, minimum=0, maximum=2100)
+if 0 < NEIS_ARCHIVE_BEFORE_AY < 2000:
+    raise ImproperlyConfigured(
+        f"NEIS_ARCHIVE_BEFORE_AY must be 0 or a year from 2000, got {NEIS_ARCHIVE_BEFORE_AY}"
+    )
 # The daily quota resets at this hour, Asia/Seoul.
-NEIS_QUOTA_RESET_HOUR = env_int("NEIS_QUOTA_RESET_HOUR", 0, minimum=0)
+NEIS_QUOTA_RESET_HOUR = env_int("NEIS_QUOTA_RESET_HOUR", 0, minimum=0, maximum=23)
 # One request budget per key across every worker: requests per second and requests in flight.
-NEIS_MAX_RPS = env_float("NEIS_MAX_RPS", 20.0, minimum=0.1)
-NEIS_MAX_CONCURRENCY = env_int("NEIS_MAX_CONCURRENCY", 4, minimum=1)
+NEIS_MAX_RPS = env_float("NEIS_MAX_RPS", 20.0, minimum=0.1, maximum=1000)
+NEIS_MAX_CONCURRENCY = env_int("NEIS_MAX_CONCURRENCY", 4, minimum=1, maximum=256)
 # Where the shared budget lives: Redis when one is configured, else a lock file under var/.
 NEIS_LIMITER_URL = env_url(
     "NEIS_LIMITER_URL",
@@ -222,19 +276,31 @@ NEIS_LIMITER_URL = env_url(
     {"redis", "rediss"},
 )
 # Longest date window one run may ask for; longer backfills are split into several runs.
-NEIS_MAX_WINDOW_DAYS = env_int("NEIS_MAX_WINDOW_DAYS", 62, minimum=1)
+NEIS_MAX_WINDOW_DAYS = env_int("NEIS_MAX_WINDOW_DAYS", 62, minimum=1, maximum=366)
 # A run refreshes the school registry first when the newest sighting is older than this.
-NEIS_REGISTRY_MAX_AGE_HOURS = env_int("NEIS_REGISTRY_MAX_AGE_HOURS", 24, minimum=0)
+NEIS_REGISTRY_MAX_AGE_HOURS = env_int("NEIS_REGISTRY_MAX_AGE_HOURS", 24, minimum=0, maximum=8760)
 # A queued collect task not started within this many hours expires; the watchdog re-sends it.
-NEIS_TASK_EXPIRES_HOURS = env_int("NEIS_TASK_EXPIRES_HOURS", 6, minimum=1)
+NEIS_TASK_EXPIRES_HOURS = env_int("NEIS_TASK_EXPIRES_HOURS", 6, minimum=1, maximum=720)
 # Transient NEIS failures retry this many times, waiting a random time up to
 # BASE * 2**retry seconds, capped at MAX (collector/retry.py; the tasks and --sync share it).
-NEIS_MAX_RETRIES = env_int("NEIS_MAX_RETRIES", 6, minimum=0)
-NEIS_RETRY_BACKOFF_BASE = env_float("NEIS_RETRY_BACKOFF_BASE", 1.0, minimum=0.001)
-NEIS_RETRY_BACKOFF_MAX = env_int("NEIS_RETRY_BACKOFF_MAX", 300, minimum=1)
+NEIS_MAX_RETRIES = env_int("NEIS_MAX_RETRIES", 6, minimum=0, maximum=100)
+NEIS_RETRY_BACKOFF_BASE = env_float("NEIS_RETRY_BACKOFF_BASE", 1.0, minimum=0.001, maximum=3600)
+NEIS_RETRY_BACKOFF_MAX = env_int("NEIS_RETRY_BACKOFF_MAX", 300, minimum=1, maximum=86_400)
+if NEIS_RETRY_BACKOFF_BASE > NEIS_RETRY_BACKOFF_MAX:
+    raise ImproperlyConfigured(
+        f"NEIS_RETRY_BACKOFF_BASE ({NEIS_RETRY_BACKOFF_BASE}) must not exceed "
+        f"NEIS_RETRY_BACKOFF_MAX ({NEIS_RETRY_BACKOFF_MAX})"
+    )
+# A retry waits in Redis as an unacknowledged message: one longer than the visibility timeout
+# would be handed to a second worker and run twice.
+if BROKER_KIND == "redis" and NEIS_RETRY_BACKOFF_MAX >= BROKER_VISIBILITY_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"NEIS_RETRY_BACKOFF_MAX ({NEIS_RETRY_BACKOFF_MAX}s) must be below "
+        f"BROKER_VISIBILITY_TIMEOUT ({BROKER_VISIBILITY_TIMEOUT}s)"
+    )
 # A claimed unit's lease: the attempt renews it every third of this while it works, so a unit
 # whose worker died is taken back within this many seconds (plus the watchdog's minute).
-NEIS_LEASE_SECONDS = env_int("NEIS_LEASE_SECONDS", 60, minimum=3)
+NEIS_LEASE_SECONDS = env_int("NEIS_LEASE_SECONDS", 60, minimum=3, maximum=3600)
 # Pins the collector's clock (collector/clock.py) for tests and replays:
 # "2026-11-21T10:00:00+09:00@1764400000" is that moment at that real Unix time, running on.
 # Empty: the real clock.
@@ -245,6 +311,8 @@ except ValueError as _exc:
     raise ImproperlyConfigured(f"NEIS_CLOCK: {_exc}") from None
 
 # --- Logging --------------------------------------------------------------------------------
+# Checked here: logging.config would refuse an unknown level only inside django.setup().
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -257,7 +325,7 @@ LOGGING = {
             "formatter": "plain",
         },
     },
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # urllib3 logs every URL it opens at DEBUG, key included; keep it quiet regardless.
         "urllib3": {"level": "WARNING"},

@@ -50,6 +50,37 @@ def test_it_allows_the_simulator_without_a_key():
     assert checks.check_neis_key(None) == []
 
 
+KEY = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("debug", "url", "key", "ids"),
+    [
+        (False, "http://neis.example.org", KEY, ["collector.E007"]),
+        (True, "http://neis.example.org", KEY, ["collector.E007"]),
+        (False, "http://127.0.0.1:8080", KEY, ["collector.E007"]),
+        (False, "http://localhost:8080", KEY, ["collector.E007"]),
+        (True, "http://127.0.0.1:8080", KEY, []),
+        (True, "http://localhost:8080", KEY, []),
+        (True, "http://[::1]:8080", KEY, []),
+        (False, "http://neis.example.org", "", []),  # keyless: nothing to give away
+        (False, REAL_HUB, KEY, []),
+        (False, "HTTP://open.neis.go.kr", KEY, ["collector.E007"]),
+    ],
+)
+def test_it_refuses_a_key_sent_over_plain_http(debug, url, key, ids):
+    with override_settings(DEBUG=debug, NEIS_BASE_URL=url, NEIS_API_KEY=key):
+        assert _ids(checks.check_neis_transport(None)) == ids
+
+
+def test_it_fails_check_deploy_for_a_key_over_plain_http():
+    done = _check_deploy(NEIS_BASE_URL="http://neis.example.org")
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert "collector.E007" in done.stderr
+    assert "NEIS_BASE_URL is plain http://" in done.stderr
+    assert KEY not in done.stdout + done.stderr
+
+
 @override_settings(CELERY_TASK_SOFT_TIME_LIMIT=600, CELERY_TASK_TIME_LIMIT=600)
 def test_it_refuses_a_soft_limit_not_below_the_hard_limit():
     assert "collector.E004" in _ids(checks.check_celery_limits(None))
@@ -60,17 +91,20 @@ def test_it_refuses_a_hard_limit_beyond_the_visibility_timeout():
     assert "collector.E005" in _ids(checks.check_celery_limits(None))
 
 
-def test_it_is_clean_under_a_production_like_environment():
+def _check_deploy(**overrides: str) -> subprocess.CompletedProcess:
+    """``manage.py check --deploy`` in a production-like environment, with ``overrides``."""
     env = child_env(
         {
             "DEBUG": "0",
             "SECRET_KEY": "k7#Qv9!zR2@xW5$mN8^bT1&cY4*hJ6(pL3)dF0-sG9+eA2=uI7",
             "ALLOWED_HOSTS": "timetables.example.org",
             "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
-            "NEIS_API_KEY": "0123456789abcdef0123456789abcdef",
+            "NEIS_BASE_URL": REAL_HUB,  # checks never connect; production talks https
+            "NEIS_API_KEY": KEY,
+            **overrides,
         }
     )
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
         env=env,
@@ -78,5 +112,9 @@ def test_it_is_clean_under_a_production_like_environment():
         text=True,
         timeout=60,
     )
+
+
+def test_it_is_clean_under_a_production_like_environment():
+    done = _check_deploy()
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no issues" in done.stdout

@@ -1,5 +1,6 @@
 """The compose file validates, and every setting is documented for operators."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import pytest
 from tests.processes import ROOT
 
 SETTING_READ = re.compile(r'env_\w+\(\s*"([A-Z][A-Z0-9_]+)"')
+COMPOSE_READ = re.compile(r"\$\{([A-Z][A-Z0-9_]+)")
 
 
 def _settings_variables():
@@ -33,23 +35,60 @@ def _compose_command():
     )
 
 
-def test_it_validates_the_compose_file():
-    done = subprocess.run(
-        [*_compose_command(), "-f", "docker/compose.yml", "config", "--services"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+def _compose_variables():
+    return set(COMPOSE_READ.findall((ROOT / "docker" / "compose.yml").read_text()))
+
+
+def _compose(tmp_path, *args, **env):
+    """``compose config`` with only ``env`` set: an empty env file, so a developer's
+    docker/.env cannot stand in for what the test leaves out."""
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    environ = {k: v for k, v in os.environ.items() if k not in _compose_variables()}
+    return subprocess.run(
+        [*_compose_command(), "-f", "docker/compose.yml", "--env-file", str(empty), *args],
+        cwd=ROOT, env={**environ, **env}, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
+
+
+def _service(config: str, name: str) -> str:
+    """One service's block of the rendered configuration."""
+    block = re.search(rf"^  {name}:\n(.*?)(?=^  \S|^\S|\Z)", config, re.M | re.S)
+    assert block, config
+    return block.group(1)
+
+
+def test_it_validates_the_compose_file(tmp_path):
+    done = _compose(tmp_path, "config", "--services", FLOWER_BASIC_AUTH="ops:pw")
     assert done.returncode == 0, done.stderr
     services = set(done.stdout.split())
     assert {"postgres", "redis", "web", "worker", "beat", "flower"} <= services
 
 
+def test_flower_does_not_start_without_a_login(tmp_path):
+    done = _compose(tmp_path, "config", "--services")
+    assert done.returncode != 0
+    assert "FLOWER_BASIC_AUTH" in done.stderr
+
+
+def test_flower_is_published_on_loopback_only_and_alone_has_the_login(tmp_path):
+    done = _compose(tmp_path, "config", FLOWER_BASIC_AUTH="ops:pw")
+    assert done.returncode == 0, done.stderr
+    flower = _service(done.stdout, "flower")
+    assert "127.0.0.1:5555:5555" in flower or "host_ip: 127.0.0.1" in flower, flower
+    assert "0.0.0.0" not in flower
+    assert "FLOWER_BASIC_AUTH: ops:pw" in flower
+    assert "ops:pw" not in _service(done.stdout, "worker") + _service(done.stdout, "web")
+
+
 def test_it_lists_every_variable_in_the_env_example():
     example = (ROOT / "docker" / ".env.example").read_text()
     listed = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", example, re.M))
-    assert _settings_variables() - listed == set()
+    assert (_settings_variables() | _compose_variables()) - listed == set()
 
 
 def test_it_documents_every_variable_in_the_readme():
     readme = (ROOT / "README.md").read_text()
-    missing = {name for name in _settings_variables() if f"`{name}`" not in readme}
+    names = _settings_variables() | _compose_variables()
+    missing = {name for name in names if f"`{name}`" not in readme}
     assert missing == set()

@@ -6,8 +6,10 @@ in errors.py, chosen by ``classify``; "no data" (INFO-200) is an empty result, n
 The client never retries: the pipeline owns retries, backoff and the shared request budget
 (``limiter``).
 
-The key travels in the query string, so every message that could carry a URL goes through
-``redact`` first, and exceptions from requests are never chained (their text holds the URL).
+The key travels in the query string, so it must reach NEIS only: redirects are never followed
+(a 3xx is the permanent error REDIRECT), every message that could carry a URL goes through
+``redact`` first, and no error is raised inside an ``except`` block, so none has the
+exceptions of requests or of the parser (whose text can hold the URL) as its context.
 """
 
 from __future__ import annotations
@@ -15,13 +17,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import functools
+import http.client
 import logging
 import os
+import re
+import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
@@ -38,7 +47,7 @@ from collector.neis.errors import (
 )
 from collector.neis.parse import normalise_subject
 from collector.neis.records import LessonRecord, Level, SchoolRecord
-from collector.neis.redact import RedactKeyFilter, redact
+from collector.neis.redact import RedactKeyFilter, printable, redact
 
 __all__ = [
     "FetchResult",
@@ -65,7 +74,14 @@ def _redact_urllib3_logs() -> None:
 _redact_urllib3_logs()
 
 USER_AGENT = "neis-timetables/0.1 (+collector)"
-MAX_PAGE_SIZE = 1000  # larger pSize values get ERROR-336
+MAX_PAGE_SIZE = parse.MAX_ROWS  # larger pSize values get ERROR-336
+KEYLESS_ROWS = 5  # sample mode serves 5 rows whatever pSize says (docs section 2)
+# Bounds on one answer. A 1000-row page is about 0.4 MB (timetables) to 0.8 MB (schoolInfo),
+# so 16 MiB leaves room for growth while bounding what one request can cost in memory.
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+# Seconds for a whole request: connecting, waiting and reading every byte. The read timeout
+# applies to each read only, so without this a host sending one byte a second never ends.
+DEFAULT_DEADLINE = 60.0
 NO_DATA = "INFO-200"
 SCHOOL_SERVICE = "schoolInfo"
 ARCHIVE_SUFFIX = "bgs"
@@ -92,6 +108,15 @@ RESULT_KINDS: dict[str, type[NeisError] | None] = {
     "CONNECTION": NeisTransientError,
     "BAD-BODY": NeisTransientError,  # HTML, maintenance page, truncated or invalid JSON
     "REQUEST": NeisPermanentError,  # requests refused to build the request (bad URL)
+    # A 3xx. Never followed: the key rides in the query string and must reach NEIS only. It
+    # will not fix itself (a moved hub, a captive portal, a hostile proxy): someone must look.
+    "REDIRECT": NeisPermanentError,
+    # Answers over the client's bounds. A body over max_body_bytes (as sent or inflated) or a
+    # page of more rows than pSize is what this query gets, and a retry would spend quota
+    # downloading it again: permanent. A request past its deadline may be quicker later.
+    "TOO-LARGE": NeisPermanentError,
+    "TOO-MANY-ROWS": NeisPermanentError,
+    "DEADLINE": NeisTransientError,
 }
 # HTTP statuses worth retrying besides 5xx.
 _TRANSIENT_STATUSES = {408, 425, 429}
@@ -140,6 +165,27 @@ def transport_tag(exc: requests.RequestException) -> str:
     return "REQUEST"
 
 
+def read_tag(exc: BaseException) -> str:
+    """The local tag for an exception urllib3 or a socket raised while a body was read."""
+    if isinstance(exc, ReadTimeoutError | TimeoutError):
+        return "TIMEOUT"
+    return "CONNECTION"
+
+
+def describe_redirect(status: int, location: str | None, url: str) -> str:
+    """What a refused redirect says: its status and target host, never the target's path or
+    query (a hostile host may echo the key there). Any Location, however malformed, gives a
+    description, not an exception."""
+    if not location:
+        return f"HTTP {status} redirect without a Location, refused"
+    try:
+        target = urlsplit(urljoin(url, location))
+        shown = f"{target.scheme}://{target.hostname or '?'}"
+    except ValueError:
+        shown = "an unreadable Location"
+    return f"HTTP {status} redirect to {shown} refused (the key is sent to NEIS only)"
+
+
 # --- Time -----------------------------------------------------------------------------------
 
 
@@ -181,6 +227,146 @@ def shared_session() -> requests.Session:
     return _session
 
 
+def _send(
+    session: requests.Session, url: str, query: dict, timeout: tuple[float, float]
+) -> requests.Response:
+    """GET ``url`` through the session's adapter, streamed: the body is left unread.
+
+    Not ``session.get``: that follows redirects, and even with ``allow_redirects=False`` it
+    reads a 3xx's whole body and parses its Location (a malformed one raises ValueError).
+    Going to the adapter directly also keeps cookies a host sets out of the shared session.
+    """
+    headers = {"Accept-Encoding": ACCEPT_ENCODING}
+    request = session.prepare_request(requests.Request("GET", url, params=query, headers=headers))
+    environment = session.merge_environment_settings(request.url, {}, True, None, None)
+    return session.get_adapter(request.url).send(request, timeout=timeout, **environment)
+
+
+# --- Reading bodies -------------------------------------------------------------------------
+# Bodies are read here, not by requests: it would read any length, inflate any gzip whole and
+# wait forever for a host that sends a byte now and then.
+ACCEPT_ENCODING = "gzip, deflate"  # only what _Inflater reads, whatever else is installed
+READ_CHUNK = 64 * 1024
+_READ_ERRORS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
+_DIGITS = re.compile(r"[0-9]+")
+
+
+class BodyRefused(Exception):
+    """An answer the client stops reading; ``code`` is its tag in RESULT_KINDS."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def read_body(
+    response: requests.Response,
+    *,
+    limit: int,
+    started: float,
+    seconds: float,
+    read_timeout: float,
+) -> bytearray:
+    """The whole body of a streamed ``response``, inflated, within bounds.
+
+    Raises BodyRefused: TOO-LARGE once Content-Length announces, or the bytes received or
+    inflated reach, more than ``limit``; DEADLINE once ``seconds`` have passed since
+    ``started`` (a ``time.monotonic()``); BAD-BODY for an encoding not asked for or a broken
+    compressed stream. Transport failures leave as the urllib3 or socket exception.
+    """
+    raw = response.raw
+    announced = response.headers.get("Content-Length", "").strip()
+    if _DIGITS.fullmatch(announced) and int(announced) > limit:
+        raise BodyRefused("TOO-LARGE", f"body of {announced} bytes announced, over {limit}")
+    inflater = _Inflater.for_encoding(response.headers.get("Content-Encoding"), limit)
+    deadline = started + seconds
+    body = bytearray()
+    received = 0
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise BodyRefused("DEADLINE", f"answer not complete after {seconds} s")
+        # Each read waits at most until the deadline, so a stall cannot outlive it.
+        _set_socket_timeout(raw, min(read_timeout, remaining))
+        try:
+            chunk = raw.read1(READ_CHUNK, decode_content=False)
+        except (ReadTimeoutError, TimeoutError):
+            if time.monotonic() < deadline:
+                raise
+            raise BodyRefused("DEADLINE", f"answer not complete after {seconds} s") from None
+        if not chunk:
+            break
+        received += len(chunk)
+        if received > limit:
+            raise BodyRefused("TOO-LARGE", f"body over {limit} bytes")
+        body += inflater.feed(chunk, limit - len(body)) if inflater else chunk
+    if inflater:
+        body += inflater.finish(limit - len(body))
+    return body
+
+
+def _set_socket_timeout(raw: urllib3.HTTPResponse, seconds: float) -> None:
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    # A socket the host has already closed has no timeout to set; its next read says so.
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.settimeout(seconds)
+
+
+class _Inflater:
+    """Inflates gzip (one member or several) or zlib deflate, never past a byte budget."""
+
+    ENCODINGS = ("gzip", "x-gzip", "deflate")
+
+    @classmethod
+    def for_encoding(cls, header: str | None, limit: int) -> _Inflater | None:
+        codings = [c.strip().lower() for c in (header or "").split(",")]
+        codings = [c for c in codings if c and c != "identity"]
+        if not codings:
+            return None
+        if len(codings) == 1 and codings[0] in cls.ENCODINGS:
+            return cls(limit)
+        raise BodyRefused("BAD-BODY", f"Content-Encoding {header!r} was not asked for")
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._new_member()
+
+    def _new_member(self) -> None:
+        # 32 + MAX_WBITS: a gzip or a zlib header, whichever comes.
+        self._zlib = zlib.decompressobj(32 + zlib.MAX_WBITS)
+
+    def feed(self, data: bytes, room: int) -> bytearray:
+        """Inflate ``data``; BodyRefused once the output would exceed ``room`` bytes."""
+        out = bytearray()
+        try:
+            while data:
+                # One byte past the room, at most: reaching it is the proof of a bomb, and
+                # nothing beyond it is ever inflated.
+                out += self._zlib.decompress(data, room - len(out) + 1)
+                if len(out) > room:
+                    raise BodyRefused("TOO-LARGE", f"body inflates past {self.limit} bytes")
+                if self._zlib.eof and self._zlib.unused_data:
+                    data = self._zlib.unused_data
+                    self._new_member()
+                else:
+                    data = self._zlib.unconsumed_tail
+        except zlib.error as exc:
+            raise BodyRefused("BAD-BODY", f"broken compressed body ({exc})") from None
+        return out
+
+    def finish(self, room: int) -> bytes:
+        try:
+            rest = self._zlib.flush()
+        except zlib.error as exc:
+            raise BodyRefused("BAD-BODY", f"broken compressed body ({exc})") from None
+        if len(rest) > room:
+            raise BodyRefused("TOO-LARGE", f"body inflates past {self.limit} bytes")
+        if not self._zlib.eof:
+            raise BodyRefused("BAD-BODY", "compressed body cut short")
+        return rest
+
+
 # --- Results --------------------------------------------------------------------------------
 
 
@@ -210,6 +396,18 @@ class FetchResult:
         return self.list_total_count - self.received
 
 
+def _lesson_of(
+    office_code: str, school_code: str, start: datetime.date, end: datetime.date, row: object
+) -> LessonRecord:
+    """A timetable row as a LessonRecord of the school and window asked for, or InvalidRow."""
+    record = parse.lesson_from_row(row)
+    if record.school_code != school_code or record.office_code != office_code:
+        raise parse.InvalidRow("other-school")
+    if not start <= record.date <= end:
+        raise parse.InvalidRow("outside-window")
+    return record
+
+
 # --- Client ---------------------------------------------------------------------------------
 
 
@@ -220,6 +418,9 @@ class NeisClient:
     has a ``slot()`` context manager entered around every HTTP request. ``clock`` returns an
     aware datetime; it picks the archive cut-off and the quota reset time. ``api_key=""``
     means keyless (sample) mode: NEIS then serves at most 5 rows, reported as ``missing``.
+    ``max_body_bytes`` caps each answer's body, as sent and inflated (TOO-LARGE), and
+    ``deadline`` is the seconds one request may take from connecting to its last byte
+    (DEADLINE); see docs/neis-api.md section 11.
     """
 
     #: Safety net against a hub that never ends a query; hitting it is logged, not raised.
@@ -235,6 +436,8 @@ class NeisClient:
         page_size: int = MAX_PAGE_SIZE,
         archive_before_ay: int = 0,
         quota_reset_hour: int = 0,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        deadline: float = DEFAULT_DEADLINE,
         limiter: Any = None,
         session: requests.Session | None = None,
         clock: Callable[[], datetime.datetime] | None = None,
@@ -243,14 +446,20 @@ class NeisClient:
             raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
         if not 0 <= quota_reset_hour <= 23:
             raise ValueError(f"quota_reset_hour must be 0..23, got {quota_reset_hour}")
-        if connect_timeout <= 0 or read_timeout <= 0:
+        if connect_timeout <= 0 or read_timeout <= 0 or deadline <= 0:
             raise ValueError("timeouts must be positive")
+        if max_body_bytes < 1:
+            raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
         base = base_url.rstrip("/")
         # Accept the hub URL with or without its /hub path.
         self.base_url = base if base.endswith("/hub") else f"{base}/hub"
         self._api_key = api_key or ""
         self.timeout = (connect_timeout, read_timeout)
+        self.max_body_bytes = max_body_bytes
+        self.deadline = deadline
         self.page_size = page_size
+        # The most rows a page may hold: pSize, or the 5 sample mode serves whatever pSize says.
+        self.max_rows = max(page_size, KEYLESS_ROWS) if not api_key else page_size
         self.archive_before_ay = archive_before_ay
         self.quota_reset_hour = quota_reset_hour
         self.limiter = limiter
@@ -303,7 +512,18 @@ class NeisClient:
         }
         result = FetchResult()
         query = {name: value for name, value in params.items() if value}
-        self._fetch(SCHOOL_SERVICE, SCHOOL_SERVICE, query, parse.school_from_row, result)
+
+        def convert(row: object) -> SchoolRecord:
+            # A listing of one office or school holds nothing else; what does is dropped, not
+            # filed under another office (and it keeps the listing from counting as complete).
+            record = parse.school_from_row(row)
+            if office_code and record.office_code != office_code:
+                raise parse.InvalidRow("other-office")
+            if school_code and record.code != school_code:
+                raise parse.InvalidRow("other-school")
+            return record
+
+        self._fetch(SCHOOL_SERVICE, SCHOOL_SERVICE, query, convert, result)
         return result
 
     def timetable(
@@ -318,9 +538,12 @@ class NeisClient:
 
         Academic years before the archive cut-off are asked of the ``*Timetablebgs`` twin; a
         window that crosses the cut-off becomes two queries, summed into one result. Rows come
-        in NEIS's order, electives and byte-identical duplicates included. Weeks with no data
-        give an empty result. Raises NeisTransientError, NeisQuotaError or NeisPermanentError,
-        and ValueError when ``date_from`` is after ``date_to``.
+        in NEIS's order, electives and byte-identical duplicates included. Rows of another
+        school (or office) or dated outside a query's window are counted as invalid
+        (``other-school``, ``outside-window``) and dropped, so the result is always one school's
+        window. Weeks with no data give an empty result. Raises NeisTransientError,
+        NeisQuotaError or NeisPermanentError, and ValueError when ``date_from`` is after
+        ``date_to``.
         """
         level = Level(level)
         if date_from > date_to:
@@ -333,7 +556,8 @@ class NeisClient:
                 "TI_FROM_YMD": start.strftime("%Y%m%d"),
                 "TI_TO_YMD": end.strftime("%Y%m%d"),
             }
-            self._fetch(service, level.service, params, parse.lesson_from_row, result)
+            convert = functools.partial(_lesson_of, office_code, school_code, start, end)
+            self._fetch(service, level.service, params, convert, result)
         return result
 
     # --- archive routing --------------------------------------------------------------------
@@ -427,31 +651,28 @@ class NeisClient:
     def _get(
         self, service: str, keys: Iterable[str], params: dict, result: FetchResult
     ) -> parse.Envelope:
-        """One request; returns a success or INFO-200 envelope, raises every other outcome."""
+        """One request; returns a success or INFO-200 envelope, raises every other outcome.
+
+        Errors are raised outside any ``except`` block, so none carries a ``__context__``: the
+        exceptions of requests, urllib3 and the parser can quote the URL, key included.
+        """
         query: dict[str, Any] = {"Type": "json", "pSize": self.page_size, **params}
         if self._api_key:
             query["KEY"] = self._api_key
         where = f"{service} page {params['pIndex']}"
         self._log(logging.DEBUG, "GET %s %s", service, self._describe(query))
         result.requests += 1
-        session = self._session or shared_session()
-        slot = self.limiter.slot() if self.limiter is not None else contextlib.nullcontext()
-        try:
-            with slot:
-                response = session.get(
-                    f"{self.base_url}/{service}", params=query, timeout=self.timeout
-                )
-                body = response.content
-        except requests.RequestException as exc:
-            # Not chained: the requests exception's text carries the URL, key included.
-            raise self._error(transport_tag(exc), f"{where}: {exc}") from None
+        status, body = self._exchange(f"{self.base_url}/{service}", query, where)
 
-        status = response.status_code
+        failure: tuple[str, str] | None = None
         try:
-            envelope = parse.read_envelope(body, keys)
+            envelope = parse.read_envelope(body, keys, max_rows=self.max_rows)
         except parse.BadBody as exc:
-            code = "BAD-BODY" if 200 <= status < 300 else f"HTTP-{status}"
-            raise self._error(code, f"{where}: HTTP {status}, {exc}") from None
+            code = "TOO-MANY-ROWS" if isinstance(exc, parse.TooManyRows) else "BAD-BODY"
+            code = code if 200 <= status < 300 else f"HTTP-{status}"
+            failure = (code, f"{where}: HTTP {status}, {exc}")
+        if failure is not None:
+            raise self._error(*failure)
         if not 200 <= status < 300 and _means_success(envelope.code):
             # A success envelope under an error status is not trusted; the status decides.
             raise self._error(f"HTTP-{status}", f"{where}: HTTP {status}")
@@ -462,19 +683,78 @@ class NeisClient:
             self._log(logging.INFO, "%s answered INFO-100: %s", where, envelope.message)
         return envelope
 
+    def _exchange(self, url: str, query: dict, where: str) -> tuple[int, bytearray]:
+        """Send one GET inside a limiter slot and read its answer: ``(status, body)``.
+
+        A redirect is refused unread; the body is read within ``max_body_bytes`` and the
+        request's ``deadline``. Raises the NeisError of a transport failure, a redirect or a
+        breached bound, unchained.
+        """
+        session = self._session or shared_session()
+        slot = self.limiter.slot() if self.limiter is not None else contextlib.nullcontext()
+        connect_timeout, read_timeout = self.timeout
+        failure: tuple[str, str] | None = None
+        status, body = 0, bytearray()
+        with slot:
+            started = time.monotonic()
+            timeout = (min(connect_timeout, self.deadline), min(read_timeout, self.deadline))
+            try:
+                response = _send(session, url, query, timeout)
+            except requests.RequestException as exc:
+                failure = (transport_tag(exc), f"{where}: {exc}")
+            else:
+                status, complete = response.status_code, False
+                try:
+                    if 300 <= status < 400:
+                        location = response.headers.get("Location")
+                        failure = (
+                            "REDIRECT",
+                            f"{where}: {describe_redirect(status, location, url)}",
+                        )
+                    else:
+                        body = read_body(
+                            response,
+                            limit=self.max_body_bytes,
+                            started=started,
+                            seconds=self.deadline,
+                            read_timeout=read_timeout,
+                        )
+                        complete = True
+                except BodyRefused as exc:
+                    # An error status says more than its oversized page; a deadline is its own.
+                    ok = 200 <= status < 300 or exc.code == "DEADLINE"
+                    failure = (
+                        exc.code if ok else f"HTTP-{status}",
+                        f"{where}: HTTP {status}, {exc}",
+                    )
+                except _READ_ERRORS as exc:
+                    failure = (read_tag(exc), f"{where}: {exc}")
+                finally:
+                    if complete:
+                        # Back to the pool for the next page, with the usual read timeout.
+                        _set_socket_timeout(response.raw, read_timeout)
+                        response.raw.release_conn()
+                    else:
+                        response.close()  # a half-read connection is never reused
+        if failure is not None:
+            raise self._error(*failure)
+        return status, body
+
     # --- helpers ----------------------------------------------------------------------------
 
     def _error(self, code: str, message: str) -> NeisError | None:
         resets_at = None
         if RESULT_KINDS.get(code) is NeisQuotaError:
             resets_at = next_quota_reset(self._clock(), self.quota_reset_hour)
-        return classify(code, redact(message, self._api_key), resets_at=resets_at)
+        # The code too: an unknown RESULT code is whatever the server wrote there.
+        code, message = (printable(redact(text, self._api_key)) for text in (code, message))
+        return classify(code, message, resets_at=resets_at)
 
     def _log(self, level: int, message: str, *args: object) -> None:
         # Arguments are scrubbed one by one so that the message stays a %s template.
         if logger.isEnabledFor(level):
             clean = tuple(
-                arg if isinstance(arg, int | float) else redact(str(arg), self._api_key)
+                arg if isinstance(arg, int | float) else printable(redact(str(arg), self._api_key))
                 for arg in args
             )
             logger.log(level, message, *clean)

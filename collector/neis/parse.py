@@ -10,6 +10,7 @@ import dataclasses
 import datetime
 import functools
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -18,13 +19,62 @@ from collector.clock import SEOUL
 from collector.neis.records import LessonRecord, SchoolRecord
 
 SUCCESS = "INFO-000"
+#: pSize's ceiling (docs/neis-api.md section 2): no honest page holds more rows.
+MAX_ROWS = 1000
+#: A list_total_count beyond this is not a count (a whole year of the country is ~3e8 rows,
+#: and one query is one school or one office); the ledger keeps it in a 4-byte integer.
+MAX_TOTAL = 100_000_000
+#: RESULT messages are a sentence or two; longer ones are cut to this many characters.
+MAX_MESSAGE = 200
 
+# --- What a row may hold -------------------------------------------------------------------
+# Bounds that keep every accepted value inside its column (collector/models.py) and out of the
+# implausible. PostgreSQL refuses a NUL in text and a B-tree entry over 2704 bytes, smallint
+# holds -32768..32767, and a character is at most 4 bytes of UTF-8.
+ACADEMIC_YEARS = range(1950, 2101)  # AY
+YEARS = range(1950, 2102)  # of ALL_TI_YMD and LOAD_DTM: AY 2100 ends in February 2101
+SEMESTERS = range(0, 5)  # NEIS documents 1 and 2; 0..4 keeps a lesson with a code never seen
+GRADES = range(0, 13)  # 1-6 and 1-3 by level; 0 and up to 12 for special-school courses
+PERIODS = range(0, 21)  # 0교시 (zero period) exists, and night courses run late
+OFFICE_CODE = re.compile(r"[A-Z][0-9A-Z]{2}")  # Office.code, 3 characters: B10, V10
+SCHOOL_CODE = re.compile(r"[0-9A-Z]{1,10}")  # School.code, at most 10; NEIS uses 7 digits
+#: Longest text, in characters, a column takes. Subject.raw and .name are each a B-tree entry
+#: (500 x 4 bytes = 2000); the six other text columns of the lesson key share one entry with
+#: fixed columns (370 x 4 = 1480 bytes); the schoolInfo ones are School's and Office's
+#: max_length (tests/neis/test_fuzz_parse.py checks them against the models).
+MAX_TEXT = {
+    "ITRT_CNTNT": 500,
+    "CLASS_NM": 50,
+    "DGHT_CRSE_SC_NM": 20,
+    "ORD_SC_NM": 50,
+    "DDDEP_NM": 100,
+    "SCHUL_CRSE_SC_NM": 50,
+    "CLRM_NM": 100,
+    "ATPT_OFCDC_SC_NM": 100,
+    "SCHUL_NM": 200,
+    "SCHUL_KND_SC_NM": 50,
+    "LCTN_SC_NM": 50,
+    "FOND_SC_NM": 20,
+    "DGHT_SC_NM": 20,
+    "ORG_RDNMA": 300,
+}
+# C0 and C1 controls (CSI is U+009B), DEL and lone surrogates (JSON "\ud800" decodes to one,
+# and it cannot be encoded as UTF-8). The raw subject keeps TAB, LF and CR: NEIS text has them.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNSAFE_BUT_WHITESPACE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_COUNT_FROM = 1024 * 1024  # bytes; at most ~25 MB of Python objects below this
+_UNBOUNDED = 1 << 62  # the limit of a column MAX_TEXT does not name (codes have patterns)
 _DIGITS = re.compile(r"[0-9]+")
+_RESULT_CODE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _LEADING_MARKS = re.compile(r"^[\s\-*]+")
 
 
 class BadBody(ValueError):
     """The body is not a NEIS JSON answer: HTML, XML, truncated or otherwise malformed."""
+
+
+class TooManyRows(BadBody):
+    """A page holds more rows than were asked for, or more JSON values than they could."""
 
 
 class InvalidRow(ValueError):
@@ -50,13 +100,29 @@ class Envelope:
     rows: list = dataclasses.field(default_factory=list)
 
 
-def read_envelope(body: bytes, envelope_keys: Iterable[str]) -> Envelope:
+def read_envelope(
+    body: bytes | bytearray, envelope_keys: Iterable[str], *, max_rows: int = MAX_ROWS
+) -> Envelope:
     """Decode a JSON body whatever its Content-Type claimed.
 
     ``envelope_keys`` are the top-level keys a success may use (the archive services answer
     under their current twin's name). Raises ``BadBody`` for anything that is not a NEIS
-    envelope; never raises for a RESULT code, however bad.
+    envelope, ``TooManyRows`` (a BadBody) for a page of more than ``max_rows`` rows; never
+    raises for a RESULT code, however bad. Nothing else leaves, whatever the bytes.
     """
+    try:
+        return _read_envelope(body, envelope_keys, max_rows)
+    except BadBody:
+        raise
+    except (RecursionError, ValueError, OverflowError, TypeError) as exc:
+        # The JSON parser's own failures on hostile input: nesting past the recursion limit
+        # (the bracket count in _check_size bounds it, not below that limit), a number of
+        # thousands of digits, and whatever a future shape of hostility finds.
+        raise BadBody(f"unreadable JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
+
+
+def _read_envelope(body: bytes | bytearray, envelope_keys: Iterable[str], max_rows: int):
+    _check_size(body, max_rows)
     try:
         # utf-8-sig: a BOM in front of the JSON would otherwise make it "invalid".
         text = body.decode("utf-8-sig")
@@ -68,8 +134,7 @@ def read_envelope(body: bytes, envelope_keys: Iterable[str]) -> Envelope:
     if stripped[0] == "<":
         raise BadBody(f"markup instead of JSON: {_snippet(stripped)}")
     try:
-        # strict=False: NEIS text can hold raw control characters (tabs, newlines) in strings.
-        data = json.loads(stripped, strict=False)
+        data = _JSON.decode(stripped)
     except json.JSONDecodeError as exc:
         raise BadBody(f"invalid JSON ({exc.msg} at char {exc.pos} of {len(stripped)})") from None
     if not isinstance(data, dict):
@@ -80,11 +145,49 @@ def read_envelope(body: bytes, envelope_keys: Iterable[str]) -> Envelope:
         return Envelope(code=code, message=message)
     for key in envelope_keys:
         if key in data:
-            return _success(data[key], key)
+            return _success(data[key], key, max_rows)
     raise BadBody(f"no RESULT and no envelope among keys {sorted(data)[:5]}")
 
 
-def _success(parts: object, key: str) -> Envelope:
+def _not_a_number(name: str) -> float:
+    raise BadBody(f"{name} is not a number NEIS sends")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999
+        raise BadBody(f"number {text[:20]} overflows")
+    return value
+
+
+def _short_int(text: str) -> int:
+    # Counts have a few digits; converting thousands of them is slow and raises past 4300.
+    if len(text) > 18:
+        raise BadBody(f"integer of {len(text)} digits")
+    return int(text)
+
+
+# strict=False: NEIS text can hold raw control characters (tabs, newlines) in strings. NaN,
+# Infinity and overlong numbers are refused while parsing.
+_JSON = json.JSONDecoder(
+    strict=False, parse_constant=_not_a_number, parse_float=_finite, parse_int=_short_int
+)
+
+
+def _check_size(body: bytes | bytearray, max_rows: int) -> None:
+    # Python objects cost 10 to 25 times the JSON text they come from when that text is all
+    # tiny values ("[[],[],...]", "[1,1,...]"); a capped body of those would still cost
+    # hundreds of MB to parse. A page has about one object per row and a few dozen values per
+    # row, so counting brackets and commas first bounds what parsing may build. Counting costs
+    # about 1 ms a MB, so bodies that cannot cost much whatever they hold are not counted.
+    if len(body) <= _COUNT_FROM:
+        return
+    containers = body.count(b"{") + body.count(b"[")
+    if containers > 4 * max_rows + 64 or body.count(b",") > 100 * max_rows + 1024:
+        raise TooManyRows(f"more JSON values than a page of {max_rows} rows can hold")
+
+
+def _success(parts: object, key: str, max_rows: int) -> Envelope:
     # Find head and row by name, not position: the order is documented but nothing needs it.
     if not isinstance(parts, list):
         raise BadBody(f"envelope {key!r} is not a list")
@@ -98,6 +201,8 @@ def _success(parts: object, key: str) -> Envelope:
         raise BadBody(f"envelope {key!r} has no head")
     if not isinstance(rows, list):
         raise BadBody(f"envelope {key!r} has a non-list row")
+    if len(rows) > max_rows:
+        raise TooManyRows(f"{len(rows)} rows on a page of at most {max_rows}")
     total: int | None = None
     code, message = SUCCESS, ""
     for item in head:
@@ -115,21 +220,25 @@ def _success(parts: object, key: str) -> Envelope:
 def _result(result: object) -> tuple[str, str]:
     if not isinstance(result, dict) or not isinstance(result.get("CODE"), str):
         raise BadBody("RESULT without a CODE")
+    # A code names an error class and ends up in logs and the ledger: plain ASCII only.
+    code = result["CODE"].strip()
+    if not _RESULT_CODE.fullmatch(code):
+        raise BadBody(f"RESULT CODE is not a code: {code[:40]!r}")
     message = result.get("MESSAGE")
-    return result["CODE"].strip(), message.strip() if isinstance(message, str) else ""
+    message = clean(message.strip())[:MAX_MESSAGE] if isinstance(message, str) else ""
+    return code, message
 
 
 def _total(value: object) -> int:
-    # Served as a JSON integer; a string form is accepted because nothing depends on the type.
-    if isinstance(value, bool):
-        raise BadBody("list_total_count is a boolean")
-    try:
-        total = int(value)
-    except (TypeError, ValueError):
-        raise BadBody(f"list_total_count is not an integer: {value!r}") from None
-    if total < 0:
-        raise BadBody(f"list_total_count is negative: {total}")
-    return total
+    # Served as a JSON integer; a string of ASCII digits is accepted because nothing depends
+    # on the type. int() would also take 1.5, "١٢" and True.
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        value = _short_int(value.strip())
+    if type(value) is not int:
+        raise BadBody(f"list_total_count is not an integer: {str(value)[:40]!r}")
+    if not 0 <= value <= MAX_TOTAL:
+        raise BadBody(f"list_total_count is out of range: {value}")
+    return value
 
 
 def _snippet(text: str, limit: int = 120) -> str:
@@ -141,10 +250,33 @@ def _snippet(text: str, limit: int = 120) -> str:
 # --- Rows -----------------------------------------------------------------------------------
 
 
+def clean(value: str, *, keep_whitespace: bool = False) -> str:
+    """``value`` with every control character, DEL and lone surrogate replaced by U+FFFD:
+    safe to store in PostgreSQL text and to print. ``keep_whitespace`` spares TAB, LF and CR.
+
+    Replaced rather than removed, so that "a\x00b" does not silently become another "ab".
+    """
+    if value.isprintable():
+        return value
+    unsafe = _UNSAFE_BUT_WHITESPACE if keep_whitespace else _UNSAFE
+    return unsafe.sub("\ufffd", value)
+
+
 def text(row: Mapping, column: str) -> str:
-    """A text column trimmed; ``null`` or absent becomes ``""``."""
+    """A text column trimmed and cleaned; ``null`` or absent becomes ``""``.
+
+    Raises ``InvalidRow(column)`` when it is longer than ``MAX_TEXT`` allows.
+    """
     value = row.get(column)
-    return value.strip() if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        return ""
+    value = value.strip()
+    # clean(), inlined: this runs a dozen times a row, and nearly every value is printable.
+    if not value.isprintable():
+        value = _UNSAFE.sub("\ufffd", value)
+    if len(value) > MAX_TEXT.get(column, _UNBOUNDED):
+        raise InvalidRow(column)
+    return value
 
 
 def normalise_subject(raw: str | None) -> str:
@@ -173,7 +305,7 @@ def parse_load_dtm(raw: str | None) -> datetime.datetime | None:
     informative only, so a bad value must not cost the row.
     """
     value = (raw or "").strip() if isinstance(raw, str) else ""
-    if not _DIGITS.fullmatch(value) or len(value) not in (8, 14):
+    if len(value) not in (8, 14) or not _DIGITS.fullmatch(value):
         return None
     return _seoul_moment(value)
 
@@ -182,6 +314,10 @@ def parse_load_dtm(raw: str | None) -> datetime.datetime | None:
 def _seoul_moment(digits: str) -> datetime.datetime | None:
     # Not strptime: it was a third of a lesson row's parsing, and 8 or 14 ASCII digits split
     # only one way. Cached: a school's rows repeat a few LOAD_DTM values.
+    # Years outside YEARS are refused: year 1 in Seoul is year 0 in UTC, which no datetime
+    # (nor the database driver converting to UTC) can hold.
+    if int(digits[:4]) not in YEARS:
+        return None
     try:
         return datetime.datetime(
             int(digits[:4]),
@@ -197,70 +333,116 @@ def _seoul_moment(digits: str) -> datetime.datetime | None:
 
 
 def _date(row: Mapping, column: str) -> datetime.date:
-    value = text(row, column)
-    if _DIGITS.fullmatch(value) and len(value) == 8:
+    value = row.get(column)
+    value = value.strip() if isinstance(value, str) else ""
+    # The length first: only 8-character texts reach the cache, never a hostile megabyte.
+    day = _day(value) if len(value) == 8 else None
+    if day is None:
+        raise InvalidRow(column)
+    return day
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(value: str) -> datetime.date | None:
+    # Cached, like _seoul_moment: a page has a few distinct dates over a thousand rows.
+    if value.isascii() and value.isdigit() and int(value[:4]) in YEARS:
         try:
             return datetime.date(int(value[:4]), int(value[4:6]), int(value[6:]))
         except ValueError:
             pass
+    return None
+
+
+def _integer(row: Mapping, column: str, bounds: range) -> int:
+    value = text(row, column)
+    # ASCII digits only: str.isdigit() alone would also accept "²" and other Unicode digits.
+    # The length first, so that int() never meets thousands of digits.
+    if len(value) <= 6 and value.isascii() and value.isdigit():
+        number = int(value)
+        if number in bounds:
+            return number
     raise InvalidRow(column)
 
 
-def _integer(row: Mapping, column: str) -> int:
-    value = text(row, column)
-    # fullmatch on [0-9]: str.isdigit() would also accept "²" and other Unicode digits.
-    if not _DIGITS.fullmatch(value):
-        raise InvalidRow(column)
-    return int(value)
-
-
-def _required(row: Mapping, column: str) -> str:
-    value = text(row, column)
-    if not value:
+def _code(row: Mapping, column: str, pattern: re.Pattern) -> str:
+    # The pattern admits neither control characters nor excess length: no text() needed.
+    value = row.get(column)
+    value = value.strip() if isinstance(value, str) else ""
+    if not pattern.fullmatch(value):
         raise InvalidRow(column)
     return value
+
+
+@functools.lru_cache(maxsize=1024)
+def _subject(raw: str) -> tuple[str, str]:
+    """(subject_raw, subject) of an ITRT_CNTNT text, or InvalidRow when either is too long.
+
+    Cached: a school's thousand rows a page repeat a few dozen subjects. Callers pass texts
+    of at most MAX_TEXT characters, so the cache holds at most about 2 MB.
+    """
+    subject_raw = clean(raw, keep_whitespace=True)
+    subject = normalise_subject(subject_raw)
+    # NFC can lengthen a text, so the normalised subject is measured too.
+    if max(len(subject_raw), len(subject)) > MAX_TEXT["ITRT_CNTNT"]:
+        raise InvalidRow("ITRT_CNTNT")
+    return subject_raw, subject
 
 
 def lesson_from_row(row: object) -> LessonRecord:
     """One timetable row (any level, current or archive) as a LessonRecord.
 
-    Raises ``InvalidRow`` naming the first column that makes the row unusable: the codes, the
-    date, AY, SEM, GRADE or PERIO. Every other column degrades to ``""`` or None.
+    Raises ``InvalidRow`` naming a column that makes the row unusable: a code that is not
+    one, a date or number outside its bounds (YEARS, SEMESTERS, GRADES, PERIODS), a text longer
+    than MAX_TEXT (the subject is measured first). Other columns degrade to ``""`` or None.
+    Every text is ``clean``: ``subject_raw`` is the served text with only that done to it, and
+    keeps its TABs, LFs and CRs.
     """
     if not isinstance(row, Mapping):
         raise InvalidRow("row")
     raw_subject = row.get("ITRT_CNTNT")
-    subject_raw = raw_subject if isinstance(raw_subject, str) else ""
+    if not isinstance(raw_subject, str):
+        subject_raw, subject = "", ""
+    elif len(raw_subject) > MAX_TEXT["ITRT_CNTNT"]:  # clean() keeps the length
+        raise InvalidRow("ITRT_CNTNT")
+    else:
+        subject_raw, subject = _subject(raw_subject)
     return LessonRecord(
-        office_code=_required(row, "ATPT_OFCDC_SC_CODE"),
-        school_code=_required(row, "SD_SCHUL_CODE"),
+        office_code=_code(row, "ATPT_OFCDC_SC_CODE", OFFICE_CODE),
+        school_code=_code(row, "SD_SCHUL_CODE", SCHOOL_CODE),
         date=_date(row, "ALL_TI_YMD"),
-        academic_year=_integer(row, "AY"),
-        semester=_integer(row, "SEM"),
-        grade=_integer(row, "GRADE"),
+        academic_year=_integer(row, "AY", ACADEMIC_YEARS),
+        semester=_integer(row, "SEM", SEMESTERS),
+        grade=_integer(row, "GRADE", GRADES),
         class_name=text(row, "CLASS_NM"),
-        period=_integer(row, "PERIO"),
+        period=_integer(row, "PERIO", PERIODS),
         day_night=text(row, "DGHT_CRSE_SC_NM"),
         track=text(row, "ORD_SC_NM"),
         department=text(row, "DDDEP_NM"),
         course=text(row, "SCHUL_CRSE_SC_NM"),
         classroom=text(row, "CLRM_NM"),
         subject_raw=subject_raw,
-        subject=normalise_subject(subject_raw),
+        subject=subject,
         load_dtm=parse_load_dtm(row.get("LOAD_DTM")),
     )
 
 
 def school_from_row(row: object) -> SchoolRecord:
-    """One schoolInfo row as a SchoolRecord; ``InvalidRow`` when it has no codes."""
+    """One schoolInfo row as a SchoolRecord, its texts ``clean``.
+
+    Raises ``InvalidRow`` when a code is missing or not a code, or a text is longer than its
+    column (MAX_TEXT).
+    """
     if not isinstance(row, Mapping):
         raise InvalidRow("row")
+    kind = clean(normalise_kind(row.get("SCHUL_KND_SC_NM")))
+    if len(kind) > MAX_TEXT["SCHUL_KND_SC_NM"]:
+        raise InvalidRow("SCHUL_KND_SC_NM")
     return SchoolRecord(
-        office_code=_required(row, "ATPT_OFCDC_SC_CODE"),
+        office_code=_code(row, "ATPT_OFCDC_SC_CODE", OFFICE_CODE),
         office_name=text(row, "ATPT_OFCDC_SC_NM"),
-        code=_required(row, "SD_SCHUL_CODE"),
+        code=_code(row, "SD_SCHUL_CODE", SCHOOL_CODE),
         name=text(row, "SCHUL_NM"),
-        kind=normalise_kind(row.get("SCHUL_KND_SC_NM")),
+        kind=kind,
         location=text(row, "LCTN_SC_NM"),
         founding_type=text(row, "FOND_SC_NM"),
         day_night=text(row, "DGHT_SC_NM"),

@@ -1,7 +1,11 @@
 """Typed records the NEIS client yields; the rest of the project never sees raw rows.
 
 Text columns that NEIS serves as ``null`` become ``""`` so that they can take part in
-natural keys; ``subject_raw`` keeps the served text exactly (``""`` for ``null``).
+natural keys; ``subject_raw`` keeps the served text (``""`` for ``null``). Every text is
+``parse.clean``: C0 and C1 control characters, DEL and lone surrogates are replaced by U+FFFD
+(``subject_raw`` keeps TAB, LF and CR, which NEIS subjects contain), so no value can hold a NUL
+(PostgreSQL refuses it) or act on the terminal that prints it. Every value fits its column
+(``parse`` bounds them).
 """
 
 from __future__ import annotations
@@ -66,6 +70,6 @@ class LessonRecord:
     department: str  # DDDEP_NM (his)
     course: str  # SCHUL_CRSE_SC_NM (sps)
     classroom: str  # CLRM_NM (his, sps)
-    subject_raw: str  # ITRT_CNTNT exactly as served; "" for null
+    subject_raw: str  # ITRT_CNTNT as served, only cleaned; "" for null
     subject: str  # normalised ITRT_CNTNT (see client.normalise_subject)
     load_dtm: datetime.datetime | None  # LOAD_DTM, 8 or 14 digits

@@ -23,6 +23,20 @@ def redact(text: str, secret: str | None = None) -> str:
     return _KEY_PARAM.sub(lambda match: match.group(1) + _MASK, text)
 
 
+def printable(text: str) -> str:
+    """``text`` with every character that is not printable as a backslash escape.
+
+    For messages and log lines that quote what a server sent: an ESC or CSI sequence must not
+    reach an operator's terminal raw, nor a newline forge a log line.
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+
+
 def configured_key() -> str:
     """The key from Django settings, or "" when settings are not configured."""
     try:

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from collector.neis.client import NeisClient
-from collector.neis.errors import NeisTransientError
+from collector.neis.errors import NeisError, NeisTransientError
 from collector.neis.records import Level
+from tests.neis.hostile import SCHOOL_ROW, fixed, page, serve
 
 BODIES = Path(__file__).resolve().parent / "bodies"
 NOW = datetime.datetime(2025, 11, 3, 9, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=9)))
@@ -87,7 +88,75 @@ def test_it_reads_an_archive_answer_under_the_current_envelope_key():
 
 
 def test_it_accepts_raw_control_characters_over_http():
+    monday, friday = datetime.date(2025, 11, 10), datetime.date(2025, 11, 14)
     with serving("els_control_chars.json") as (url, _):
         client = NeisClient(url, "k" * 32, clock=lambda: NOW)
-        result = client.timetable(Level.ELEMENTARY, "J10", "7530071", MONDAY, FRIDAY)
+        result = client.timetable(Level.ELEMENTARY, "J10", "7530071", monday, friday)
     assert result.rows[2].subject == "창의적 체험활동"
+    assert result.rows[2].subject_raw == "창의적\t체험활동\n"
+
+
+LESSON = {
+    "ATPT_OFCDC_SC_CODE": "B10",
+    "SD_SCHUL_CODE": "7000001",
+    "AY": "2024",
+    "SEM": "2",
+    "ALL_TI_YMD": "20250310",
+    "GRADE": "1",
+    "CLASS_NM": "1",
+    "PERIO": "1",
+    "ITRT_CNTNT": "국어",
+    "LOAD_DTM": "20250312",
+}
+
+
+def test_it_drops_rows_of_another_school_or_outside_the_window(db):
+    from collector import storage
+    from tests.storage.factories import make_school
+
+    served = [
+        LESSON,
+        {**LESSON, "PERIO": "2"},
+        {**LESSON, "SD_SCHUL_CODE": "7000002"},  # another school
+        {**LESSON, "ATPT_OFCDC_SC_CODE": "C10"},  # the same code under another office
+        {**LESSON, "ALL_TI_YMD": "20250307"},  # the Friday before the window
+        {**LESSON, "ALL_TI_YMD": "20250315"},  # the Saturday after it
+    ]
+    with serve(fixed(page(served, "hisTimetable"))) as hub:
+        result = fetch(hub.url)
+    assert [record.period for record in result.rows] == [1, 2]
+    assert (result.received, result.invalid) == (6, 4)
+    assert result.invalid_reasons == {"other-school": 2, "outside-window": 2}
+    # What the client returns, storage takes: it refuses other schools and other dates.
+    school = make_school("7000001", "B10", "고등학교")
+    stored = storage.store_lessons(school, MONDAY, FRIDAY, result.rows)
+    assert stored.inserted == 2
+
+
+def test_it_drops_schools_of_another_office_or_code_than_asked():
+    other_office = {**SCHOOL_ROW, "ATPT_OFCDC_SC_CODE": "C10", "SD_SCHUL_CODE": "7150451"}
+    with serve(fixed(page([SCHOOL_ROW, other_office]))) as hub:
+        client = NeisClient(hub.url, "k" * 32, clock=lambda: NOW)
+        by_office = client.schools(office_code="B10")
+        by_code = client.schools(school_code="7150451")
+    assert [record.code for record in by_office.rows] == ["7010057"]
+    assert by_office.invalid_reasons == {"other-office": 1}
+    assert [record.code for record in by_code.rows] == ["7150451"]
+    assert by_code.invalid_reasons == {"other-school": 1}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html><title>\x1b[2J\x1b]0;owned\x07 maintenance</title></html>",
+        b'{"RESULT": {"CODE": "INFO-300", "MESSAGE": "blocked\\u001b[31m\\u009b2J\\n"}}',
+    ],
+    ids=["html-title", "result-message"],
+)
+def test_it_reports_what_a_server_wrote_without_its_control_characters(body, caplog):
+    caplog.set_level(logging.DEBUG)
+    with serve(fixed(body)) as hub, pytest.raises(NeisError) as caught:
+        NeisClient(hub.url, "k" * 32, clock=lambda: NOW).schools()
+    shown = str(caught.value)
+    assert shown.isprintable(), repr(shown)
+    assert all(record.getMessage().isprintable() for record in caplog.records)

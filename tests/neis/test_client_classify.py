@@ -161,6 +161,8 @@ def test_it_splits_a_window_that_crosses_the_cutoff():
         ({"page_size": 1001}, "page_size must be 1..1000, got 1001"),
         ({"quota_reset_hour": 24}, "quota_reset_hour must be 0..23, got 24"),
         ({"read_timeout": 0}, "timeouts must be positive"),
+        ({"deadline": 0}, "timeouts must be positive"),
+        ({"max_body_bytes": 0}, "max_body_bytes must be positive, got 0"),
     ],
 )
 def test_it_refuses_settings_nothing_could_work_with(options, message):

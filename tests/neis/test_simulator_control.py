@@ -1,10 +1,12 @@
 """Control and observability, in-process and over HTTP in a subprocess (item 18)."""
 
+import json
+import re
 import threading
 
 import requests
 
-from neis_simulator import Simulator, SimulatorConfig, World
+from neis_simulator import Simulator, SimulatorConfig, World, key_tag
 
 pytest_plugins = ["tests.fixtures_neis"]
 
@@ -17,9 +19,29 @@ def test_it_counts_requests_by_service_key_and_outcome(neis_sim):
     stats = neis_sim.control.stats()
     assert stats["requests"] == 4
     assert stats["by_service"] == {"schoolInfo": 3, "nothing": 1}
-    assert stats["by_key"] == {neis_sim.key: 2, "(keyless)": 1, "abcd" * 8: 1}
+    assert stats["by_key"] == {key_tag(neis_sim.key): 2, "(keyless)": 1, key_tag("abcd" * 8): 1}
     assert stats["by_outcome"] == {"INFO-000": 2, "ERROR-310": 1, "ERROR-290": 1}
     assert stats["rows_served"] == 6
+
+
+def test_it_never_keeps_or_shows_a_full_key_in_its_stats_or_log(neis_sim):
+    sent = [neis_sim.key, "f" * 32, "0123456789abcdef0123456789abcdef"]
+    neis_sim.control.set_quota(1)  # so that after_337 counts keys too
+    for key in sent * 2:
+        neis_sim.get("schoolInfo", pSize=1, key=key)
+    for shown in (neis_sim.control.stats(), neis_sim.control.log()):
+        text = json.dumps(shown)
+        assert not any(key in text for key in sent)
+    over_http = requests.get(f"{neis_sim.url}/_sim/stats").text
+    assert not any(key in over_http for key in sent)
+    state = neis_sim.simulator.state.stats
+    kept = repr((state.by_key, state.after_337, list(state.log)))
+    assert not any(key in kept for key in sent)
+    tags = neis_sim.control.stats()["by_key"]
+    assert sorted(tags) == sorted(key_tag(key) for key in sent)
+    # A tag tells keys apart without giving them away: four characters, then a hash.
+    assert all(re.fullmatch(r"[0-9a-f]{4}~[0-9a-f]{8}", tag) for tag in tags)
+    assert key_tag("abcd" * 8) != key_tag("abcd" * 7 + "abce")
 
 
 def test_it_records_the_peak_of_concurrent_hub_requests(neis_sim):
@@ -56,8 +78,8 @@ def test_it_keeps_a_bounded_log_with_keys_redacted(neis_sim_factory):
         sim.get("schoolInfo", pIndex=index, pSize=1)
     log = sim.control.log()
     assert [entry["params"]["pIndex"] for entry in log] == ["4", "5", "6", "7", "8"]
-    assert all(entry["key"] == sim.key[:4] + "****" for entry in log)
-    assert all(entry["params"]["KEY"] == sim.key[:4] + "****" for entry in log)
+    assert all(entry["key"] == key_tag(sim.key) for entry in log)
+    assert all(entry["params"]["KEY"] == key_tag(sim.key) for entry in log)
     assert sim.key not in repr(log)
     assert log[-1]["outcome"] == "INFO-000" and log[-1]["rows"] == 1
     assert log[-1]["at"] == "2026-11-21T10:00:00+09:00"

@@ -1,0 +1,267 @@
+"""Fuzzing the parser: whatever the bytes, only BadBody or InvalidRow leaves it, and every row
+it accepts fits the columns of collector/models.py, B-tree entries included.
+
+Examples are random on every run (no example database is kept); a failure prints the input and
+the ``@reproduce_failure`` line to replay it. The budgets keep the file under a minute on two
+loaded cores.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from collector.models import Lesson, Office, School
+from collector.neis import parse
+from collector.neis.parse import BadBody, InvalidRow
+from collector.neis.records import LessonRecord, SchoolRecord
+
+FUZZ = settings(
+    max_examples=1000,
+    deadline=None,  # a loaded CI machine must not turn a slow example into a failure
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+SMALLINT = range(-32768, 32768)
+BTREE_ENTRY = 2704  # PostgreSQL's limit on one B-tree index entry, in bytes
+LESSON_COLUMNS = ["ATPT_OFCDC_SC_CODE", "SD_SCHUL_CODE", "AY", "SEM", "ALL_TI_YMD", "GRADE"]
+LESSON_COLUMNS += ["CLASS_NM", "PERIO", "DGHT_CRSE_SC_NM", "ORD_SC_NM", "DDDEP_NM"]
+LESSON_COLUMNS += ["SCHUL_CRSE_SC_NM", "CLRM_NM", "ITRT_CNTNT", "LOAD_DTM"]
+SCHOOL_COLUMNS = ["ATPT_OFCDC_SC_CODE", "ATPT_OFCDC_SC_NM", "SD_SCHUL_CODE", "SCHUL_NM"]
+SCHOOL_COLUMNS += ["SCHUL_KND_SC_NM", "LCTN_SC_NM", "FOND_SC_NM", "DGHT_SC_NM", "ORG_RDNMA"]
+SCHOOL_COLUMNS += ["LOAD_DTM"]
+
+# --- Values a hostile hub might put in a row ------------------------------------------------
+
+HOSTILE_CHARS = st.sampled_from(
+    ["\x00", "\x1b", "\x1b[2J", "\x7f", "\x9b", "\ud800", "\udfff", "\t", "\n", "\r", "\u202e"]
+)
+texts = st.one_of(
+    st.text(max_size=30),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=30),
+    st.lists(st.one_of(st.text(max_size=5), HOSTILE_CHARS), max_size=8).map("".join),
+    st.builds(
+        lambda c, n: c * n, st.sampled_from(["가", "𝄞", "a", " ", "9"]), st.integers(0, 3000)
+    ),
+)
+digits = st.one_of(
+    st.integers(-(10**6), 10**6).map(str),
+    st.integers(0, 10**30).map(str),
+    st.sampled_from(["", " 1 ", "٣", "²", "1e3", "0x10", "9" * 5000, "+1", "1.0", "00012"]),
+    st.from_regex(r"[0-9]{8}", fullmatch=True),
+    st.from_regex(r"[0-9]{14}", fullmatch=True),
+    st.dates().map(lambda d: d.strftime("%Y%m%d").zfill(8)),
+)
+codes = st.one_of(
+    st.from_regex(r"[A-Z][0-9]{2}", fullmatch=True),
+    st.from_regex(r"[0-9]{7}", fullmatch=True),
+    st.from_regex(r"[0-9A-Za-z]{0,12}", fullmatch=True),
+)
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False)
+)
+values = st.one_of(
+    texts, digits, codes, json_scalars, st.lists(st.integers(), max_size=3), st.just({"a": 1})
+)
+
+
+def rows(columns: list[str]) -> st.SearchStrategy[dict]:
+    """Rows over ``columns`` with any subset present, each holding any hostile value."""
+    return st.fixed_dictionaries({}, optional=dict.fromkeys(columns, values)) | st.dictionaries(
+        st.sampled_from(columns) | st.text(max_size=5), values, max_size=20
+    )
+
+
+# --- Bodies ---------------------------------------------------------------------------------
+
+json_values = st.recursive(
+    json_scalars | texts,
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(texts, children, max_size=5),
+    max_leaves=20,
+)
+totals = st.one_of(
+    st.integers(), digits, json_scalars, st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999"])
+)
+result_codes = st.one_of(st.sampled_from(["INFO-000", "INFO-200", "ERROR-337", "INFO-100"]), texts)
+
+
+@st.composite
+def envelopes(draw) -> bytes:
+    """A NEIS-shaped answer with hostile parts, as JSON text (NaN and friends included)."""
+    result = {"CODE": draw(result_codes), "MESSAGE": draw(texts | json_scalars)}
+    if draw(st.booleans()):
+        return json.dumps({"RESULT": result}).encode()
+    head = [{"list_total_count": "TOTAL"}, {"RESULT": result}]
+    page_rows = draw(st.lists(rows(LESSON_COLUMNS) | json_values, max_size=8))
+    parts = draw(st.permutations([{"head": head}, {"row": page_rows}]))
+    text = json.dumps({"hisTimetable": parts})
+    total = draw(totals)
+    total_text = total if isinstance(total, str) and not total.isdigit() else json.dumps(total)
+    return text.replace('"TOTAL"', total_text).encode()
+
+
+@st.composite
+def mangled(draw) -> bytes:
+    """An envelope cut, spliced or wrapped in deep nesting."""
+    body = draw(envelopes())
+    how = draw(st.sampled_from(["cut", "splice", "nest", "bom", "latin1"]))
+    if how == "cut":
+        return body[: draw(st.integers(0, len(body)))]
+    if how == "splice":
+        at = draw(st.integers(0, len(body)))
+        return body[:at] + draw(st.binary(max_size=20)) + body[at:]
+    if how == "nest":
+        depth = draw(st.integers(1, 5000))
+        return b"[" * depth + body + b"]" * depth
+    if how == "bom":
+        return b"\xef\xbb\xbf" + body
+    return body.decode().encode("latin-1", "replace")
+
+
+bodies = st.one_of(
+    st.binary(max_size=200),
+    json_values.map(lambda value: json.dumps(value).encode()),
+    envelopes(),
+    mangled(),
+)
+
+
+@FUZZ
+@given(body=bodies, max_rows=st.sampled_from([1, 5, 1000]))
+def test_it_reads_any_body_as_an_envelope_or_bad_body(body, max_rows):
+    try:
+        envelope = parse.read_envelope(body, ["hisTimetable"], max_rows=max_rows)
+    except BadBody:
+        return
+    assert 1 <= len(envelope.code) <= 32 and envelope.code.isascii()
+    assert 0 <= envelope.list_total_count <= parse.MAX_TOTAL
+    assert len(envelope.rows) <= max_rows
+    assert len(envelope.message) <= parse.MAX_MESSAGE
+    assert_clean(envelope.message)
+
+
+# --- Rows -----------------------------------------------------------------------------------
+
+
+def assert_clean(value: str, whitespace: str = "") -> None:
+    """Storable in PostgreSQL text and harmless on a terminal; ``whitespace`` lists the
+    controls allowed (the raw subject keeps TAB, LF and CR)."""
+    value.encode("utf-8")  # no lone surrogate
+    assert not any(_control(char) and char not in whitespace for char in value), repr(value)
+
+
+def _control(char: str) -> bool:
+    code = ord(char)
+    return code < 0x20 or 0x7F <= code <= 0x9F or 0xD800 <= code < 0xE000
+
+
+def max_length(model, field: str) -> int:
+    return model._meta.get_field(field).max_length
+
+
+def assert_fits(value: str, limit: int) -> None:
+    assert_clean(value)
+    assert len(value) <= limit, (len(value), limit)
+
+
+def assert_lesson_fits(record: LessonRecord) -> None:
+    assert_fits(record.office_code, max_length(Office, "code"))
+    assert_fits(record.school_code, max_length(School, "code"))
+    for name in ("academic_year", "semester", "grade", "period"):
+        assert Lesson._meta.get_field(name).get_internal_type() == "SmallIntegerField"
+        assert getattr(record, name) in SMALLINT
+    assert record.academic_year in parse.ACADEMIC_YEARS
+    assert record.semester in parse.SEMESTERS and record.grade in parse.GRADES
+    assert record.period in parse.PERIODS and record.date.year in parse.YEARS
+    key_texts = [record.class_name, record.day_night, record.track, record.department]
+    key_texts += [record.course, record.classroom]
+    for value in [*key_texts, record.subject]:
+        assert_clean(value)
+    assert_clean(record.subject_raw, whitespace="\t\n\r")
+    # The natural key's text columns share one B-tree entry with its fixed-size columns;
+    # the subject's two texts are each their own entry.
+    assert sum(len(value.encode()) for value in key_texts) + 64 <= BTREE_ENTRY
+    assert len(record.subject_raw.encode()) + 16 <= BTREE_ENTRY
+    assert len(record.subject.encode()) + 16 <= BTREE_ENTRY
+    if record.load_dtm is not None:
+        record.load_dtm.astimezone(datetime.UTC)  # what the driver does before storing
+
+
+def assert_school_fits(record: SchoolRecord) -> None:
+    assert_fits(record.office_code, max_length(Office, "code"))
+    assert_fits(record.office_name, max_length(Office, "name"))
+    assert_fits(record.code, max_length(School, "code"))
+    for field in ("name", "kind", "location", "founding_type", "day_night", "address"):
+        assert_fits(getattr(record, field), max_length(School, field))
+    if record.load_dtm is not None:
+        record.load_dtm.astimezone(datetime.UTC)
+
+
+@FUZZ
+@given(row=rows(LESSON_COLUMNS) | json_values)
+def test_it_makes_any_lesson_row_a_record_that_fits_or_invalid_row(row):
+    try:
+        record = parse.lesson_from_row(row)
+    except InvalidRow as exc:
+        assert exc.reason in LESSON_COLUMNS or exc.reason == "row"
+        return
+    assert_lesson_fits(record)
+
+
+@FUZZ
+@given(row=rows(SCHOOL_COLUMNS) | json_values)
+def test_it_makes_any_school_row_a_record_that_fits_or_invalid_row(row):
+    try:
+        record = parse.school_from_row(row)
+    except InvalidRow as exc:
+        assert exc.reason in SCHOOL_COLUMNS or exc.reason == "row"
+        return
+    assert_school_fits(record)
+
+
+# Rows that pass are rare among random ones, so the edges are also drawn from valid values.
+near_valid_lessons = st.fixed_dictionaries(
+    {
+        "ATPT_OFCDC_SC_CODE": st.from_regex(r"[A-Z][0-9A-Z]{2}", fullmatch=True),
+        "SD_SCHUL_CODE": st.from_regex(r"[0-9A-Z]{1,10}", fullmatch=True),
+        "AY": st.integers(1940, 2110).map(str) | digits,
+        "SEM": st.integers(-1, 6).map(str) | digits,
+        "ALL_TI_YMD": st.dates().map(lambda d: f"{d.year:04d}{d.month:02d}{d.day:02d}"),
+        "GRADE": st.integers(-1, 14).map(str) | digits,
+        "PERIO": st.integers(-1, 22).map(str) | digits,
+    },
+    optional={
+        **dict.fromkeys(["CLASS_NM", "DGHT_CRSE_SC_NM", "ORD_SC_NM", "DDDEP_NM"], texts),
+        **dict.fromkeys(["SCHUL_CRSE_SC_NM", "CLRM_NM", "ITRT_CNTNT"], texts),
+        "LOAD_DTM": digits,
+    },
+)
+
+
+@FUZZ
+@given(row=near_valid_lessons)
+def test_it_keeps_rows_at_the_edges_inside_the_columns(row):
+    try:
+        record = parse.lesson_from_row(row)
+    except InvalidRow:
+        return
+    assert_lesson_fits(record)
+
+
+def test_it_bounds_school_texts_by_the_models_max_length():
+    # The lesson's texts are TextFields, bounded by the B-tree (checked above); the schoolInfo
+    # ones are CharFields, and a longer value would be a DataError.
+    assert Lesson._meta.get_field("class_name").get_internal_type() == "TextField"
+    for column, model, name in [
+        ("ATPT_OFCDC_SC_NM", Office, "name"),
+        ("SCHUL_NM", School, "name"),
+        ("SCHUL_KND_SC_NM", School, "kind"),
+        ("LCTN_SC_NM", School, "location"),
+        ("FOND_SC_NM", School, "founding_type"),
+        ("DGHT_SC_NM", School, "day_night"),
+        ("ORG_RDNMA", School, "address"),
+    ]:
+        assert parse.MAX_TEXT[column] == max_length(model, name), column
