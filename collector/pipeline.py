@@ -422,6 +422,7 @@ def _fetch_and_store(unit, run, school, client, budget) -> Outcome:
                 run.date_to,
                 fetched.rows,
                 history=Observer(run_id=run.pk, unit_id=unit_id),
+                digest=fetched.digest,
             )
             counts.update(
                 rows_inserted=stored.inserted,

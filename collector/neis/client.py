@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import datetime
 import functools
+import hashlib
 import http.client
 import logging
 import os
@@ -379,6 +380,8 @@ class FetchResult:
     summed over the queries (two when a window crosses the archive cut-off); ``received`` is
     the rows actually served, kept or not; ``invalid`` of those were dropped, with counts by
     column in ``invalid_reasons``. ``missing`` is reported, never hidden or raised.
+    ``digest`` identifies the answer: the same services asked for the same rows served in the
+    same bytes give the same digest (``storage.store_lessons`` skips an answer it merged).
     """
 
     rows: list = dataclasses.field(default_factory=list, repr=False)
@@ -389,6 +392,13 @@ class FetchResult:
     invalid: int = 0
     invalid_reasons: dict[str, int] = dataclasses.field(default_factory=dict)
     services: list[str] = dataclasses.field(default_factory=list)
+    # SHA-1 over every page body in order: fast (about 1 ms a megabyte), and wide enough that
+    # two different answers of one school window never share a digest by chance.
+    _hash: Any = dataclasses.field(default_factory=hashlib.sha1, repr=False, compare=False)
+
+    @property
+    def digest(self) -> str:
+        return self._hash.hexdigest()
 
     @property
     def missing(self) -> int:
@@ -663,6 +673,8 @@ class NeisClient:
         self._log(logging.DEBUG, "GET %s %s", service, self._describe(query))
         result.requests += 1
         status, body = self._exchange(f"{self.base_url}/{service}", query, where)
+        result._hash.update(f"{service} {status} {len(body)}\n".encode())
+        result._hash.update(body)
 
         failure: tuple[str, str] | None = None
         try:

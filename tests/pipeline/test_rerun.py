@@ -1,0 +1,55 @@
+"""A weekly re-run of weeks NEIS has not changed costs no database write."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from collector import pipeline
+from collector.models import LessonChange, WindowDigest
+from tests.pipeline.truth import expected_lessons, stored_lessons
+from tests.storage.factories import row_versions
+
+pytest_plugins = ["tests.fixtures_neis"]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("local_budget")]
+
+MONDAY, FRIDAY = datetime.date(2026, 11, 16), datetime.date(2026, 11, 20)
+
+
+@pytest.fixture
+def sim(neis_sim, settings):
+    settings.NEIS_BASE_URL = neis_sim.url
+    settings.NEIS_API_KEY = neis_sim.key
+    return neis_sim
+
+
+def _collect():
+    run = pipeline.create_run("middle", MONDAY, FRIDAY, offices=["I10"])
+    return pipeline.run_in_process(run)
+
+
+def test_it_skips_every_unchanged_school_window_on_a_rerun(sim):
+    first = _collect()
+    assert first.rows_inserted > 0
+    versions, history = row_versions(), LessonChange.objects.count()
+    second = _collect()
+
+    assert second.status == "done"
+    assert (second.rows_inserted, second.rows_updated, second.rows_removed) == (0, 0, 0)
+    assert second.rows_unchanged == first.rows_inserted
+    assert row_versions() == versions  # not one lesson rewritten
+    assert LessonChange.objects.count() == history
+    assert WindowDigest.objects.count() == first.units_done
+
+
+def test_it_merges_a_window_neis_revised_since(sim):
+    codes = None
+    first = _collect()
+    codes = list(first.units.values_list("school__code", flat=True))
+    later = sim.control.now() + datetime.timedelta(days=3)  # past the week's revisions
+    sim.control.set_clock(later)
+    second = _collect()
+    expected = expected_lessons(sim.world, codes, MONDAY, FRIDAY, later)
+    assert stored_lessons(codes, MONDAY, FRIDAY) == expected
+    assert second.rows_updated + second.rows_inserted + second.rows_removed > 0
