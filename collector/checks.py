@@ -110,6 +110,17 @@ def check_celery_limits(app_configs, **kwargs):
                 id="collector.E005",
             )
         )
+    deadline, read = settings.NEIS_REQUEST_DEADLINE, settings.NEIS_READ_TIMEOUT
+    if not read <= deadline < soft:
+        errors.append(
+            Error(
+                f"NEIS_REQUEST_DEADLINE ({deadline}s) must be at least NEIS_READ_TIMEOUT "
+                f"({read}s) and below CELERY_TASK_SOFT_TIME_LIMIT ({soft}s).",
+                hint="A request that may outlast its task is cut off by the time limit instead "
+                "of failing as a NEIS error the task can retry.",
+                id="collector.E008",
+            )
+        )
     if not settings.DEBUG and settings.BROKER_KIND == "filesystem":
         errors.append(
             Warning(

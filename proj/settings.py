@@ -256,6 +256,10 @@ if any(char.isspace() or not char.isprintable() for char in NEIS_API_KEY):
 # Seconds. A timeout of nan or inf would wait forever on a hung NEIS.
 NEIS_CONNECT_TIMEOUT = env_float("NEIS_CONNECT_TIMEOUT", 5.0, minimum=0.1, maximum=60)
 NEIS_READ_TIMEOUT = env_float("NEIS_READ_TIMEOUT", 30.0, minimum=0.1, maximum=600)
+# A whole request, however slowly the body trickles in, and the most bytes one answer may
+# hold (as sent and inflated): a 1000-row page is under 1 MB.
+NEIS_REQUEST_DEADLINE = env_float("NEIS_REQUEST_DEADLINE", 60.0, minimum=1, maximum=600)
+NEIS_MAX_BODY_BYTES = env_int("NEIS_MAX_BODY_BYTES", 16 * 2**20, minimum=2**20, maximum=256 * 2**20)
 NEIS_PAGE_SIZE = env_int("NEIS_PAGE_SIZE", MAX_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE)
 # Academic years before this are served by the *Timetablebgs archive services; 0 means
 # "the current academic year minus one", the rule the portal follows since 4th-gen NEIS.

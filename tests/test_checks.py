@@ -91,6 +91,17 @@ def test_it_refuses_a_hard_limit_beyond_the_visibility_timeout():
     assert "collector.E005" in _ids(checks.check_celery_limits(None))
 
 
+@pytest.mark.parametrize(("deadline", "read"), [(10.0, 30.0), (540.0, 30.0)])
+def test_it_refuses_a_request_deadline_outside_the_read_timeout_and_the_soft_limit(
+    settings, deadline, read
+):
+    settings.NEIS_REQUEST_DEADLINE, settings.NEIS_READ_TIMEOUT = deadline, read
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 540
+    assert "collector.E008" in _ids(checks.check_celery_limits(None))
+    settings.NEIS_REQUEST_DEADLINE = 60.0
+    assert "collector.E008" not in _ids(checks.check_celery_limits(None))
+
+
 def _check_deploy(**overrides: str) -> subprocess.CompletedProcess:
     """``manage.py check --deploy`` in a production-like environment, with ``overrides``."""
     env = child_env(

@@ -486,6 +486,8 @@ class NeisClient:
             "api_key": settings.NEIS_API_KEY,
             "connect_timeout": settings.NEIS_CONNECT_TIMEOUT,
             "read_timeout": settings.NEIS_READ_TIMEOUT,
+            "deadline": settings.NEIS_REQUEST_DEADLINE,
+            "max_body_bytes": settings.NEIS_MAX_BODY_BYTES,
             "page_size": settings.NEIS_PAGE_SIZE,
             "archive_before_ay": settings.NEIS_ARCHIVE_BEFORE_AY,
             "quota_reset_hour": settings.NEIS_QUOTA_RESET_HOUR,

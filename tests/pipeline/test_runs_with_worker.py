@@ -147,7 +147,7 @@ def test_it_loses_nothing_when_the_worker_is_killed(wired, tmp_path):
     sim, env = wired
     sim.control.configure(latency_ms=150)
     short = {**env, "BROKER_VISIBILITY_TIMEOUT": "10", "CELERY_TASK_TIME_LIMIT": "8",
-             "CELERY_TASK_SOFT_TIME_LIMIT": "6"}  # fmt: skip
+             "CELERY_TASK_SOFT_TIME_LIMIT": "6", "NEIS_REQUEST_DEADLINE": "4"}  # fmt: skip
     run = _start(level="elementary")
     with celery_worker(tmp_path, short, concurrency=2) as worker:
         wait_until(lambda: run.units.filter(status=UnitStatus.DONE).count() >= 2, timeout=120)
