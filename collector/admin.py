@@ -15,9 +15,13 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.utils.functional import cached_property
 
+from collector import clock
+from collector.admin_console import lessons_by_week, school_runs
+from collector.admin_coverage import MissingInWeekFilter
 from collector.admin_runs import CollectionRunAdmin, RunPermissions, SchoolRunAdmin, collect_now
 from collector.ledger import CollectionRun, SchoolRun
 from collector.models import LESSON_KEY, Lesson, Office, School, Subject
+from collector.workers import STALE_AFTER, WorkerHeartbeat
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -43,10 +47,30 @@ class OfficeAdmin(ReadOnlyAdmin):
 class SchoolAdmin(RunPermissions, ReadOnlyAdmin):
     actions = [collect_now]
     list_display = ("code", "name", "office", "kind", "level", "active", "last_seen")
-    list_filter = ("office", "level", "active", "kind")
+    list_filter = ("office", "level", "active", "kind", MissingInWeekFilter)
     list_select_related = ("office",)
     search_fields = ("^code", "name")
     search_help_text = "School code (prefix) or part of the name."
+    readonly_fields = ("runs", "lessons_by_week")
+
+    @admin.display(description="its runs (newest first)")
+    def runs(self, school):
+        return school_runs(school)
+
+    @admin.display(description="lessons by school week")
+    def lessons_by_week(self, school):
+        return lessons_by_week(school)
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ReadOnlyAdmin):
+    """The workers that said they are alive, and the queues they consume (collector.workers)."""
+
+    list_display = ("hostname", "queues", "pid", "started_at", "seen_at", "alive")
+
+    @admin.display(description="alive", boolean=True)
+    def alive(self, heartbeat):
+        return heartbeat.seen_at >= clock.now() - STALE_AFTER
 
 
 @admin.register(Subject)
@@ -131,5 +155,7 @@ def estimated_lessons() -> int | None:
         return cursor.fetchone()[0]
 
 
+# The index links the console's own pages (completeness, changes) above the model list.
+admin.site.index_template = "admin/collector/index.html"
 admin.site.register(CollectionRun, CollectionRunAdmin)
 admin.site.register(SchoolRun, SchoolRunAdmin)

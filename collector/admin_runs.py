@@ -25,9 +25,19 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
-from collector import clock, pipeline, report
+from collector import clock, console, pipeline, report
+from collector.admin_console import (
+    changes_of_run,
+    console_context,
+    ledger_url,
+    no_worker_warning,
+    progress_bar,
+    run_links,
+    unit_reason,
+)
 from collector.ledger import CollectionRun, RunLevel, RunStatus, SchoolRun, Trigger, UnitStatus
 from collector.models import Office
+from collector.workers import WorkerHeartbeat
 
 CHECKBOX = admin.helpers.ACTION_CHECKBOX_NAME
 # The POST field of a confirmation page's button: without it an action only shows that page.
@@ -123,6 +133,26 @@ def _window(run) -> str:
     return f"{run.date_from} – {run.date_to}"
 
 
+class RunChangeList(SafeDateChangeList):
+    """The run list, each run of the page carrying its ``console.Progress`` (``run.progress``):
+    the open ones counted from the ledger in one grouped query for the whole page."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        found = console.progress(self.result_list)
+        for run in self.result_list:
+            run.progress = found[run.pk]
+        self.has_open = any(run.is_open for run in self.result_list)
+
+
+def _progress(run) -> console.Progress:
+    """The run's progress: set by the run list for its page, else read now (one run)."""
+    found = getattr(run, "progress", None)
+    if found is None:
+        found = run.progress = console.progress([run])[run.pk]
+    return found
+
+
 class CollectionRunAdmin(RunPermissions, admin.ModelAdmin):
     list_display = (
         "id",
@@ -130,30 +160,205 @@ class CollectionRunAdmin(RunPermissions, admin.ModelAdmin):
         "window",
         "trigger",
         "status",
-        "units_total",
-        "units_done",
-        "units_no_data",
-        "units_deferred",
-        "units_failed",
-        "rows_fetched",
-        "created_at",
-        "finished_at",
+        "progress_column",
+        "done_column",
+        "no_data_column",
+        "deferred_column",
+        "failed_column",
+        "lessons_column",
+        "requests_column",
+        "started_column",
+        "elapsed_column",
+        "finish_column",
     )
     list_filter = ("level", "status", "trigger")
     date_hierarchy = "created_at"
     show_full_result_count = False
     actions = ["retry_failed_schools", "cancel_runs", "refresh_counts"]
-    readonly_fields = [field.name for field in CollectionRun._meta.fields] + ["problem_schools"]
+    # Moments are shown in Seoul time with their zone by the *_kst methods instead.
+    _moments = ("created_at", "started_at", "finished_at")
+    fieldsets = [
+        (None, {"fields": ["progress_panel", "links"]}),
+        (
+            "Run",
+            {
+                "fields": [
+                    "level",
+                    "offices",
+                    "school_codes",
+                    "date_from",
+                    "date_to",
+                    "trigger",
+                    "trigger_key",
+                    "requested_by",
+                    "status",
+                    "created_kst",
+                    "started_kst",
+                    "finished_kst",
+                ]
+            },
+        ),
+        (
+            "Counts stored when the run closed (or was recounted)",
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    f.name
+                    for f in CollectionRun._meta.fields
+                    if f.name.startswith(("units_", "rows_")) or f.name == "requests"
+                ],
+            },
+        ),
+        ("Failed and deferred schools", {"fields": ["problem_schools"]}),
+        ("Timetable changes", {"fields": ["changed_lessons"]}),
+    ]
+    readonly_fields = [field.name for field in CollectionRun._meta.fields] + [
+        "problem_schools",
+        "progress_panel",
+        "links",
+        "created_kst",
+        "started_kst",
+        "finished_kst",
+        "changed_lessons",
+    ]
 
     def has_add_permission(self, request):
         return False
 
     def get_changelist(self, request, **kwargs):
-        return SafeDateChangeList
+        return RunChangeList
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), **console_context(request)}
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), **console_context(request)}
+        run = self.get_object(request, object_id)
+        extra_context["run_open"] = bool(run and run.is_open)
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="window")
     def window(self, run):
         return _window(run)
+
+    @admin.display(description="progress")
+    def progress_column(self, run):
+        progress = _progress(run)
+        return format_html(
+            '{}<span class="progress-text">{} / {}{}</span>',
+            progress_bar(progress),
+            f"{progress.settled:,}",
+            f"{progress.total:,}",
+            " (live)" if progress.live else "",
+        )
+
+    @admin.display(description="done")
+    def done_column(self, run):
+        return f"{_progress(run).n(UnitStatus.DONE):,}"
+
+    @admin.display(description="no data")
+    def no_data_column(self, run):
+        return f"{_progress(run).n(UnitStatus.NO_DATA):,}"
+
+    @admin.display(description="deferred")
+    def deferred_column(self, run):
+        return f"{_progress(run).n(UnitStatus.DEFERRED):,}"
+
+    @admin.display(description="failed")
+    def failed_column(self, run):
+        return f"{_progress(run).n(UnitStatus.FAILED):,}"
+
+    @admin.display(description="lessons")
+    def lessons_column(self, run):
+        return f"{_progress(run).counts['rows_fetched']:,}"
+
+    @admin.display(description="NEIS requests")
+    def requests_column(self, run):
+        return f"{_progress(run).counts['requests']:,}"
+
+    @admin.display(description="started")
+    def started_column(self, run):
+        return console.kst(run.started_at) or "not yet"
+
+    @admin.display(description="elapsed")
+    def elapsed_column(self, run):
+        return console.duration(_progress(run).elapsed)
+
+    @admin.display(description="finished / expected")
+    def finish_column(self, run):
+        if run.finished_at:
+            return console.kst(run.finished_at)
+        eta = _progress(run).eta
+        return f"about {console.kst_time(eta)}" if eta else ""
+
+    @admin.display(description="created")
+    def created_kst(self, run):
+        return console.kst(run.created_at, seconds=True)
+
+    @admin.display(description="started")
+    def started_kst(self, run):
+        return console.kst(run.started_at, seconds=True) or "not yet"
+
+    @admin.display(description="finished")
+    def finished_kst(self, run):
+        return console.kst(run.finished_at, seconds=True) or "not yet"
+
+    @admin.display(description="progress")
+    def progress_panel(self, run):
+        progress = _progress(run)
+        counts = progress.counts
+        legend = format_html_join(
+            ", ",
+            '<span class="legend-item"><i class="seg {}"></i>{} {}</span>',
+            ((s["status"], s["label"], f"{s['n']:,}") for s in progress.segments()),
+        )
+        lines = [
+            format_html(
+                "{} — {}{}",
+                progress.summary(),
+                legend or "no school",
+                " (counted from the ledger now)" if progress.live else "",
+            ),
+            format_html(
+                "{} lessons so far ({} inserted, {} updated, {} removed); {} NEIS requests",
+                f"{counts['rows_fetched']:,}",
+                f"{counts['rows_inserted']:,}",
+                f"{counts['rows_updated']:,}",
+                f"{counts['rows_removed']:,}",
+                f"{counts['requests']:,}",
+            ),
+            format_html(
+                "Started {}; {} {}",
+                console.kst(run.started_at) or "not yet",
+                "running for" if progress.live else "took",
+                console.duration(progress.elapsed) or "—",
+            ),
+        ]
+        if progress.eta:
+            lines.append(
+                format_html(
+                    "Expected to finish about {} (in {}), at the pace so far{}",
+                    console.kst(progress.eta),
+                    console.duration(progress.eta - progress.now),
+                    "; deferred schools wait for the quota reset"
+                    if progress.n(UnitStatus.DEFERRED)
+                    else "",
+                )
+            )
+        return format_html(
+            '{}<ul class="progress-lines">{}</ul>',
+            progress_bar(progress, "480px"),
+            format_html_join("", "<li>{}</li>", ((line,) for line in lines)),
+        )
+
+    @admin.display(description="see also")
+    def links(self, run):
+        return format_html_join(" · ", '<a href="{}">{}</a>', run_links(run))
+
+    @admin.display(description="lessons changed")
+    def changed_lessons(self, run):
+        return changes_of_run(run)
 
     @admin.display(description="failed and deferred schools")
     def problem_schools(self, run):
@@ -174,7 +379,7 @@ class CollectionRunAdmin(RunPermissions, admin.ModelAdmin):
                     u.school.name,
                     u.attempts,
                     u.last_error_code,
-                    u.last_error[:300],
+                    unit_reason(u),
                 )
                 for u in units
             ),
@@ -447,26 +652,71 @@ class LatestForWeekFilter(admin.SimpleListFilter):
         return queryset.filter(pk__in=report.latest_units(clock.monday_of(week)).values("pk"))
 
 
+class RunFilter(admin.SimpleListFilter):
+    """The units of one run (``?run=ID``), as the run's page links to them."""
+
+    title = "run"
+    parameter_name = "run"
+
+    def lookups(self, request, model_admin):
+        runs = list(CollectionRun.objects.order_by("-created_at", "-pk")[:10])
+        asked = self.value()
+        if asked and asked.isdigit() and int(asked) not in {run.pk for run in runs}:
+            runs += list(CollectionRun.objects.filter(pk=int(asked)))
+        return [(str(run.pk), f"run {run.pk}: {run.level} {_window(run)}") for run in runs]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return None
+        if not self.value().isdigit():
+            raise IncorrectLookupParameters(f"run {self.value()!r} is not a run id")
+        return queryset.filter(run_id=int(self.value()))
+
+
+class ErrorCodeFilter(admin.SimpleListFilter):
+    """The last error code of failed and deferred units (the codes the ledger holds)."""
+
+    title = "error code"
+    parameter_name = "error_code"
+
+    def lookups(self, request, model_admin):
+        # The partial index unit_error_code holds only units with a code: a small DISTINCT.
+        codes = (
+            SchoolRun.objects.exclude(last_error_code="")
+            .order_by("last_error_code")
+            .values_list("last_error_code", flat=True)
+            .distinct()[:50]
+        )
+        return [(code, code) for code in codes]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return None
+        return queryset.filter(last_error_code=self.value())
+
+
 class SchoolRunAdmin(admin.ModelAdmin):
     list_display = (
-        "run_id",
-        "school",
+        "run_link",
+        "school_link",
         "status",
+        "reason",
         "attempts",
         "retries",
         "pages",
-        "rows_fetched",
-        "rows_inserted",
-        "rows_updated",
-        "rows_removed",
+        "fetched",
+        "inserted",
+        "updated",
+        "removed",
         "rows_missing",
-        "last_error_code",
-        "finished_at",
+        "finished_kst",
     )
     list_filter = (
+        RunFilter,
         "status",
         "school__level",
         "school__office",
+        ErrorCodeFilter,
         "run__trigger",
         LatestForWeekFilter,
     )
@@ -474,13 +724,146 @@ class SchoolRunAdmin(admin.ModelAdmin):
     list_select_related = ("school",)
     raw_id_fields = ("run", "school")
     show_full_result_count = False
-    readonly_fields = [field.name for field in SchoolRun._meta.fields if field.editable]
+    readonly_fields = [field.name for field in SchoolRun._meta.fields if field.editable] + [
+        "links",
+        "reason",
+        "task_results",
+        "queued_kst",
+        "started_kst",
+        "finished_kst",
+        "deferred_kst",
+    ]
+    fieldsets = [
+        (None, {"fields": ["links", "run", "school", "status", "reason"]}),
+        (
+            "Attempts",
+            {
+                "fields": [
+                    "attempts",
+                    "retries",
+                    "task_id",
+                    "task_results",
+                    "queued_kst",
+                    "started_kst",
+                    "finished_kst",
+                    "deferred_kst",
+                    "duration_ms",
+                    "last_error_code",
+                    "last_error",
+                ]
+            },
+        ),
+        (
+            "Counts",
+            {
+                "fields": [
+                    "requests",
+                    "pages",
+                    "rows_fetched",
+                    "rows_inserted",
+                    "rows_updated",
+                    "rows_unchanged",
+                    "rows_removed",
+                    "list_total_count",
+                    "rows_missing",
+                ]
+            },
+        ),
+    ]
 
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="run", ordering="run_id")
+    def run_link(self, unit):
+        url = reverse("admin:collector_collectionrun_change", args=[unit.run_id])
+        return format_html('<a href="{}">{}</a>', url, unit.run_id)
+
+    @admin.display(description="school", ordering="school__code")
+    def school_link(self, unit):
+        url = reverse("admin:collector_school_change", args=[unit.school_id])
+        return format_html('<a href="{}">{} {}</a>', url, unit.school.code, unit.school.name)
+
+    @admin.display(description="reason")
+    def reason(self, unit):
+        return unit_reason(unit)
+
+    @admin.display(description="fetched", ordering="rows_fetched")
+    def fetched(self, unit):
+        return f"{unit.rows_fetched:,}"
+
+    @admin.display(description="inserted", ordering="rows_inserted")
+    def inserted(self, unit):
+        return f"{unit.rows_inserted:,}"
+
+    @admin.display(description="updated", ordering="rows_updated")
+    def updated(self, unit):
+        return f"{unit.rows_updated:,}"
+
+    @admin.display(description="removed", ordering="rows_removed")
+    def removed(self, unit):
+        return f"{unit.rows_removed:,}"
+
+    @admin.display(description="queued")
+    def queued_kst(self, unit):
+        return console.kst(unit.queued_at, seconds=True)
+
+    @admin.display(description="started")
+    def started_kst(self, unit):
+        return console.kst(unit.started_at, seconds=True)
+
+    @admin.display(description="finished", ordering="finished_at")
+    def finished_kst(self, unit):
+        return console.kst(unit.finished_at, seconds=True)
+
+    @admin.display(description="deferred until")
+    def deferred_kst(self, unit):
+        return console.kst(unit.defer_until, seconds=True)
+
+    @admin.display(description="see also")
+    def links(self, unit):
+        school = reverse("admin:collector_school_change", args=[unit.school_id])
+        run = reverse("admin:collector_collectionrun_change", args=[unit.run_id])
+        changes = reverse("collector_changes")
+        week = clock.monday_of(unit.run.date_from)
+        query = urlencode({"school": unit.school.code, "week": week.isoformat()})
+        return format_html(
+            '<a href="{}">school {}</a> · <a href="{}">run {}</a> · <a href="{}">the '
+            'school\'s other runs</a> · <a href="{}">its timetable and changes</a>',
+            school,
+            unit.school.code,
+            run,
+            unit.run_id,
+            ledger_url(q=unit.school.code),
+            f"{changes}?{query}",
+        )
+
+    @admin.display(description="task results")
+    def task_results(self, unit):
+        if not unit.task_id:
+            return "no task sent yet"
+        from django_celery_results.models import TaskResult
+
+        results = TaskResult.objects.filter(task_id=unit.task_id).order_by("-date_done")
+        rows = [
+            (
+                reverse("admin:django_celery_results_taskresult_change", args=[r.pk]),
+                r.status,
+                console.kst(r.date_done, seconds=True),
+            )
+            for r in results[:5]
+        ]
+        search = reverse("admin:django_celery_results_taskresult_changelist")
+        found = format_html_join(", ", '<a href="{}">{} at {}</a>', rows) if rows else "none stored"
+        return format_html(
+            '{} (<a href="{}">search task {}</a>)',
+            found,
+            f"{search}?{urlencode({'q': unit.task_id})}",
+            unit.task_id,
+        )
 
 
 # --- Collect now ----------------------------------------------------------------------------
@@ -627,6 +1010,10 @@ def _start_collection(modeladmin, request, queryset, date_from, date_to) -> None
         else ""
     )
     modeladmin.message_user(request, f"Started {', '.join(started) or 'nothing'}{note}.")
+    if started:
+        warning = no_worker_warning(WorkerHeartbeat.objects.unconsumed())
+        if warning:
+            modeladmin.message_user(request, warning, messages.WARNING)
 
 
 # --- Completeness ---------------------------------------------------------------------------

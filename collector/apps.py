@@ -9,8 +9,10 @@ class CollectorConfig(AppConfig):
     def ready(self):
         from django.conf import settings
 
-        from collector import checks  # noqa: F401  (registers the system checks)
+        from collector import checks, workers  # noqa: F401  (checks registers the system checks)
         from collector.clock import Clock, install
 
         if settings.NEIS_CLOCK:  # validated by settings
             install(Clock.parse(settings.NEIS_CLOCK))
+        # Workers write a heartbeat the console reads; in any other process these never fire.
+        workers.connect_signals()

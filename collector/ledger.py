@@ -100,6 +100,11 @@ class CollectionRunQuerySet(models.QuerySet):
     def open(self):
         return self.filter(status__in=OPEN_RUN)
 
+    def covering(self, monday: datetime.date):
+        """Runs whose window holds the school week of ``monday`` (Monday to Friday)."""
+        friday = monday + datetime.timedelta(days=4)
+        return self.filter(date_from__lte=monday, date_to__gte=friday)
+
 
 class SchoolRunQuerySet(models.QuerySet):
     def open(self):
@@ -185,6 +190,26 @@ class SchoolRunQuerySet(models.QuerySet):
             status=UnitStatus.CANCELLED, finished_at=now
         )
 
+    def counts_by_run(self) -> dict[int, dict[str, int]]:
+        """``counts()`` of each run among these units, in one grouped query, with the open
+        and cancelled units too (``units_pending``, ``units_running``, ``units_cancelled``).
+
+        The ``unit_run_status`` index finds a run's units; a run without units is absent.
+        """
+        grouped = (
+            self.order_by()
+            .values("run_id", "status")
+            .annotate(n=Count("id"), **{name: Sum(name) for name in _SUMMED})
+        )
+        found: dict[int, dict[str, int]] = {}
+        for row in grouped:
+            counts = found.setdefault(row["run_id"], _empty_counts())
+            counts["units_total"] += row["n"]
+            counts[f"units_{row['status']}"] += row["n"]
+            for name in _SUMMED:
+                counts[name] += row[name] or 0
+        return found
+
     def counts(self) -> dict[str, int]:
         """Units by status and summed row counts, as ``CollectionRun`` count fields."""
         by_status = dict(
@@ -207,6 +232,21 @@ class SchoolRunQuerySet(models.QuerySet):
             units_failed=by_status.get(UnitStatus.FAILED, 0),
         )
         return counts
+
+
+_SUMMED = (
+    "requests",
+    "rows_fetched",
+    "rows_inserted",
+    "rows_updated",
+    "rows_unchanged",
+    "rows_removed",
+)
+
+
+def _empty_counts() -> dict[str, int]:
+    units = {f"units_{status}": 0 for status in UnitStatus.values}
+    return {"units_total": 0, **units, **dict.fromkeys(_SUMMED, 0)}
 
 
 class CollectionRun(models.Model):
@@ -403,6 +443,13 @@ class SchoolRun(models.Model):
                 fields=["defer_until"],
                 name="unit_deferred",
                 condition=Q(status=UnitStatus.DEFERRED),
+            ),
+            # The console's error-code filter lists the codes the ledger holds: only units
+            # with one (failed, deferred, retried) are in it.
+            models.Index(
+                fields=["last_error_code"],
+                name="unit_error_code",
+                condition=~Q(last_error_code=""),
             ),
         ]
 

@@ -521,7 +521,11 @@ def test_it_collects_now_one_run_per_level(admin_client, world, sent):
     assert _messages(response) == [
         f"Started run {elementary.pk} (elementary: 1 school queued), "
         f"run {middle.pk} (middle: 2 schools queued); "
-        "1 selected school not collected (inactive, or of a kind without timetables) skipped."
+        "1 selected school not collected (inactive, or of a kind without timetables) skipped.",
+        # No worker has written a heartbeat in this test: the operator is told at once.
+        "No worker consumes “neis” and “default”: queued schools wait until one starts "
+        "(celery -A proj worker -Q neis,default). No heartbeat in the last 45 s; see Worker "
+        "heartbeats.",
     ]
     # Each run's History says who started it.
     entries = LogEntry.objects.filter(object_id__in=[str(r.pk) for r in runs])

@@ -1,0 +1,350 @@
+"""What the operations console shows, as plain functions over the ledger (no admin here).
+
+- ``progress``: each run's counts as they are now. A run's count fields are written when it
+  closes (and by "recount"), so an open run's stored counts say 0 done until its very end;
+  open runs are counted from the ledger instead, all of a page's in one grouped query.
+- ``quota``: the request budget's state per key (by ``limiter.key_id``, never the key).
+- ``kst``: every moment shown to an operator, in Seoul time with its zone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count
+
+from collector import clock
+from collector.ledger import CollectionRun, RunLevel, SchoolRun, UnitStatus
+from collector.limiter import budget_from_settings, key_id
+from collector.models import Office, School
+
+# Bar segments, in drawing order, and their labels.
+SEGMENTS = (
+    (UnitStatus.DONE, "done"),
+    (UnitStatus.NO_DATA, "no data"),
+    (UnitStatus.DEFERRED, "deferred"),
+    (UnitStatus.FAILED, "failed"),
+    (UnitStatus.RUNNING, "running"),
+    (UnitStatus.PENDING, "pending"),
+    (UnitStatus.CANCELLED, "cancelled"),
+)
+
+
+def kst(moment: datetime.datetime | None, seconds: bool = False) -> str:
+    """``2026-11-21 10:00 KST``; '' for None."""
+    if moment is None:
+        return ""
+    return clock.in_seoul(moment).strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else "")) + " KST"
+
+
+def kst_time(moment: datetime.datetime | None) -> str:
+    """``10:00 KST``, the time of day only; '' for None."""
+    return clock.in_seoul(moment).strftime("%H:%M KST") if moment else ""
+
+
+def duration(delta: datetime.timedelta | None) -> str:
+    """``2 h 05 min``, ``4 min 10 s`` or ``12 s``; '' for None."""
+    if delta is None:
+        return ""
+    seconds = max(0, int(delta.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours:,} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {seconds:02d} s"
+    return f"{seconds} s"
+
+
+def stored_counts(run: CollectionRun) -> dict[str, int]:
+    """A closed run's counts as its fields hold them, in the shape of ``counts_by_run``."""
+    counts = {f"units_{status}": 0 for status in UnitStatus.values}
+    for name in (
+        "units_total",
+        "units_done",
+        "units_no_data",
+        "units_deferred",
+        "units_failed",
+        "requests",
+        "rows_fetched",
+        "rows_inserted",
+        "rows_updated",
+        "rows_unchanged",
+        "rows_removed",
+    ):
+        counts[name] = getattr(run, name)
+    settled = sum(counts[f"units_{s}"] for s in ("done", "no_data", "deferred", "failed"))
+    # A closed run has nothing open; what is neither counted nor settled was cancelled.
+    counts["units_cancelled"] = max(0, counts["units_total"] - settled)
+    return counts
+
+
+@dataclasses.dataclass
+class Progress:
+    """One run's counts at ``now``: ``live`` when read from the ledger (the run is open)."""
+
+    run: CollectionRun
+    counts: dict[str, int]
+    live: bool
+    now: datetime.datetime
+
+    @property
+    def total(self) -> int:
+        return self.counts["units_total"]
+
+    def n(self, status: str) -> int:
+        return self.counts[f"units_{status}"]
+
+    @property
+    def settled(self) -> int:
+        """Units that reached an outcome: done, no data or failed."""
+        return sum(self.n(s) for s in (UnitStatus.DONE, UnitStatus.NO_DATA, UnitStatus.FAILED))
+
+    @property
+    def open(self) -> int:
+        return self.n(UnitStatus.PENDING) + self.n(UnitStatus.RUNNING)
+
+    def segments(self) -> list[dict]:
+        total = self.total
+        return [
+            {
+                "status": status.value,
+                "label": label,
+                "n": self.n(status),
+                "pct": 100 * self.n(status) / total if total else 0,
+            }
+            for status, label in SEGMENTS
+            if self.n(status)
+        ]
+
+    @property
+    def percent(self) -> float:
+        """Share of units settled (done, no data, failed)."""
+        return 100 * self.settled / self.total if self.total else 0.0
+
+    @property
+    def elapsed(self) -> datetime.timedelta | None:
+        if not self.run.started_at:
+            return None
+        return (self.run.finished_at or self.now) - self.run.started_at
+
+    @property
+    def eta(self) -> datetime.datetime | None:
+        """When the open units should be done at the pace so far; None when not knowable.
+
+        Deferred units are left out: they wait for the quota reset, not for the workers.
+        """
+        elapsed = self.elapsed
+        if not self.live or not self.open or not self.settled or not elapsed:
+            return None
+        per_unit = elapsed.total_seconds() / self.settled
+        return self.now + datetime.timedelta(seconds=per_unit * self.open)
+
+    def summary(self) -> str:
+        """``1,204 of 3,069 schools settled (39%)``."""
+        return f"{self.settled:,} of {self.total:,} schools settled ({self.percent:.0f}%)"
+
+
+def progress(runs) -> dict[int, Progress]:
+    """Each run's ``Progress``: open runs counted from the ledger (one query for all of them),
+    closed runs from their stored counts. Returns an empty dict for no runs."""
+    runs = list(runs)
+    now = clock.now()
+    open_ids = [run.pk for run in runs if run.is_open]
+    live = SchoolRun.objects.filter(run_id__in=open_ids).counts_by_run() if open_ids else {}
+    found = {}
+    for run in runs:
+        if run.is_open:
+            counts = live.get(run.pk) or stored_counts(run) | {"units_total": 0}
+            found[run.pk] = Progress(run, counts, True, now)
+        else:
+            found[run.pk] = Progress(run, stored_counts(run), False, now)
+    return found
+
+
+# --- The request budget ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class KeyState:
+    key: str  # limiter.key_id: a short hash, never the key
+    blocked_until: datetime.datetime | None
+    rejection: tuple[str, str] | None
+    error: str = ""
+
+    @property
+    def blocked_kst(self) -> str:
+        return kst(self.blocked_until)
+
+
+def quota() -> list[KeyState]:
+    """The configured key's budget state: the quota block and a refusal by NEIS, if any.
+
+    A budget store that cannot be read (Redis away) is reported, not raised: the console must
+    still open when the thing it would warn about is down.
+    """
+    key = settings.NEIS_API_KEY
+    try:
+        budget = budget_from_settings(key)
+        blocked = budget.blocked_until()
+        rejection = budget.rejection()
+    except Exception as exc:
+        return [KeyState(key_id(key), None, None, error=f"{type(exc).__name__}: {exc}")]
+    until = datetime.datetime.fromtimestamp(blocked, tz=datetime.UTC) if blocked else None
+    return [KeyState(key_id(key), until, rejection)]
+
+
+# --- Completeness by school and week -----------------------------------------------------------
+
+# A school-week's state: its latest unit's, folded for the grid ("running" is pending or
+# running), or "never" when no run covering the week has a unit of it (cancelled ones aside).
+CELL_STATES = (
+    ("done", "done"),
+    ("no_data", "no data"),
+    ("deferred", "deferred (quota)"),
+    ("failed", "failed"),
+    ("running", "running or queued"),
+    ("never", "never attempted"),
+)
+_FOLD = {UnitStatus.PENDING: "running", UnitStatus.RUNNING: "running"}
+COMPLETE = ("done", "no_data")
+
+
+def week_runs(weeks: list[datetime.date], level: str) -> dict[datetime.date, list[int]]:
+    """Each week's covering runs that can hold schools of ``level``, newest first."""
+    if not weeks:
+        return {}
+    runs = CollectionRun.objects.filter(
+        date_from__lte=max(weeks), date_to__gte=min(weeks) + datetime.timedelta(days=4)
+    )
+    if level != RunLevel.ALL:
+        runs = runs.filter(level__in=[level, RunLevel.ALL])
+    runs = list(runs.order_by("-created_at", "-pk").values_list("pk", "date_from", "date_to"))
+    return {
+        week: [
+            pk
+            for pk, first, last in runs
+            if first <= week and last >= week + datetime.timedelta(days=4)
+        ]
+        for week in weeks
+    }
+
+
+def latest_states_sql(
+    covering: dict[datetime.date, list[int]], level: str, office: str | None
+) -> tuple[str, list]:
+    """SQL (with its parameters) of each active school's latest unit status per week:
+    rows ``(week_index, school_id, status)`` for the weeks of ``covering``, in their order.
+
+    The covering runs come as a VALUES list with each run's rank, so the planner knows its
+    size exactly; the units are found through the (run, school) unique index, and a window
+    function keeps each school's newest. Portable SQL: PostgreSQL and SQLite both run it.
+    """
+    values, params = [], []
+    for index, runs in enumerate(covering.values()):
+        for rank, run_id in enumerate(runs):
+            values.append("(%s, %s, %s)")
+            params += [index, run_id, rank]
+    if not values:
+        return "SELECT 0, 0, '' WHERE 1 = 0", []
+    where = ["s.active", "u.status <> %s"]
+    params.append(UnitStatus.CANCELLED.value)
+    if level != RunLevel.ALL:
+        where.append("s.level = %s")
+        params.append(level)
+    else:
+        where.append("s.level <> ''")
+    if office:
+        where.append("s.office_id = %s")
+        params.append(office)
+    sql = f"""
+        WITH cover(week, run_id, rnk) AS (VALUES {", ".join(values)}),
+        ranked AS (
+            SELECT c.week, u.school_id, u.status,
+                   ROW_NUMBER() OVER (PARTITION BY c.week, u.school_id ORDER BY c.rnk) AS n
+            FROM cover c
+            JOIN collector_schoolrun u ON u.run_id = c.run_id
+            JOIN collector_school s ON s.id = u.school_id
+            WHERE {" AND ".join(where)}
+        )
+        SELECT week, school_id, status FROM ranked WHERE n = 1
+    """
+    return sql, params
+
+
+@dataclasses.dataclass
+class Coverage:
+    """School-weeks by state for one level (and office): ``weeks`` (Mondays), ``offices``
+    (code -> name), ``registry`` (office -> active schools), ``counts`` ((office, week) ->
+    state -> n, "never" included), and for one office ``cells`` (school id -> week -> state)."""
+
+    level: str
+    weeks: list[datetime.date]
+    offices: dict[str, str]
+    registry: dict[str, int]
+    counts: dict[tuple[str, datetime.date], dict[str, int]]
+    cells: dict[int, dict[datetime.date, str]] | None = None
+
+    def cell(self, office: str | None, week: datetime.date) -> dict:
+        """Counts of one office (None: the nation) in one week, with the complete share."""
+        offices = [office] if office else list(self.registry)
+        counts = dict.fromkeys((state for state, _ in CELL_STATES), 0)
+        for code in offices:
+            for state, n in self.counts.get((code, week), {}).items():
+                counts[state] += n
+        total = sum(self.registry.get(code, 0) for code in offices)
+        complete = sum(counts[state] for state in COMPLETE)
+        return {
+            "counts": counts,
+            "total": total,
+            "complete": complete,
+            "missing": counts["never"] + counts["failed"],
+            "pct": 100 * complete / total if total else 0.0,
+        }
+
+
+def coverage(level: str, weeks: list[datetime.date], office: str | None = None) -> Coverage:
+    """Which active schools of ``level`` (and ``office``) were collected in each week.
+
+    Every active school of the registry counts: one no run ever covered is "never", and
+    counts as missing. With ``office``, ``cells`` holds each school's state per week.
+    """
+    schools = School.objects.filter(active=True)
+    schools = schools.filter(level=level) if level != RunLevel.ALL else schools.exclude(level="")
+    if office:
+        schools = schools.filter(office_id=office)
+    registry = dict(schools.values_list("office_id").annotate(n=Count("id")).order_by("office_id"))
+    offices = dict(Office.objects.values_list("code", "name"))
+    covering = week_runs(weeks, level)
+    sql, params = latest_states_sql(covering, level, office)
+    counts: dict[tuple[str, datetime.date], dict[str, int]] = {}
+    cells: dict[int, dict[datetime.date, str]] | None = None
+    with connection.cursor() as cursor:
+        if office:
+            cursor.execute(sql, params)
+            cells = {}
+            for index, school_id, status in cursor.fetchall():
+                cells.setdefault(school_id, {})[weeks[index]] = _FOLD.get(status, status)
+            for states in cells.values():
+                for week, state in states.items():
+                    bucket = counts.setdefault((office, week), {})
+                    bucket[state] = bucket.get(state, 0) + 1
+        else:
+            cursor.execute(
+                f"SELECT l.week, s.office_id, l.status, COUNT(*) FROM ({sql}) l "
+                "JOIN collector_school s ON s.id = l.school_id "
+                "GROUP BY l.week, s.office_id, l.status",
+                params,
+            )
+            for index, code, status, n in cursor.fetchall():
+                bucket = counts.setdefault((code, weeks[index]), {})
+                state = _FOLD.get(status, status)
+                bucket[state] = bucket.get(state, 0) + n
+    for code, total in registry.items():
+        for week in weeks:
+            bucket = counts.setdefault((code, week), {})
+            bucket["never"] = total - sum(bucket.values())
+    return Coverage(level, weeks, offices, registry, counts, cells)
