@@ -249,7 +249,7 @@ def latest_states_sql(
             values.append("(%s, %s, %s)")
             params += [index, run_id, rank]
     if not values:
-        return "SELECT 0, 0, '' WHERE 1 = 0", []
+        return "SELECT 0 AS week, 0 AS school_id, '' AS status WHERE 1 = 0", []
     where = ["s.active", "u.status <> %s"]
     params.append(UnitStatus.CANCELLED.value)
     if level != RunLevel.ALL:

@@ -93,7 +93,7 @@ def test_it_shows_progress_elapsed_and_an_estimated_finish_on_the_run_page(admin
     # 4 settled in 30 minutes, 3 open: about 22 minutes more, from 10:00 KST.
     assert re.search(r"Expected to finish about 2026-11-21 10:2[23] KST \(in 22 min", page)
     assert 'class="seg done" style="width: 25.00%"' in page
-    assert "KST" in page and "Updated <span id=\"console-age\">0</span> s ago" in page
+    assert "KST" in page and 'Updated <span id="console-age">0</span> s ago' in page
     assert '<meta http-equiv="refresh" content="15">' in page
 
 

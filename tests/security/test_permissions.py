@@ -38,6 +38,11 @@ PAGES = {
     "ledger detail": LEDGER + "{unit}/change/",
     "school list": SCHOOLS,
     "completeness": COMPLETENESS,
+    "completeness by school week": "/admin/collector/coverage/",
+    "timetable changes": "/admin/collector/changes/",
+    "a school's week of changes": "/admin/collector/changes/?school=7010002",
+    "a run's changes": "/admin/collector/changes/?run={A}",
+    "worker heartbeats": "/admin/collector/workerheartbeat/",
     "schedule list": SCHEDULES,
 }
 # What each role gets: the login page, 403, or the page.
