@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.core.paginator import Paginator
-from django.db import connection
 from django.utils.functional import cached_property
 
 from collector import clock
 from collector.admin_console import lessons_by_week, school_runs
 from collector.admin_coverage import MissingInWeekFilter
 from collector.admin_runs import CollectionRunAdmin, RunPermissions, SchoolRunAdmin, collect_now
+from collector.console import estimated_lessons
 from collector.ledger import CollectionRun, SchoolRun
 from collector.models import LESSON_KEY, Lesson, Office, School, Subject
 from collector.workers import STALE_AFTER, WorkerHeartbeat
@@ -140,19 +140,6 @@ class LessonAdmin(ReadOnlyAdmin):
                 f"{LessonPaginator.limit:,} matches, by school and date."
             )
         return super().changelist_view(request, extra_context)
-
-
-def estimated_lessons() -> int | None:
-    """The planner's row estimate over every lesson partition (PostgreSQL), else None."""
-    if connection.vendor != "postgresql":
-        return None
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint FROM pg_inherits i "
-            "JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = 'collector_lesson'::regclass"
-        )
-        return cursor.fetchone()[0]
 
 
 # The index links the console's own pages (completeness, changes) above the model list.

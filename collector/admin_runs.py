@@ -27,6 +27,7 @@ from django.utils.http import urlencode
 
 from collector import clock, console, pipeline, report
 from collector.admin_console import (
+    EstimatedCountPaginator,
     changes_of_run,
     console_context,
     ledger_url,
@@ -36,7 +37,7 @@ from collector.admin_console import (
     unit_reason,
 )
 from collector.ledger import CollectionRun, RunLevel, RunStatus, SchoolRun, Trigger, UnitStatus
-from collector.models import Office
+from collector.models import Office, School
 from collector.workers import WorkerHeartbeat
 
 CHECKBOX = admin.helpers.ACTION_CHECKBOX_NAME
@@ -695,6 +696,10 @@ class ErrorCodeFilter(admin.SimpleListFilter):
         return queryset.filter(last_error_code=self.value())
 
 
+# Schools a ledger search passes to the database as a list of ids (more: as a subquery).
+SEARCH_SCHOOLS = 1000
+
+
 class SchoolRunAdmin(admin.ModelAdmin):
     list_display = (
         "run_link",
@@ -724,6 +729,7 @@ class SchoolRunAdmin(admin.ModelAdmin):
     list_select_related = ("school",)
     raw_id_fields = ("run", "school")
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
     readonly_fields = [field.name for field in SchoolRun._meta.fields if field.editable] + [
         "links",
         "reason",
@@ -776,6 +782,21 @@ class SchoolRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def get_search_results(self, request, queryset, search_term):
+        """``search_fields``' meaning (each word in a school's code or name, or a run id),
+        with the schools found first: a join of every unit with its school took half a
+        second at a year of history, a lookup of the few matching schools' units does not."""
+        for word in search_term.split():
+            schools = School.objects.filter(Q(code__icontains=word) | Q(name__icontains=word))
+            # The ids themselves, when few: "IN (subquery) OR run_id = n" defeats the indexes.
+            ids = list(schools.values_list("pk", flat=True)[: SEARCH_SCHOOLS + 1])
+            found = ids if len(ids) <= SEARCH_SCHOOLS else schools.values("pk")
+            match = Q(school_id__in=found)
+            if word.isdigit():
+                match |= Q(run_id=int(word))
+            queryset = queryset.filter(match)
+        return queryset, False
 
     @admin.display(description="run", ordering="run_id")
     def run_link(self, unit):

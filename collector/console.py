@@ -165,6 +165,19 @@ def progress(runs) -> dict[int, Progress]:
     return found
 
 
+def estimated_lessons() -> int | None:
+    """The planner's row estimate over every lesson partition (PostgreSQL), else None."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'collector_lesson'::regclass"
+        )
+        return cursor.fetchone()[0]
+
+
 # --- The request budget ----------------------------------------------------------------------
 
 
@@ -234,44 +247,88 @@ def week_runs(weeks: list[datetime.date], level: str) -> dict[datetime.date, lis
 
 
 def latest_states_sql(
-    covering: dict[datetime.date, list[int]], level: str, office: str | None
+    covering: dict[datetime.date, list[int]],
+    level: str,
+    office: str | None,
+    *,
+    active_only: bool = True,
 ) -> tuple[str, list]:
-    """SQL (with its parameters) of each active school's latest unit status per week:
-    rows ``(week_index, school_id, status)`` for the weeks of ``covering``, in their order.
+    """SQL (with its parameters) of each active school's latest unit per week: rows
+    ``(week, school_id, status, unit_id)``, ``week`` the index of the week in ``covering``.
 
-    The covering runs come as a VALUES list with each run's rank, so the planner knows its
-    size exactly; the units are found through the (run, school) unique index, and a window
-    function keeps each school's newest. Portable SQL: PostgreSQL and SQLite both run it.
+    Each week's covering runs are known here, newest first, so a school's latest unit is the
+    one of the first of those runs that holds it (cancelled units aside). On PostgreSQL each
+    week is one ``DISTINCT ON`` over index-only scans of its runs (``unit_run_school_status``)
+    with the run's rank as a constant: no estimate can go wrong, and nothing is sorted but
+    the week's own units. Elsewhere (SQLite) a window function does the same.
     """
-    values, params = [], []
-    for index, runs in enumerate(covering.values()):
-        for rank, run_id in enumerate(runs):
-            values.append("(%s, %s, %s)")
-            params += [index, run_id, rank]
-    if not values:
-        return "SELECT 0 AS week, 0 AS school_id, '' AS status WHERE 1 = 0", []
-    where = ["s.active", "u.status <> %s"]
-    params.append(UnitStatus.CANCELLED.value)
+    weeks = [(index, runs) for index, runs in enumerate(covering.values()) if runs]
+    if not weeks:
+        empty = "SELECT 0 AS week, 0 AS school_id, '' AS status, 0 AS unit_id, '' AS office_id"
+        return f"{empty} WHERE 1 = 0", []
+    cancelled = UnitStatus.CANCELLED.value
+    params: list = []
+    if connection.vendor == "postgresql":
+        # One office's schools are few: each run's index is read for them alone.
+        only = []
+        if office:
+            schools = School.objects.filter(office_id=office)
+            if active_only:
+                schools = schools.filter(active=True)
+            if level != RunLevel.ALL:
+                schools = schools.filter(level=level)
+            only = list(schools.values_list("pk", flat=True))
+        parts = []
+        for index, runs in weeks:
+            children = []
+            for rank, run_id in enumerate(runs):
+                children.append(
+                    f"SELECT school_id, status, id, {rank} AS rnk FROM collector_schoolrun "
+                    "WHERE run_id = %s AND status <> %s"
+                    + (" AND school_id = ANY(%s)" if office else "")
+                )
+                params += [run_id, cancelled, *([only] if office else [])]
+            parts.append(
+                f"(SELECT DISTINCT ON (school_id) {index} AS week, school_id, status, "
+                f"id AS unit_id FROM ({' UNION ALL '.join(children)}) r "
+                "ORDER BY school_id, rnk)"
+            )
+        latest = " UNION ALL ".join(parts)
+    else:
+        values = []
+        for index, runs in weeks:
+            for rank, run_id in enumerate(runs):
+                values.append("(%s, %s, %s)")
+                params += [index, run_id, rank]
+        params.append(cancelled)
+        latest = f"""
+            WITH cover(week, run_id, rnk) AS (VALUES {", ".join(values)}),
+            ranked AS (
+                SELECT c.week, u.school_id, u.status, u.id AS unit_id,
+                       ROW_NUMBER() OVER (PARTITION BY c.week, u.school_id ORDER BY c.rnk) AS n
+                FROM cover c JOIN collector_schoolrun u ON u.run_id = c.run_id
+                WHERE u.status <> %s
+            )
+            SELECT week, school_id, status, unit_id FROM ranked WHERE n = 1
+        """
+    # Which schools count: the active ones of the level (and office), or with ``active_only``
+    # off every school. Filtering after the choice of the latest unit gives the same answer:
+    # each school's choice is its own.
+    where = ["1 = 1"]
+    if active_only:
+        where.append("s.active")
     if level != RunLevel.ALL:
         where.append("s.level = %s")
         params.append(level)
-    else:
+    elif active_only:
         where.append("s.level <> ''")
     if office:
         where.append("s.office_id = %s")
         params.append(office)
-    sql = f"""
-        WITH cover(week, run_id, rnk) AS (VALUES {", ".join(values)}),
-        ranked AS (
-            SELECT c.week, u.school_id, u.status,
-                   ROW_NUMBER() OVER (PARTITION BY c.week, u.school_id ORDER BY c.rnk) AS n
-            FROM cover c
-            JOIN collector_schoolrun u ON u.run_id = c.run_id
-            JOIN collector_school s ON s.id = u.school_id
-            WHERE {" AND ".join(where)}
-        )
-        SELECT week, school_id, status FROM ranked WHERE n = 1
-    """
+    sql = (
+        f"SELECT l.week, l.school_id, l.status, l.unit_id, s.office_id FROM ({latest}) l "
+        f"JOIN collector_school s ON s.id = l.school_id WHERE {' AND '.join(where)}"
+    )
     return sql, params
 
 
@@ -326,7 +383,7 @@ def coverage(level: str, weeks: list[datetime.date], office: str | None = None) 
         if office:
             cursor.execute(sql, params)
             cells = {}
-            for index, school_id, status in cursor.fetchall():
+            for index, school_id, status, _, _ in cursor.fetchall():
                 cells.setdefault(school_id, {})[weeks[index]] = _FOLD.get(status, status)
             for states in cells.values():
                 for week, state in states.items():
@@ -334,9 +391,8 @@ def coverage(level: str, weeks: list[datetime.date], office: str | None = None) 
                     bucket[state] = bucket.get(state, 0) + 1
         else:
             cursor.execute(
-                f"SELECT l.week, s.office_id, l.status, COUNT(*) FROM ({sql}) l "
-                "JOIN collector_school s ON s.id = l.school_id "
-                "GROUP BY l.week, s.office_id, l.status",
+                f"SELECT week, office_id, status, COUNT(*) FROM ({sql}) l "
+                "GROUP BY week, office_id, status",
                 params,
             )
             for index, code, status, n in cursor.fetchall():

@@ -444,6 +444,11 @@ class SchoolRun(models.Model):
                 name="unit_deferred",
                 condition=Q(status=UnitStatus.DEFERRED),
             ),
+            # The console's "latest unit per school and week" reads a run's units in school
+            # order with their status, from the index alone (collector.console).
+            models.Index(
+                fields=["run", "school"], include=["status", "id"], name="unit_run_school_status"
+            ),
             # The console's error-code filter lists the codes the ledger holds: only units
             # with one (failed, deferred, retried) are in it.
             models.Index(

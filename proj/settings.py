@@ -314,6 +314,10 @@ try:
 except ValueError as _exc:
     raise ImproperlyConfigured(f"NEIS_CLOCK: {_exc}") from None
 
+# --- Console -------------------------------------------------------------------------------
+# /metrics (Prometheus) answers only requests with "Authorization: Bearer <token>" when set.
+METRICS_TOKEN = env_secret("METRICS_TOKEN")
+
 # --- Logging --------------------------------------------------------------------------------
 # Checked here: logging.config would refuse an unknown level only inside django.setup().
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))

@@ -1,0 +1,328 @@
+"""The operations console at a year of history: every admin page and custom view, timed.
+
+Seeds a scratch PostgreSQL database with a year of weekly national collection: 12,500 schools,
+52 weeks x 4 levels of scheduled runs (the newest four still running) with one ledger unit per
+school (about 650,000 units), a few million lessons, and change history across the year. Then
+renders every page with Django's test client, in this process, logged in as a superuser, and
+prints each page's server time (median of ``--repeat`` after one warm-up) and query count.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/neis python bench/bench_console.py \
+        [--lessons 3000000] [--changes 500000] [--repeat 3] [--keep]
+
+The target is every page under 300 ms on PostgreSQL; pages over it are flagged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DB = "neis_bench_console"
+# The collector's clock during the bench: a Saturday, as in the tests.
+CLOCK = "2026-11-21T10:00:00+09:00"
+THIS_MONDAY = "2026-11-16"
+WEEKS = 52
+SCHOOLS = 12_500
+TARGET_MS = 300
+
+
+def _url(database: str) -> str:
+    parts = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/neis"))
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def _psql(url: str, sql: str) -> None:
+    subprocess.run(["psql", url, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True)
+
+
+SEED_REGISTRY = f"""
+INSERT INTO collector_subject (id, raw, name)
+SELECT n, '과목' || n, '과목' || n FROM generate_series(1, 40) AS n;
+-- Levels by share of the registry: half elementary, a quarter middle, a fifth high, a few
+-- special schools, and 3% of kinds that are not collected (no level).
+INSERT INTO collector_school (id, code, office_id, name, kind, level, location, founding_type,
+    day_night, address, first_seen, last_seen, active)
+SELECT s, (7000000 + s)::text, o.code, '학교 ' || s,
+       CASE WHEN s % 100 < 50 THEN '초등학교' WHEN s % 100 < 76 THEN '중학교'
+            WHEN s % 100 < 95 THEN '고등학교' WHEN s % 100 < 97 THEN '특수학교'
+            ELSE '공동실습소' END,
+       CASE WHEN s % 100 < 50 THEN 'elementary' WHEN s % 100 < 76 THEN 'middle'
+            WHEN s % 100 < 95 THEN 'high' WHEN s % 100 < 97 THEN 'special' ELSE '' END,
+       '', '', '', '', now(), now(), s % 250 <> 0
+FROM generate_series(1, {SCHOOLS}) AS s
+JOIN (SELECT code, row_number() OVER (ORDER BY code) - 1 AS i FROM collector_office) o
+  ON o.i = s % 18;
+"""
+
+# Week w (0 = this week) has one scheduled run per level, created on its Saturday, covering
+# the previous, the current and the next school week. This week's four are still running.
+SEED_RUNS = f"""
+INSERT INTO collector_collectionrun (id, level, offices, school_codes, date_from, date_to,
+    trigger, trigger_key, requested_by, status, units_total, units_done, units_no_data,
+    units_deferred, units_failed, requests, rows_fetched, rows_inserted, rows_updated,
+    rows_unchanged, rows_removed, created_at, started_at, finished_at)
+SELECT w * 4 + l + 1, lv, '[]', '[]', m - 7, m + 13, 'schedule',
+       'schedule:' || lv || ':all:' || (m - 7) || ':' || (m + 13), '',
+       CASE WHEN w = 0 THEN 'running' ELSE 'done' END, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+       c, c, CASE WHEN w = 0 THEN NULL ELSE c + interval '2 hours' END
+FROM generate_series(0, {WEEKS - 1}) AS w, generate_series(0, 3) AS l,
+     LATERAL (SELECT (ARRAY['elementary', 'middle', 'high', 'special'])[l + 1] AS lv,
+                     DATE '{THIS_MONDAY}' - 7 * w AS m) AS d,
+     LATERAL (SELECT (m + 5)::timestamp AT TIME ZONE 'Asia/Seoul'
+                     + make_interval(hours => 1 + 3 * l) AS c) AS t;
+SELECT setval(pg_get_serial_sequence('collector_collectionrun', 'id'),
+              (SELECT max(id) FROM collector_collectionrun));
+
+INSERT INTO collector_schoolrun (run_id, school_id, status, attempts, retries, requests, pages,
+    rows_fetched, rows_inserted, rows_updated, rows_unchanged, rows_removed, list_total_count,
+    rows_missing, last_error_code, last_error, defer_until, task_id, claim_token,
+    lease_expires_at, queued_at, started_at, finished_at, duration_ms)
+SELECT r.id, s.id, st, 1, 0, 2, 2, f, f / 10, 0, f - f / 10, 0, f, 0,
+       CASE st WHEN 'failed' THEN 'ERROR-' || (500 + 100 * (h % 2))
+               WHEN 'deferred' THEN 'ERROR-337' ELSE '' END,
+       CASE st WHEN 'failed' THEN 'server fault' WHEN 'deferred' THEN 'quota spent'
+               ELSE '' END,
+       CASE st WHEN 'deferred' THEN r.created_at + interval '14 hours' END,
+       md5(r.id || ':' || s.id), '', NULL, r.created_at, r.created_at,
+       CASE WHEN st IN ('done', 'no_data', 'failed') THEN r.created_at + interval '1 hour' END,
+       CASE WHEN st IN ('done', 'no_data', 'failed') THEN 900 END
+FROM collector_collectionrun r
+JOIN collector_school s ON s.level = r.level AND s.active,
+     LATERAL (SELECT (s.id * 7 + r.id * 13) % 100 AS h) AS hh,
+     LATERAL (SELECT CASE
+         WHEN r.status = 'running' AND h < 50 THEN 'done'
+         WHEN r.status = 'running' AND h < 52 THEN 'failed'
+         WHEN r.status = 'running' AND h < 55 THEN 'deferred'
+         WHEN r.status = 'running' AND h < 57 THEN 'running'
+         WHEN r.status = 'running' THEN 'pending'
+         WHEN h = 0 THEN 'failed' WHEN h < 3 THEN 'no_data' ELSE 'done' END AS st) AS ss,
+     LATERAL (SELECT CASE WHEN st = 'done' THEN 900 + (s.id % 1400) ELSE 0 END AS f) AS ff;
+
+UPDATE collector_collectionrun r SET
+    units_total = c.total, units_done = c.done, units_no_data = c.no_data,
+    units_failed = c.failed, requests = c.requests, rows_fetched = c.fetched,
+    rows_inserted = c.inserted, rows_unchanged = c.unchanged,
+    status = CASE WHEN c.failed > 0 THEN 'partial' ELSE 'done' END
+FROM (SELECT run_id, count(*) AS total, count(*) FILTER (WHERE status = 'done') AS done,
+             count(*) FILTER (WHERE status = 'no_data') AS no_data,
+             count(*) FILTER (WHERE status = 'failed') AS failed, sum(requests) AS requests,
+             sum(rows_fetched) AS fetched, sum(rows_inserted) AS inserted,
+             sum(rows_unchanged) AS unchanged
+      FROM collector_schoolrun GROUP BY run_id) c
+WHERE c.run_id = r.id AND r.status <> 'running';
+"""
+
+
+def seed_lessons(lessons: int) -> str:
+    """``lessons`` lessons of this week: school, day, grade, class and period from the row
+    number, so the natural key holds."""
+    return f"""
+INSERT INTO collector_lesson (first_stored_at, changed_at, load_dtm, school_id, date,
+    subject_id, academic_year, semester, grade, period, class_name, day_night, track,
+    department, course, classroom)
+SELECT now(), now(), now(), 1 + g % {SCHOOLS}, DATE '{THIS_MONDAY}' + (g / {SCHOOLS}) % 5,
+       1 + g % 40, 2026, 2, 1 + (g / ({SCHOOLS} * 5)) % 6, 1 + (g / ({SCHOOLS} * 30)) % 7,
+       (1 + (g / ({SCHOOLS} * 210)))::text, '', '', '', '', ''
+FROM generate_series(0, {lessons - 1}) AS g;
+"""
+
+
+def seed_changes(changes: int) -> str:
+    """``changes`` history rows over the year, a tenth of them in this week (by lesson date),
+    each tied to the run of its week."""
+    return f"""
+INSERT INTO collector_lessonchange (observed_at, run_id, unit_id, school_id, kind, lessons,
+    date, grade, class_name, period, day_night, track, department, course, classroom,
+    subject_before_id, subject_after_id, academic_year_before, academic_year_after,
+    semester_before, semester_after, load_dtm_before, load_dtm_after)
+SELECT now(), 1 + 4 * w + (g % 4), NULL, 1 + (g * 37) % {SCHOOLS},
+       (ARRAY['added', 'removed', 'updated', 'reloaded'])[1 + g % 4], 1,
+       DATE '{THIS_MONDAY}' - 7 * w + g % 5, 1 + g % 6, (1 + g % 9)::text, 1 + g % 7,
+       '', '', '', '', '', 1 + g % 40, 1 + (g + 1) % 40, 2026, 2026, 2, 2, now(), now()
+FROM generate_series(1, {changes}) AS g,
+     LATERAL (SELECT CASE WHEN g % 10 = 0 THEN 0 ELSE g % {WEEKS} END AS w) AS ww;
+"""
+
+
+def seed(url: str, env: dict, lessons: int, changes: int) -> None:
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
+    subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); "
+         "from collector.storage import ensure_partitions; import datetime; "
+         "ensure_partitions(datetime.date(2025, 11, 1), datetime.date(2026, 12, 31))"],
+        cwd=ROOT, env=env, check=True,
+    )  # fmt: skip
+    _psql(url, SEED_REGISTRY)
+    _psql(url, SEED_RUNS)
+    _psql(url, seed_lessons(lessons))
+    _psql(url, seed_changes(changes))
+    _psql(url, "VACUUM ANALYZE")
+    print(f"seeded in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+def pages() -> list[tuple[str, str]]:
+    """(name, url) of every page an operator opens, with the ids of the seeded world."""
+    from collector.ledger import CollectionRun, SchoolRun, UnitStatus
+
+    open_run = CollectionRun.objects.filter(status="running").order_by("pk").first()
+    closed_run = CollectionRun.objects.filter(status="partial").order_by("-pk").first()
+    unit = SchoolRun.objects.filter(run=closed_run, status=UnitStatus.FAILED).first()
+    school = unit.school
+    week = THIS_MONDAY
+    return [
+        ("admin index", "/admin/"),
+        ("run list", "/admin/collector/collectionrun/"),
+        ("run list, running", "/admin/collector/collectionrun/?status__exact=running"),
+        ("run page, open", f"/admin/collector/collectionrun/{open_run.pk}/change/"),
+        ("run page, closed", f"/admin/collector/collectionrun/{closed_run.pk}/change/"),
+        ("ledger", "/admin/collector/schoolrun/"),
+        ("ledger, one run", f"/admin/collector/schoolrun/?run={open_run.pk}"),
+        (
+            "ledger, a run's failed",
+            f"/admin/collector/schoolrun/?run={closed_run.pk}&status__exact=failed",
+        ),
+        ("ledger, error code", "/admin/collector/schoolrun/?error_code=ERROR-500"),
+        (
+            "ledger, office + level",
+            "/admin/collector/schoolrun/?school__office__code__exact=B10"
+            "&school__level__exact=middle",
+        ),
+        ("ledger, latest of a week", f"/admin/collector/schoolrun/?latest_for_week={week}"),
+        ("ledger, search code", f"/admin/collector/schoolrun/?q={school.code}"),
+        ("ledger unit page", f"/admin/collector/schoolrun/{unit.pk}/change/"),
+        ("schools", "/admin/collector/school/"),
+        ("school page", f"/admin/collector/school/{school.pk}/change/"),
+        (
+            "schools missing in week",
+            f"/admin/collector/school/?missing_in_week={week}&level__exact=middle",
+        ),
+        ("lessons", "/admin/collector/lesson/"),
+        ("lessons, one school", f"/admin/collector/lesson/?q={school.code}"),
+        ("completeness, one week", f"/admin/collector/completeness/?week={week}"),
+        ("coverage, national all", "/admin/collector/coverage/"),
+        ("coverage, national elementary", "/admin/collector/coverage/?level=elementary"),
+        ("coverage, office", "/admin/collector/coverage/?level=elementary&office=J10"),
+        ("changes, most changed", f"/admin/collector/changes/?week={week}"),
+        ("changes, school week", f"/admin/collector/changes/?school={school.code}&week={week}"),
+        ("changes, one run", f"/admin/collector/changes/?run={closed_run.pk}"),
+        ("metrics", "/metrics"),
+        ("schedules", "/admin/django_celery_beat/periodictask/"),
+        ("task results", "/admin/django_celery_results/taskresult/"),
+        ("worker heartbeats", "/admin/collector/workerheartbeat/"),
+    ]
+
+
+def measure(repeat: int) -> list[tuple[str, float, int, int]]:
+    """(page, median ms, queries, status) of every page."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext, setup_test_environment
+
+    from schedules.apply import apply_schedules
+
+    setup_test_environment()
+    apply_schedules()
+    user, _ = get_user_model().objects.get_or_create(
+        username="bench", defaults={"is_staff": True, "is_superuser": True}
+    )
+    client = Client()
+    client.force_login(user)
+    found = []
+    for name, url in pages():
+        client.get(url)  # warm-up: templates, plans, caches
+        times = []
+        for _ in range(repeat):
+            with CaptureQueriesContext(connection) as queries:
+                started = time.perf_counter()
+                response = client.get(url)
+                times.append((time.perf_counter() - started) * 1000)
+        found.append((name, statistics.median(times), len(queries), response.status_code))
+    return found
+
+
+def report(rows, counts: dict[str, int]) -> None:
+    print(
+        f"Seeded: {counts['schools']:,} schools, {counts['runs']:,} runs, "
+        f"{counts['units']:,} ledger units, {counts['lessons']:,} lessons, "
+        f"{counts['changes']:,} change rows"
+    )
+    print(f"| {'page':<32} | {'ms (median)':>11} | {'queries':>7} | status |")
+    print(f"|{'-' * 34}|{'-' * 13}:|{'-' * 9}:|--------|")
+    for name, ms, queries, status in rows:
+        flag = " over" if ms > TARGET_MS else ""
+        print(f"| {name:<32} | {ms:>11.0f} | {queries:>7} | {status}{flag:>6} |")
+    slow = [name for name, ms, _, _ in rows if ms > TARGET_MS]
+    print(
+        f"{len(rows) - len(slow)} of {len(rows)} pages under {TARGET_MS} ms"
+        + (f"; over: {', '.join(slow)}" if slow else "")
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--lessons", type=int, default=3_000_000, help="lessons to seed")
+    parser.add_argument("--changes", type=int, default=500_000, help="history rows to seed")
+    parser.add_argument("--repeat", type=int, default=3, help="timed renders per page")
+    parser.add_argument("--keep", action="store_true", help="keep (and reuse) the database")
+    parser.add_argument("--reuse", action="store_true", help="time an already seeded database")
+    args = parser.parse_args()
+    admin = _url("postgres")
+    url = _url(BENCH_DB)
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "PYTHONPATH": str(ROOT),
+        "DJANGO_SETTINGS_MODULE": "proj.settings",
+        "NEIS_CLOCK": CLOCK,
+        "NEIS_LIMITER_URL": "",
+        "CELERY_BROKER_URL": "",
+        "VAR_DIR": tempfile.mkdtemp(prefix="bench-console-"),
+        "LOG_LEVEL": "ERROR",
+    }
+    if not args.reuse:
+        _psql(admin, f"DROP DATABASE IF EXISTS {BENCH_DB}")
+        _psql(admin, f"CREATE DATABASE {BENCH_DB}")
+    try:
+        if not args.reuse:
+            seed(url, env, args.lessons, args.changes)
+        os.environ.update(env)
+        sys.path.insert(0, str(ROOT))
+        import django
+
+        django.setup()
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            counts = {}
+            for key, table in (
+                ("schools", "collector_school"),
+                ("runs", "collector_collectionrun"),
+                ("units", "collector_schoolrun"),
+                ("lessons", "collector_lesson"),
+                ("changes", "collector_lessonchange"),
+            ):
+                cursor.execute(f"SELECT count(*) FROM {table}")
+                counts[key] = cursor.fetchone()[0]
+        rows = measure(args.repeat)
+        connection.close()
+    finally:
+        if not args.keep:
+            _psql(admin, f"DROP DATABASE IF EXISTS {BENCH_DB}")
+    report(rows, counts)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
