@@ -258,11 +258,11 @@ def report(rows, counts: dict[str, int]) -> None:
         f"{counts['units']:,} ledger units, {counts['lessons']:,} lessons, "
         f"{counts['changes']:,} change rows"
     )
-    print(f"| {'page':<32} | {'ms (median)':>11} | {'queries':>7} | status |")
-    print(f"|{'-' * 34}|{'-' * 13}:|{'-' * 9}:|--------|")
+    print(f"| {'page':<32} | {'ms (median)':>11} | {'queries':>7} | {'status':<8} |")
+    print(f"|{'-' * 34}|{'-' * 12}:|{'-' * 8}:|{'-' * 10}|")
     for name, ms, queries, status in rows:
-        flag = " over" if ms > TARGET_MS else ""
-        print(f"| {name:<32} | {ms:>11.0f} | {queries:>7} | {status}{flag:>6} |")
+        flag = f"{status} over" if ms > TARGET_MS else str(status)
+        print(f"| {name:<32} | {ms:>11.0f} | {queries:>7} | {flag:<8} |")
     slow = [name for name, ms, _, _ in rows if ms > TARGET_MS]
     print(
         f"{len(rows) - len(slow)} of {len(rows)} pages under {TARGET_MS} ms"

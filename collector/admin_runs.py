@@ -19,7 +19,9 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.db.models import Avg, Count, Q
+from django.db.models.expressions import RawSQL
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -658,7 +660,12 @@ class LatestForWeekFilter(admin.SimpleListFilter):
         # then read them by primary key instead of working out the latest units twice.
         latest = report.latest_units(clock.monday_of(week)).values_list("pk", flat=True)
         ids = list(latest[: LATEST_IDS + 1])
-        return queryset.filter(pk__in=ids if len(ids) <= LATEST_IDS else latest)
+        if len(ids) > LATEST_IDS:
+            return queryset.filter(pk__in=latest)
+        if connection.vendor == "postgresql":
+            # One array parameter: a literal list of 12,500 ids took longer to plan than to run.
+            return queryset.filter(pk__in=RawSQL("SELECT unnest(%s::bigint[])", [ids]))
+        return queryset.filter(pk__in=ids)
 
 
 class RunFilter(admin.SimpleListFilter):
