@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("collector", "0006_run_permissions"),
+        ("collector", "0007_window_digest"),
     ]
 
     operations = [
