@@ -10,10 +10,10 @@ A unit moves like this (the method that moves it in brackets)::
     PENDING ──claim──▶ RUNNING ──finish──▶ DONE | NO_DATA
        ▲  │              │ │ │
        │  │              │ │ └──release──▶ PENDING   (transient error: retried with backoff)
-       │  │              │ └────defer────▶ DEFERRED  (quota spent, until the reset)
-       │  │              └──────fail─────▶ FAILED    (permanent error, or retries spent)
+       │  │              │ └────defer────▶ DEFERRED  (quota spent, or NEIS down for every school)
+       │  │              └──────fail─────▶ FAILED    (permanent error, or retry window spent)
        │  └──defer_pending──▶ DEFERRED ──claim──▶ RUNNING
-       │                        └──resume──▶ PENDING
+       │                        └──resume──▶ PENDING (the quota reset, or NEIS answers again)
        └──reopen── FAILED;    PENDING | DEFERRED ──cancel──▶ CANCELLED
 
 How concurrent attempts stay safe:
@@ -41,7 +41,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, Sum, Value
+from django.db.models.functions import Coalesce
 
 from collector import clock
 from collector.levels import RunLevel
@@ -79,7 +80,7 @@ class UnitStatus(models.TextChoices):
     RUNNING = "running", "Running"
     DONE = "done", "Done"
     NO_DATA = "no_data", "No data"
-    DEFERRED = "deferred", "Deferred (quota)"
+    DEFERRED = "deferred", "Deferred (quota, or NEIS down)"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
 
@@ -172,15 +173,16 @@ class SchoolRunQuerySet(models.QuerySet):
         )
 
     def resume(self) -> int:
-        """DEFERRED -> PENDING (the quota has reset)."""
+        """DEFERRED -> PENDING (the quota has reset, or NEIS answers again), with a fresh
+        retry window: the time spent waiting was not spent retrying."""
         return self.filter(status=UnitStatus.DEFERRED).update(
-            status=UnitStatus.PENDING, defer_until=None
+            status=UnitStatus.PENDING, defer_until=None, retrying_since=None
         )
 
     def reopen(self) -> int:
         """FAILED -> PENDING with a fresh retry count (an operator asked to try again)."""
         return self.filter(status=UnitStatus.FAILED).update(
-            status=UnitStatus.PENDING, finished_at=None, retries=0
+            status=UnitStatus.PENDING, finished_at=None, retries=0, retrying_since=None
         )
 
     def cancel(self, now: datetime.datetime) -> int:
@@ -405,6 +407,13 @@ class SchoolRun(models.Model):
     retries = models.PositiveIntegerField(
         "retries", default=0, help_text="Transient failures retried with backoff."
     )
+    retrying_since = models.DateTimeField(
+        "retrying since",
+        null=True,
+        blank=True,
+        help_text="First of the transient failures in a row; retries stop once it is older "
+        "than NEIS_RETRY_WINDOW_SECONDS.",
+    )
     requests = models.PositiveIntegerField("NEIS requests", default=0)
     pages = models.PositiveIntegerField("pages", default=0)
     rows_fetched = models.PositiveIntegerField("rows fetched", default=0)
@@ -517,12 +526,26 @@ class SchoolRun(models.Model):
         """RUNNING -> FAILED: the error will not go away by retrying (a permanent NEIS error)."""
         return self._end(UnitStatus.FAILED, **error_fields(error))
 
-    def release(self, error) -> bool:
-        """RUNNING -> PENDING after a transient error, counted as a retry; the caller retries."""
-        return self._move(UnitStatus.PENDING, retries=F("retries") + 1, **error_fields(error))
+    def release(self, error, due: datetime.datetime | None = None) -> bool:
+        """RUNNING -> PENDING after a transient error, counted as a retry; the caller retries.
+
+        ``due``: when the retry's message falls due, so that the watchdog does not take a
+        message waiting out its countdown for a lost one. The first failure in a row is kept
+        in ``retrying_since``.
+        """
+        fields = {"retries": F("retries") + 1, **error_fields(error)}
+        fields["retrying_since"] = Coalesce(F("retrying_since"), Value(clock.now()))
+        if due is not None:
+            fields["queued_at"] = due
+        return self._move(UnitStatus.PENDING, **fields)
+
+    def failing_for(self, now: datetime.datetime) -> float:
+        """Seconds since the first of this unit's transient failures in a row (0: none)."""
+        return (now - self.retrying_since).total_seconds() if self.retrying_since else 0.0
 
     def defer(self, until: datetime.datetime, error) -> bool:
-        """RUNNING -> DEFERRED until ``until``, when the key's quota resets."""
+        """RUNNING -> DEFERRED until ``until``: when the key's quota resets, or when the next
+        probe may find NEIS back."""
         return self._move(UnitStatus.DEFERRED, defer_until=until, **error_fields(error))
 
     def cancel_claimed(self) -> bool:

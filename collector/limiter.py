@@ -11,8 +11,12 @@ default). It enforces two limits together:
   start pushes forward by ``1 / max_rps``).
 
 It also remembers a quota block (ERROR-337) per key, so no process spends a request after the
-key's daily quota is gone until the reset time. Rates are real seconds (``time.time``); the
-block is a moment of the collector's clock (``collector.clock``), like the reset it comes from.
+key's daily quota is gone until the reset time, and holds the key's circuit breaker: when
+NEIS fails for many schools at once with no answer between, NEIS itself is down, and the
+breaker lets one probe through per interval until NEIS answers again. Rates are real seconds
+(``time.time``); the block and the breaker are moments of the collector's clock
+(``collector.clock``), like the reset and the outages they come from, so a test that moves
+the clock moves them too.
 """
 
 from __future__ import annotations
@@ -36,6 +40,10 @@ LEASE_SECONDS = 120.0
 REJECTION_SECONDS = 3600
 # Longest single sleep while waiting for a slot; short so a freed slot is taken promptly.
 MAX_POLL_SECONDS = 0.05
+# The breaker counts transient failures in a sliding window of this many seconds.
+BREAKER_WINDOW_SECONDS = 60.0
+# How long the breaker's state outlives its last change when nothing probes (real seconds).
+BREAKER_KEEP_SECONDS = 86400
 
 
 def key_id(api_key: str) -> str:
@@ -47,6 +55,8 @@ def key_id(api_key: str) -> str:
 class Budget:
     max_rps: float
     max_concurrency: int
+    breaker_failures: int = 10
+    breaker_probe_seconds: float = 60.0
 
 
 class RequestBudget:
@@ -109,6 +119,38 @@ class RequestBudget:
     def clear_rejection(self) -> None:
         self._set_rejection(None)
 
+    # The circuit breaker. Transient failures are counted in a sliding window; any answer
+    # from NEIS forgets them. ``breaker_failures`` of them with no answer between open the
+    # breaker: from then on only one request per ``breaker_probe_seconds`` may go (the probe),
+    # and the first answer closes it. Moments are epoch seconds of the collector's clock.
+
+    def record_failure(self) -> float:
+        """Count a transient failure now. Returns when the next probe may go if the breaker
+        is (now) open, else 0."""
+        now = _clock_epoch()
+        return self._record_failure(now, now + self.budget.breaker_probe_seconds)
+
+    def record_success(self) -> bool:
+        """NEIS answered: forget the failures and close the breaker; True if it was open."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def probe_at(self) -> float:
+        """While the breaker is open, when the next probe may go; 0 while it is closed."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def allow(self) -> float:
+        """0 when a request may go now: the breaker is closed, or it is open and this caller
+        takes the probe that is due (the next one moves a probe interval on). Otherwise, when
+        the next probe may go."""
+        now = _clock_epoch()
+        return self._allow(now, now + self.budget.breaker_probe_seconds)
+
+    def _record_failure(self, now: float, probe: float) -> float:  # pragma: no cover
+        raise NotImplementedError
+
+    def _allow(self, now: float, later: float) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
 
 # KEYS: leases zset, tat key. ARGV: lease id, max concurrency, interval (s), lease seconds.
 # Returns 0 when the lease was taken, else the seconds to wait (as a string, Lua floats).
@@ -132,6 +174,34 @@ return '0'
 """
 
 
+# KEYS: failures zset, breaker key. ARGV: now, failure id, threshold, window, next probe,
+# keep seconds. Returns the breaker's next probe moment (text), or '0' while it stays closed.
+_FAILURE = """
+local open = redis.call('GET', KEYS[2])
+if open then return open end
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[4]))
+redis.call('ZADD', KEYS[1], now, ARGV[2])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[2], ARGV[5], 'EX', tonumber(ARGV[6]))
+  redis.call('DEL', KEYS[1])
+  return ARGV[5]
+end
+return '0'
+"""
+
+# KEYS: breaker key. ARGV: now, the probe after this one, keep seconds. Returns '0' when a
+# request may go (closed, or this caller takes the due probe), else the next probe moment.
+_ALLOW = """
+local at = redis.call('GET', KEYS[1])
+if not at then return '0' end
+if tonumber(at) > tonumber(ARGV[1]) then return at end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
+return '0'
+"""
+
+
 class RedisBudget(RequestBudget):
     def __init__(self, api_key: str, budget: Budget, url: str):
         import redis
@@ -139,6 +209,8 @@ class RedisBudget(RequestBudget):
         super().__init__(api_key, budget)
         self.redis = redis.Redis.from_url(url)
         self._acquire = self.redis.register_script(_ACQUIRE)
+        self._failure = self.redis.register_script(_FAILURE)
+        self._allow_script = self.redis.register_script(_ALLOW)
         prefix = f"neis:budget:{self.key}"
         self._leases, self._tat, self._block, self._rejected = (
             f"{prefix}:leases",
@@ -146,6 +218,7 @@ class RedisBudget(RequestBudget):
             f"{prefix}:quota",
             f"{prefix}:rejected",
         )
+        self._failures, self._breaker = f"{prefix}:failures", f"{prefix}:breaker"
 
     def _try_acquire(self, lease: str) -> float:
         interval = 1.0 / self.budget.max_rps
@@ -176,6 +249,24 @@ class RedisBudget(RequestBudget):
     def _get_rejection(self) -> str | None:
         value = self.redis.get(self._rejected)
         return value.decode() if value else None
+
+    def _record_failure(self, now: float, probe: float) -> float:
+        args = [repr(now), uuid.uuid4().hex, self.budget.breaker_failures,
+                BREAKER_WINDOW_SECONDS, repr(probe), BREAKER_KEEP_SECONDS]  # fmt: skip
+        return float(self._failure(keys=[self._failures, self._breaker], args=args))
+
+    def record_success(self) -> bool:
+        with self.redis.pipeline() as pipe:
+            closed, _ = pipe.delete(self._breaker).delete(self._failures).execute()
+        return bool(closed)
+
+    def probe_at(self) -> float:
+        value = self.redis.get(self._breaker)
+        return float(value) if value else 0.0
+
+    def _allow(self, now: float, later: float) -> float:
+        args = [repr(now), repr(later), BREAKER_KEEP_SECONDS]
+        return float(self._allow_script(keys=[self._breaker], args=args))
 
 
 class FileBudget(RequestBudget):
@@ -244,6 +335,38 @@ class FileBudget(RequestBudget):
             found = state.get("rejected")
         return found["value"] if found and found["until"] > time.time() else None
 
+    def _record_failure(self, now: float, probe: float) -> float:
+        with self._state() as state:
+            if state.get("breaker"):
+                return state["breaker"]
+            recent = [t for t in state.get("failures", []) if t > now - BREAKER_WINDOW_SECONDS]
+            recent.append(now)
+            if len(recent) >= self.budget.breaker_failures:
+                state.pop("failures", None)
+                state["breaker"] = probe
+                return probe
+            state["failures"] = recent
+            return 0.0
+
+    def record_success(self) -> bool:
+        with self._state() as state:
+            state.pop("failures", None)
+            return state.pop("breaker", None) is not None
+
+    def probe_at(self) -> float:
+        with self._state() as state:
+            return state.get("breaker", 0.0)
+
+    def _allow(self, now: float, later: float) -> float:
+        with self._state() as state:
+            at = state.get("breaker")
+            if not at:
+                return 0.0
+            if at > now:
+                return at
+            state["breaker"] = later
+            return 0.0
+
 
 def _clock_epoch() -> float:
     return clock.now().timestamp()
@@ -254,7 +377,12 @@ def budget_from_settings(api_key: str | None = None) -> RequestBudget:
     from django.conf import settings
 
     key = settings.NEIS_API_KEY if api_key is None else api_key
-    budget = Budget(settings.NEIS_MAX_RPS, settings.NEIS_MAX_CONCURRENCY)
+    budget = Budget(
+        settings.NEIS_MAX_RPS,
+        settings.NEIS_MAX_CONCURRENCY,
+        breaker_failures=settings.NEIS_BREAKER_FAILURES,
+        breaker_probe_seconds=settings.NEIS_BREAKER_PROBE_SECONDS,
+    )
     if settings.NEIS_LIMITER_URL:
         return RedisBudget(key, budget, settings.NEIS_LIMITER_URL)
     return FileBudget(key, budget, Path(settings.VAR_DIR) / "budget")

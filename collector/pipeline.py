@@ -8,7 +8,8 @@ It orchestrates; the ledger (``collector.ledger``) owns every change of state. A
                     key's daily quota is spent
     collect_unit    claim the unit, fetch every page, store the lessons and the unit's counts
                     in one transaction, close the run if this was its last open unit
-    resume_deferred after the quota reset, put deferred units back in the queue
+    resume_deferred after the quota reset or a NEIS outage, put deferred units back in the
+                    queue (while NEIS is down, one at a time as the breaker's probe)
     requeue_stuck   re-send units whose message or worker was lost (the watchdog)
 
 This module never imports the Celery layer: messages go out by task name through a sender
@@ -57,11 +58,23 @@ log = logging.getLogger(__name__)
 
 # The collect task's name: the one thing this layer knows of the Celery layer.
 COLLECT_TASK = "collector.collect_school"
+# The ledger's code for a unit deferred because NEIS is down for every school (the breaker).
+NEIS_DOWN = "NEIS-DOWN"
 
 
 class PipelineError(ValueError):
     """A request the pipeline refuses: bad level or window, unknown office or school, or one
     that would select no school. The message says which, in one line."""
+
+
+class RetryLater(Exception):
+    """A unit failed transiently and goes back to pending: try it again after ``countdown``
+    seconds. ``error`` is the NEIS error it met."""
+
+    def __init__(self, error: NeisTransientError, countdown: float):
+        super().__init__(f"{error} (retry in {countdown:.1f} s)")
+        self.error = error
+        self.countdown = countdown
 
 
 @dataclasses.dataclass
@@ -72,6 +85,9 @@ class Outcome:
     status: str
     detail: str = ""
     rows: int = 0
+    # True when this attempt found NEIS answering after the breaker had opened: the caller
+    # resumes the units that wait for it (``resume_deferred``).
+    reopened: bool = False
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -345,11 +361,15 @@ def collect_unit(
     task_id: str = "",
     client: NeisClient | None = None,
     budget: RequestBudget | None = None,
+    policy: RetryPolicy | None = None,
 ) -> Outcome:
     """Collect one school's window: fetch every page, store, record, maybe close the run.
 
-    Raises ``NeisTransientError`` (after putting the unit back to pending) so that the caller
-    can retry with backoff; every other NEIS outcome is recorded in the ledger and returned.
+    A transient NEIS error is retried while ``policy`` (default: the settings') allows it:
+    the unit goes back to pending and ``RetryLater`` says after how long; once the retry
+    window is spent the unit fails. When the key's circuit breaker is open (NEIS is down for
+    every school) the unit is deferred as ``NEIS_DOWN`` instead, until the next probe. Every
+    other NEIS outcome is recorded in the ledger and returned.
     An infrastructure error (``retry.is_infrastructure_error``) leaves the unit as it was,
     claimed by this task: a retry of the same task re-claims it, and if no retry comes its
     lease runs out and the watchdog sends it again.
@@ -373,13 +393,17 @@ def collect_unit(
     if until:
         unit.defer(until, NeisQuotaError("ERROR-337", "quota spent (seen by another unit)", until))
         return Outcome(unit_id, UnitStatus.DEFERRED, f"quota spent until {until.isoformat()}")
+    probe_at = budget.allow()
+    if probe_at:  # NEIS is down and this is not the probe: wait for it with the others
+        unit.defer(_moment(probe_at), _neis_down("the breaker is open", probe_at))
+        return Outcome(unit_id, UnitStatus.DEFERRED, NEIS_DOWN)
 
     client = client or NeisClient.from_settings(limiter=budget)
     with heartbeat(unit):
-        return _fetch_and_store(unit, run, school, client, budget)
+        return _fetch_and_store(unit, run, school, client, budget, policy)
 
 
-def _fetch_and_store(unit, run, school, client, budget) -> Outcome:
+def _fetch_and_store(unit, run, school, client, budget, policy) -> Outcome:
     unit_id = unit.pk
     try:
         fetched = client.timetable(
@@ -401,8 +425,10 @@ def _fetch_and_store(unit, run, school, client, budget) -> Outcome:
         run.close_if_complete()
         return Outcome(unit_id, UnitStatus.FAILED, exc.code)
     except NeisTransientError as exc:
-        unit.release(exc)
-        raise
+        return _transient(unit, run, exc, budget, policy or RetryPolicy.from_settings())
+    reopened = budget.record_success()
+    if reopened:
+        log.warning("NEIS answers again (school %s): breaker closed", school.code)
 
     counts = {
         "requests": F("requests") + fetched.requests,
@@ -440,7 +466,37 @@ def _fetch_and_store(unit, run, school, client, budget) -> Outcome:
             fetched.received,
         )
     run.close_if_complete()
-    return Outcome(unit_id, status, rows=len(fetched.rows))
+    return Outcome(unit_id, status, rows=len(fetched.rows), reopened=reopened)
+
+
+def _transient(unit, run, exc: NeisTransientError, budget, policy: RetryPolicy) -> Outcome:
+    """A transient failure: defer the unit if NEIS is down for everyone, else retry it after a
+    backoff (raising ``RetryLater``) until the policy's window is spent, then fail it."""
+    probe_at = budget.record_failure()
+    if probe_at:
+        unit.defer(_moment(probe_at), _neis_down(str(exc), probe_at))
+        log.warning("NEIS is down (%s); school %s waits for the next probe", exc, unit.school_id)
+        return Outcome(unit.pk, UnitStatus.DEFERRED, NEIS_DOWN)
+    now = clock.now()
+    if policy.exhausted(unit.retries, unit.failing_for(now)):
+        unit.fail(exc)
+        run.close_if_complete()
+        return Outcome(unit.pk, UnitStatus.FAILED, exc.code)
+    countdown = policy.countdown(unit.retries)
+    unit.release(exc, due=now + datetime.timedelta(seconds=countdown))
+    raise RetryLater(exc, countdown)
+
+
+def _moment(epoch: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
+
+
+def _neis_down(reason: str, probe_at: float) -> NeisError:
+    return NeisError(
+        NEIS_DOWN,
+        f"NEIS is down for every school ({reason}); waiting for a probe at "
+        f"{_moment(probe_at).isoformat()}",
+    )
 
 
 @contextlib.contextmanager
@@ -520,15 +576,28 @@ def fail_unit(unit_id: int, error: NeisError) -> None:
 
 
 def resume_deferred(*, now: datetime.datetime | None = None, budget=None, send=None) -> int:
-    """Re-send deferred units whose reset time has passed; returns how many were sent."""
+    """Re-send deferred units that may go now; returns how many were sent.
+
+    Units deferred by the quota go once its reset has passed. Units waiting for NEIS
+    (``NEIS_DOWN``) go all together once the breaker has closed; while it is open, one of them
+    goes when a probe is due, to find out whether NEIS is back.
+    """
     budget = budget or _budget()
     now = now or clock.now()
     until = _quota_blocked_until(budget)
     if until and until > now:
         return 0
     budget.clear_block()
+    deferred = SchoolRun.objects.filter(status=UnitStatus.DEFERRED, run__status=RunStatus.RUNNING)
+    down = deferred.filter(last_error_code=NEIS_DOWN)
+    probe_at = budget.probe_at()
+    if not probe_at:
+        due = SchoolRun.objects.due(now) | down
+    elif probe_at <= now.timestamp():
+        due = deferred.filter(pk__in=down.order_by("defer_until", "pk").values("pk")[:1])
+    else:
+        return 0
     total = 0
-    due = SchoolRun.objects.due(now)
     for run in CollectionRun.objects.filter(pk__in=due.values("run_id")):
         ids = list(due.filter(run=run).values_list("pk", flat=True))
         SchoolRun.objects.filter(pk__in=ids).resume()
@@ -600,25 +669,23 @@ def run_in_process(
 ) -> CollectionRun:
     """Collect every pending unit of ``run`` here (``--sync``, the demo; no broker needed).
 
-    Transient errors retry with the same policy as the tasks (``RetryPolicy.from_settings``).
+    Transient errors retry with the same policy as the tasks (``RetryPolicy.from_settings``),
+    sleeping out each countdown; a unit deferred because NEIS is down waits here for the
+    breaker's next probe and tries again.
     """
     budget = budget or _budget()
     client = client or NeisClient.from_settings(limiter=budget)
     policy = policy or RetryPolicy.from_settings()
     run.start()
     for unit_id in run.units.filter(status=UnitStatus.PENDING).values_list("pk", flat=True):
-        retries = 0
         while True:
             try:
-                outcome = collect_unit(unit_id, client=client, budget=budget)
-                break
-            except NeisTransientError as exc:
-                if policy.exhausted(retries):
-                    fail_unit(unit_id, exc)
-                    outcome = Outcome(unit_id, UnitStatus.FAILED, exc.code)
+                outcome = collect_unit(unit_id, client=client, budget=budget, policy=policy)
+                if outcome.detail != NEIS_DOWN:
                     break
-                sleep(policy.countdown(retries))
-                retries += 1
+                sleep(max(1.0, budget.probe_at() - clock.now().timestamp()))
+            except RetryLater as later:
+                sleep(later.countdown)
             except Exception as exc:
                 # One bad school never stops the run: record why, go on with the next.
                 log.exception("unit %s failed", unit_id)

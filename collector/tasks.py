@@ -17,7 +17,7 @@ from django.db import IntegrityError, connections
 from collector import clock, pipeline
 from collector.ledger import CollectionRun, Trigger
 from collector.neis.client import NeisClient
-from collector.neis.errors import NeisError, NeisTransientError
+from collector.neis.errors import NeisError
 from collector.retry import RetryPolicy, is_infrastructure_error
 
 log = get_task_logger(__name__)
@@ -67,18 +67,22 @@ class CollectSchoolTask(Task):
     name=pipeline.COLLECT_TASK,
     acks_late=True,
     reject_on_worker_lost=True,
+    max_retries=None,  # the pipeline's RetryPolicy decides, on the ledger's record
 )
-def collect_school(self, unit_id: int) -> dict:
+def collect_school(self, unit_id: int, outage: int = 0) -> dict:
     """Collect one school of one run (ledger unit ``unit_id``).
 
-    Transient NEIS errors are retried by the settings' ``RetryPolicy``, read at each retry
-    (not frozen into the task when it was defined); when it is exhausted the error itself
-    reaches ``on_failure``, which records its code in the ledger.
+    Transient NEIS errors are retried as the pipeline says (``RetryLater``: the settings'
+    ``RetryPolicy``, read at each retry, over the unit's failures in the ledger); once its
+    window is spent the pipeline records the failure itself. ``outage`` counts the retries in
+    a row for our own services being away (``retry.is_infrastructure_error``).
     """
     try:
-        return pipeline.collect_unit(unit_id, task_id=self.request.id or "").as_dict()
-    except NeisTransientError as exc:
-        _retry(self, unit_id, exc, RetryPolicy.from_settings())
+        outcome = pipeline.collect_unit(unit_id, task_id=self.request.id or "")
+    except pipeline.RetryLater as later:
+        raise self.retry(
+            args=[unit_id], kwargs={}, exc=later.error, countdown=later.countdown
+        ) from None
     except Exception as exc:
         if not is_infrastructure_error(exc):
             raise
@@ -86,17 +90,27 @@ def collect_school(self, unit_id: int) -> dict:
         # connection (the one that failed may be dead).
         drop_broken_connections()
         log.warning("unit %s: %s: %s; retrying", unit_id, type(exc).__name__, exc)
-        _retry(self, unit_id, exc, RetryPolicy.for_infrastructure())
+        _retry_outage(self, unit_id, outage, exc)
+    if outcome.reopened:
+        # NEIS is back: the schools waiting for it go now, not at beat's next resume.
+        try:
+            pipeline.resume_deferred()
+        except Exception as exc:
+            log.warning("resuming after an outage is left to beat: %s", exc)
+    return outcome.as_dict()
 
 
-def _retry(task: Task, unit_id: int, exc: Exception, policy: RetryPolicy):
-    """Retry ``task`` after the policy's countdown, or re-raise ``exc`` once it is spent."""
-    retries = task.request.retries
-    if policy.exhausted(retries):
+def _retry_outage(task: Task, unit_id: int, outage: int, exc: Exception):
+    """Retry ``task`` after the infrastructure policy's countdown, or re-raise ``exc`` once
+    its retries are spent."""
+    policy = RetryPolicy.for_infrastructure()
+    if policy.exhausted(outage):
         raise exc
-    countdown = policy.countdown(retries)
+    countdown = policy.countdown(outage)
     pipeline.retry_due(unit_id, countdown)
-    raise task.retry(exc=exc, countdown=countdown, max_retries=policy.max_retries) from None
+    raise task.retry(
+        args=[unit_id], kwargs={"outage": outage + 1}, exc=exc, countdown=countdown
+    ) from None
 
 
 def _refused(task: Task, result: dict) -> None:

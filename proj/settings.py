@@ -313,6 +313,15 @@ try:
     Clock.parse(NEIS_CLOCK) if NEIS_CLOCK else None
 except ValueError as _exc:
     raise ImproperlyConfigured(f"NEIS_CLOCK: {_exc}") from None
+# Outages (collector/retry.py, collector/limiter.py). A school failing transiently is retried
+# until its first failure in a row is this old, however many tries that takes: long enough to
+# outlast a NEIS maintenance window. 0 leaves NEIS_MAX_RETRIES alone to decide.
+NEIS_RETRY_WINDOW_SECONDS = env_int("NEIS_RETRY_WINDOW_SECONDS", 3 * 3600, minimum=0)
+# The circuit breaker: this many transient failures of one key within a minute, none answered,
+# mean NEIS itself is down. The run then waits as a whole (units deferred as NEIS-DOWN) while
+# one request every NEIS_BREAKER_PROBE_SECONDS probes it; the first answer resumes the run.
+NEIS_BREAKER_FAILURES = env_int("NEIS_BREAKER_FAILURES", 10, minimum=1)
+NEIS_BREAKER_PROBE_SECONDS = env_int("NEIS_BREAKER_PROBE_SECONDS", 60, minimum=1)
 
 # --- Console -------------------------------------------------------------------------------
 # /metrics (Prometheus) answers only requests with "Authorization: Bearer <token>" when set.

@@ -307,12 +307,46 @@ def test_it_pickles_every_neis_error_intact(error):
 
 def test_it_reads_the_retry_policy_from_settings(settings):
     settings.NEIS_MAX_RETRIES, settings.NEIS_RETRY_BACKOFF_BASE = 9, 0.5
-    settings.NEIS_RETRY_BACKOFF_MAX = 7
+    settings.NEIS_RETRY_BACKOFF_MAX, settings.NEIS_RETRY_WINDOW_SECONDS = 7, 0
     policy = RetryPolicy.from_settings()
     assert policy == RetryPolicy(max_retries=9, backoff_base=0.5, backoff_max=7)
     assert [policy.ceiling(n) for n in range(6)] == [0.5, 1, 2, 4, 7, 7]
     assert all(0 <= policy.countdown(n) <= policy.ceiling(n) for n in range(40))
     assert not policy.exhausted(8) and policy.exhausted(9)
+
+
+def test_it_retries_for_a_time_window_not_a_count(settings):
+    settings.NEIS_RETRY_WINDOW_SECONDS = 3 * 3600
+    policy = RetryPolicy.from_settings()
+    assert policy.window == 3 * 3600
+    assert not policy.exhausted(500, failing_for=3 * 3600 - 1)  # many tries, still young
+    assert not policy.exhausted(2, failing_for=4 * 3600)  # old, but fewer than the minimum
+    assert policy.exhausted(6, failing_for=3 * 3600)
+    assert RetryPolicy.for_infrastructure().exhausted(30)  # no window: the count alone
+
+
+def test_it_fails_a_unit_only_once_its_failures_outlast_the_window(run, settings):
+    settings.NEIS_MAX_RETRIES, settings.NEIS_RETRY_WINDOW_SECONDS = 0, 600
+    unit = _unit(run)
+    unit.claim()
+    assert unit.release(NeisTransientError("ERROR-500", "server"))
+    first = SchoolRun.objects.get(pk=unit.pk).retrying_since
+    assert first is not None and first <= clock.now()
+    with _later(minutes=9):
+        again = SchoolRun.objects.get(pk=unit.pk)
+        assert again.claim() and again.release(NeisTransientError("ERROR-500", "server"))
+        stored = SchoolRun.objects.get(pk=unit.pk)
+        assert stored.retrying_since == first  # the first failure in a row is kept
+        assert not RetryPolicy.from_settings().exhausted(
+            stored.retries, stored.failing_for(clock.now())
+        )
+    with _later(minutes=11):
+        assert RetryPolicy.from_settings().exhausted(
+            stored.retries, stored.failing_for(clock.now())
+        )
+    SchoolRun.objects.filter(pk=unit.pk).update(status=UnitStatus.DEFERRED)
+    SchoolRun.objects.filter(pk=unit.pk).resume()
+    assert SchoolRun.objects.get(pk=unit.pk).retrying_since is None  # waiting is not retrying
 
 
 # --- leases and lost messages ----------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The shared request budget holds across threads and processes, in Redis and in a file."""
 
+import datetime
 import multiprocessing
 import threading
 import time
@@ -16,8 +17,8 @@ from tests.processes import REDIS_URL
 def make_budget(request, tmp_path):
     key = f"test-{uuid.uuid4().hex}"
 
-    def make(max_rps=1000.0, max_concurrency=2):
-        budget = limiter.Budget(max_rps, max_concurrency)
+    def make(max_rps=1000.0, max_concurrency=2, **breaker):
+        budget = limiter.Budget(max_rps, max_concurrency, **breaker)
         if request.param == "redis":
             return limiter.RedisBudget(key, budget, REDIS_URL)
         return limiter.FileBudget(key, budget, tmp_path)
@@ -117,3 +118,46 @@ def test_it_remembers_a_quota_block_until_it_expires(make_budget):
     assert budget.blocked_until() == 0
     budget.block_until(now - 1)
     assert budget.blocked_until() == 0
+
+
+def _at(seconds: float):
+    return clock.pinned(clock.now() + datetime.timedelta(seconds=seconds), frozen=True)
+
+
+def test_it_opens_the_breaker_after_failures_with_no_answer_between(make_budget):
+    budget = make_budget(breaker_failures=3, breaker_probe_seconds=30)
+    with _at(0):
+        assert budget.record_failure() == 0
+        assert budget.record_failure() == 0
+        assert budget.record_success() is False  # an answer: the count starts again
+        assert [budget.record_failure() for _ in range(2)] == [0, 0]
+        probe = budget.record_failure()
+        assert probe == pytest.approx(clock.now().timestamp() + 30)
+        assert budget.probe_at() == probe
+        assert budget.allow() == probe  # nobody goes until the probe is due
+
+
+def test_it_forgets_failures_older_than_a_minute(make_budget):
+    budget = make_budget(breaker_failures=3)
+    with _at(0):
+        budget.record_failure()
+        budget.record_failure()
+    with _at(61):
+        assert budget.record_failure() == 0
+        assert budget.probe_at() == 0
+
+
+def test_it_lets_one_probe_through_per_interval_and_closes_on_an_answer(make_budget):
+    budget = make_budget(breaker_failures=1, breaker_probe_seconds=60)
+    with _at(0):
+        probe = budget.record_failure()
+    with _at(59):
+        assert budget.allow() == probe
+    with _at(61):
+        assert budget.allow() == 0  # this caller is the probe
+        assert budget.allow() == pytest.approx(clock.now().timestamp() + 60)  # the others wait
+        assert budget.record_failure() > 0  # the probe failed: still open
+    with _at(122):
+        assert budget.allow() == 0
+        assert budget.record_success() is True
+        assert (budget.probe_at(), budget.allow()) == (0, 0)
