@@ -1,0 +1,37 @@
+"""The broker (and the request budget's Redis) restarts mid-run."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.chaos.harness import Chaos
+
+pytestmark = [pytest.mark.chaos]
+
+
+def test_it_recovers_from_a_redis_restart_that_lost_every_message(chaos):
+    chaos.sim.control.configure(latency_ms=100)
+    with chaos.beat(), chaos.worker():
+        run = chaos.start_run()
+        chaos.wait_for_progress(run, 0.25)
+        chaos.fault(run)
+        chaos.redis.restart(down=1)  # no persistence: queued and unacked messages are gone
+        chaos.cleared(run)
+        run = chaos.wait_closed(run)
+    chaos.verify(run, "Redis restart, no persistence")
+
+
+@pytest.mark.chaos_full
+def test_it_recovers_from_a_redis_restart_with_appendonly(
+    chaos_db, chaos_redis_aof, neis_sim_process, settings, tmp_path
+):
+    chaos = Chaos(chaos_db, chaos_redis_aof, neis_sim_process, settings, tmp_path)
+    chaos.sim.control.configure(latency_ms=100)
+    with chaos.beat(), chaos.worker():
+        run = chaos.start_run()
+        chaos.wait_for_progress(run, 0.25)
+        chaos.fault(run)
+        chaos.redis.restart(down=1)
+        chaos.cleared(run)
+        run = chaos.wait_closed(run)
+    chaos.verify(run, "Redis restart, appendonly")
