@@ -39,11 +39,19 @@ class PostgresBeatLock:
         params = connection.get_connection_params()
         params.pop("cursor_factory", None)
         params.pop("context", None)
-        self._conn = psycopg.connect(**params, autocommit=True)
-        row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_ID]).fetchone()
+        try:
+            self._conn = psycopg.connect(**params, autocommit=True)
+            row = self._conn.execute(
+                "SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_ID]
+            ).fetchone()
+        except psycopg.Error as exc:
+            # The database is restarting: not holding the lock is the safe answer, and the
+            # next tick asks again. Raising here would end beat, and the schedule with it.
+            log.warning("beat: cannot take the single-beat lock (%s); standing by", exc)
+            self.release()
+            return False
         if not row[0]:
-            self._conn.close()
-            self._conn = None
+            self.release()
             return False
         return True
 
