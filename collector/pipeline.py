@@ -303,6 +303,10 @@ def waiting_messages() -> int | None:
         with current_app.connection_for_read() as conn:
             return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
     except Exception as exc:  # an unknown depth only means the watchdog waits longer
+        if getattr(exc, "code", None) == 404 or "NOT_FOUND" in str(exc):
+            # No such queue, so nothing waits in it: Redis drops the key of an empty queue,
+            # and a broker that restarted without the queue lost what it held.
+            return 0
         log.warning("cannot read the depth of queue %s: %s", queue, exc)
         return None
 
@@ -605,11 +609,6 @@ def resume_deferred(*, now: datetime.datetime | None = None, budget=None, send=N
     return total
 
 
-# A pending unit whose message was due this long ago, with nothing waiting in the broker, has
-# lost its message: long enough for a worker to take a message it has just been handed.
-LOST_AFTER = datetime.timedelta(seconds=60)
-
-
 def requeue_stuck(
     *,
     now: datetime.datetime | None = None,
@@ -619,13 +618,16 @@ def requeue_stuck(
 ) -> int:
     """Re-send units whose message or worker was lost (``SchoolRunQuerySet.stuck``).
 
-    When the broker's collect queue is empty, a pending unit due more than ``LOST_AFTER`` ago
-    lost its message (a broker restarted without persistence, a task that failed before it
-    could record anything); otherwise only units whose message expired are re-sent. A
-    message re-sent needlessly costs nothing in effect: its unit is claimed once.
+    When the broker's collect queue is empty, a pending unit due more than one lease ago lost
+    its message (a broker restarted without persistence, a task that failed before it could
+    record anything): a worker claims a unit as soon as it starts the message, and hands a
+    message only to an idle child, so a message taken but not yet claimed after a whole lease
+    is gone. Otherwise only units whose message expired are re-sent. A message re-sent
+    needlessly costs nothing in effect: its unit is claimed once.
     """
     now = now or clock.now()
-    stuck = SchoolRun.objects.stuck(now, lost_after=LOST_AFTER if waiting() == 0 else None)
+    lost_after = lease_length() if waiting() == 0 else None
+    stuck = SchoolRun.objects.stuck(now, lost_after=lost_after)
     total = 0
     for run in CollectionRun.objects.filter(pk__in=stuck.values("run_id")):
         ids = list(stuck.filter(run=run).values_list("pk", flat=True))
