@@ -49,6 +49,12 @@ class CollectSchoolTask(Task):
         if isinstance(exc, WorkerLostError):
             return  # the message goes back to the queue; the unit is not lost
         unit_id = args[0] if args else kwargs.get("unit_id")
+        if is_infrastructure_error(exc):
+            # Our own database, broker or Redis failed the task (its retries spent, or before
+            # its body ran): nothing is wrong with the school. Its lease runs out, or its
+            # message is found lost, and the watchdog sends it again.
+            log.warning("unit %s: %s; left to the watchdog", unit_id, exc)
+            return
         if not isinstance(exc, NeisError):
             exc = pipeline.internal_error(exc)
         try:

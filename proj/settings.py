@@ -207,7 +207,12 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 # Results land in django-celery-results so operators see them in admin; they expire after a week.
-CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_BACKEND = "proj.results:DatabaseBackend"
+# Storing a result retries on a fresh connection for some fifteen seconds (10 ms doubling to
+# 10 s, jittered), so a database restart does not fail a task before its body runs
+# (proj/results.py).
+CELERY_RESULT_BACKEND_ALWAYS_RETRY = True
+CELERY_RESULT_BACKEND_MAX_RETRIES = 12
 CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_EXPIRES = timedelta(
     days=env_int("CELERY_RESULT_EXPIRES_DAYS", 7, minimum=1, maximum=3650)
