@@ -26,6 +26,8 @@ from tests.chaos.harness import RESULTS, Chaos
 
 pytest_plugins = ["tests.fixtures_neis"]
 
+LOGS = Path(tempfile.gettempdir()) / "neis-chaos-logs"
+
 
 def pytest_terminal_summary(terminalreporter):
     if not RESULTS:
@@ -142,7 +144,22 @@ def chaos_rabbitmq():
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _logs(request) -> Path:
+    # Kept after the session (pytest keeps only its last few temporary folders, and other
+    # sessions on this machine rotate them): the workers' and beat's logs of each scenario.
+    folder = LOGS / request.node.name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
 @pytest.fixture
-def chaos(chaos_db, chaos_redis, neis_sim_process, settings, tmp_path):
+def chaos(request, chaos_db, chaos_redis, neis_sim_process, settings):
     """A scenario's world: private PostgreSQL and Redis, the simulator, nothing started yet."""
-    return Chaos(chaos_db, chaos_redis, neis_sim_process, settings, tmp_path)
+    return Chaos(chaos_db, chaos_redis, neis_sim_process, settings, _logs(request))
+
+
+@pytest.fixture
+def chaos_aof(request, chaos_db, chaos_redis_aof, neis_sim_process, settings):
+    """The same, with a Redis that keeps its data in an append-only file."""
+    return Chaos(chaos_db, chaos_redis_aof, neis_sim_process, settings, _logs(request))

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from django.db import DatabaseError, connection
-from django.db.models import Sum
+from django.db.models import Count, Sum
 
 from collector import clock, pipeline
 from collector.ledger import TERMINAL, CollectionRun, RunStatus, UnitStatus
@@ -48,9 +48,9 @@ RESULTS: list[Result] = []
 
 
 class Chaos:
-    def __init__(self, postgres, redis, sim, settings, tmp_path: Path):
+    def __init__(self, postgres, redis, sim, settings, logs: Path):
         self.postgres, self.redis, self.sim = postgres, redis, sim
-        self.settings, self.tmp_path = settings, tmp_path
+        self.settings, self.logs = settings, logs
         self.broker_url = redis.url
         self.env = {
             "CELERY_BROKER_URL": redis.url,
@@ -79,7 +79,7 @@ class Chaos:
 
     def worker(self, concurrency: int = 2, **env):
         return processes.celery_worker(
-            self.tmp_path, {**self.env, **env}, concurrency=concurrency, queues="default,neis"
+            self.logs, {**self.env, **env}, concurrency=concurrency, queues="default,neis"
         )
 
     @contextlib.contextmanager
@@ -96,7 +96,7 @@ class Chaos:
         PeriodicTask.objects.exclude(task__in=fast).update(enabled=False)
         PeriodicTask.objects.filter(task__in=fast).update(interval=every, crontab=None)
         PeriodicTasks.update_changed()
-        with processes.celery_beat(self.tmp_path, {**self.env, **env}) as beat:
+        with processes.celery_beat(self.logs, {**self.env, **env}) as beat:
             yield beat
 
     def kill_group(self, pid: int) -> None:
@@ -153,9 +153,16 @@ class Chaos:
             found = CollectionRun.objects.get(pk=run.pk)
             return found if not found.is_open else None
 
-        return processes.wait_until(
-            lambda: self.query(closed), timeout=timeout, message=f"run {run.pk} did not close"
-        )
+        try:
+            return processes.wait_until(lambda: self.query(closed), timeout=timeout)
+        except TimeoutError:
+            left = dict(
+                run.units.exclude(status__in=TERMINAL)
+                .values_list("status", "last_error_code")
+                .annotate(n=Count("pk"))
+                .values_list("status", "n")
+            )
+            raise TimeoutError(f"run {run.pk} did not close in {timeout} s; open: {left}") from None
 
     @staticmethod
     def query(read, attempts: int = 600):

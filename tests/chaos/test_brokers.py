@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chaos.harness import Chaos
-
 pytestmark = [pytest.mark.chaos]
 
 
@@ -22,10 +20,8 @@ def test_it_recovers_from_a_redis_restart_that_lost_every_message(chaos):
 
 
 @pytest.mark.chaos_full
-def test_it_recovers_from_a_redis_restart_with_appendonly(
-    chaos_db, chaos_redis_aof, neis_sim_process, settings, tmp_path
-):
-    chaos = Chaos(chaos_db, chaos_redis_aof, neis_sim_process, settings, tmp_path)
+def test_it_recovers_from_a_redis_restart_with_appendonly(chaos_aof):
+    chaos = chaos_aof
     chaos.sim.control.configure(latency_ms=100)
     with chaos.beat(), chaos.worker():
         run = chaos.start_run()
