@@ -105,15 +105,26 @@ class Chaos:
 
     # --- the run ------------------------------------------------------------------------
 
-    def start_run(self, level: str = "all", office: str = "I10", weeks: int = 1, **kwargs):
+    @staticmethod
+    def window(weeks: int = 1) -> tuple[datetime.date, datetime.date]:
+        """School weeks ending Friday 2026-11-20, the week before the pinned clock's."""
         monday = datetime.date(2026, 11, 16) - datetime.timedelta(weeks=weeks - 1)
-        window = (monday, datetime.date(2026, 11, 20))
-        run = pipeline.create_run(level, *window, offices=[office], **kwargs)
+        return monday, datetime.date(2026, 11, 20)
+
+    @staticmethod
+    def now() -> datetime.datetime:
+        return clock.now()
+
+    def start_run(self, level: str = "all", office: str = "I10", weeks: int = 1, **kwargs):
+        run = pipeline.create_run(level, *self.window(weeks), offices=[office], **kwargs)
         self.dispatch(run)
         self.started_at = clock.now()
         return run
 
-    def dispatch(self, run, **kwargs) -> int:
+    @contextlib.contextmanager
+    def sender(self):
+        """A pipeline sender publishing to the private broker (this process's Celery app is
+        configured for the shared one)."""
         with app.connection_for_write(self.broker_url) as conn:
 
             def send(unit_id: int, expires: float) -> None:
@@ -121,7 +132,14 @@ class Chaos:
                     pipeline.COLLECT_TASK, args=[unit_id], expires=expires, connection=conn
                 )
 
+            yield send
+
+    def dispatch(self, run, **kwargs) -> int:
+        with self.sender() as send:
             return pipeline.dispatch(run, send=send, **kwargs)
+
+    def wait_for(self, predicate, timeout: float = 120):
+        return processes.wait_until(lambda: self.query(predicate), timeout=timeout)
 
     def units(self, run, *statuses) -> int:
         return self.query(lambda: run.units.filter(status__in=statuses).count())
