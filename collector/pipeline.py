@@ -479,7 +479,7 @@ def _transient(unit, run, exc: NeisTransientError, budget, policy: RetryPolicy) 
     probe_at = budget.record_failure()
     if probe_at:
         unit.defer(_moment(probe_at), _neis_down(str(exc), probe_at))
-        log.warning("NEIS is down (%s); school %s waits for the next probe", exc, unit.school_id)
+        log.warning("NEIS is down (%s); school %s waits for the next probe", exc, unit.school.code)
         return Outcome(unit.pk, UnitStatus.DEFERRED, NEIS_DOWN)
     now = clock.now()
     if policy.exhausted(unit.retries, unit.failing_for(now)):

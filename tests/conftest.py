@@ -44,3 +44,10 @@ def seeded_offices(request):
 
     seed = importlib.import_module("collector.migrations.0002_offices")
     seed.add_offices(apps, None)
+
+
+@pytest.fixture
+def local_budget(settings, tmp_path):
+    """The request budget in a lock file of this test's own, not in a shared Redis."""
+    settings.NEIS_LIMITER_URL = ""
+    settings.VAR_DIR = tmp_path
