@@ -63,8 +63,9 @@ SCHEDULES: tuple[ScheduleDef, ...] = (
     ScheduleDef(
         name="resume-deferred-units",
         task="collector.resume_deferred",
-        schedule=Interval(every=10),
-        description="Re-queue schools deferred by a spent daily quota once it has reset.",
+        schedule=Interval(every=1),
+        description="Re-queue schools deferred by a spent daily quota once it has reset, and "
+        "those waiting for NEIS once it answers (one of them a minute as the probe meanwhile).",
     ),
     ScheduleDef(
         name="collection-watchdog",

@@ -238,6 +238,40 @@ def test_it_resumes_deferred_units_after_their_reset(run):
     assert set(run.units.values_list("status", flat=True)) == {"pending"}
 
 
+def _wait_for_neis(run, budget) -> None:
+    """Open the key's breaker and defer every unit of ``run`` behind it, as a NEIS outage
+    would (each unit fails once; the breaker opens on the third failure)."""
+    run.start()
+    for unit in run.units.all():
+        unit.claim()
+        probe_at = budget.record_failure()
+        if probe_at:
+            unit.defer(pipeline._moment(probe_at), pipeline._neis_down("down", probe_at))
+        else:
+            unit.release(NeisTransientError("ERROR-500", "server"))
+    run.units.filter(status="pending").update(status="deferred", last_error_code="NEIS-DOWN")
+
+
+def test_it_sends_one_probe_a_minute_while_neis_is_down_then_everything(run, settings):
+    from collector.limiter import budget_from_settings
+
+    settings.NEIS_BREAKER_FAILURES, settings.NEIS_BREAKER_PROBE_SECONDS = 3, 60
+    budget = budget_from_settings()
+    _wait_for_neis(run, budget)
+    assert set(run.units.values_list("status", "last_error_code")) == {("deferred", "NEIS-DOWN")}
+
+    sent = Sent()
+    assert pipeline.resume_deferred(send=sent) == 0  # the probe is not due yet
+    with _later(seconds=61):
+        assert pipeline.resume_deferred(send=sent) == 1  # one school goes as the probe
+        assert pipeline.resume_deferred(send=sent) == 1  # the probe has not been taken yet
+        assert budget.allow() == 0  # the probe's task takes it...
+        assert pipeline.resume_deferred(send=sent) == 0  # ...and nothing else goes meanwhile
+        assert budget.record_success()  # NEIS answered the probe
+        assert pipeline.resume_deferred(send=sent) == 1  # the last one still deferred
+    assert set(run.units.values_list("status", flat=True)) == {"pending"}
+
+
 # --- the task's failure hook ----------------------------------------------------------------
 
 
