@@ -75,6 +75,11 @@ class Chaos:
         self.open_at_clear = 0
         self._orphans: list[int] = []
 
+    def use_broker(self, url: str) -> None:
+        """Send and consume through ``url``; the private Redis stays the request budget."""
+        self.broker_url = self.env["CELERY_BROKER_URL"] = url
+        self.settings.CELERY_BROKER_URL = url
+
     # --- processes ----------------------------------------------------------------------
 
     def worker(self, concurrency: int = 2, **env):
