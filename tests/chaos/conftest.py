@@ -24,8 +24,6 @@ from tests import processes
 from tests.chaos import services
 from tests.chaos.harness import RESULTS, Chaos
 
-pytest_plugins = ["tests.fixtures_neis"]
-
 LOGS = Path(tempfile.gettempdir()) / "neis-chaos-logs"
 
 

@@ -11,6 +11,7 @@ from django.db.models import Sum
 from collector import pipeline
 from collector.ledger import UnitStatus
 
+pytest_plugins = ["tests.fixtures_neis"]
 pytestmark = [pytest.mark.chaos]
 
 TRANSIENT = ["http500", "http502", "http503", "maintenance", "hang", "drop", "error500",

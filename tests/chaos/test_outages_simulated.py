@@ -142,3 +142,27 @@ def test_a_run_waits_out_a_maintenance_window_and_finishes_within_a_minute(simul
         f"NEIS came back, {len(during)} requests while down"
     )
     _assert_equals_neis(sim, run)
+
+
+def test_a_run_in_process_sleeps_through_a_maintenance_window(simulated):
+    """``--sync`` (``run_in_process``) rides out two hours of maintenance on its retry window:
+    each sleep is a move of the clock."""
+    sim = simulated.sim
+    run = pipeline.create_run("special", MONDAY, FRIDAY, offices=["I10"])
+    begins = simulated.now
+    ends = begins + datetime.timedelta(hours=2)
+    sim.control.add_maintenance(begins, ends)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        simulated.move(simulated.now + datetime.timedelta(seconds=seconds))
+
+    run = pipeline.run_in_process(run, sleep=sleep)
+
+    assert run.status == RunStatus.DONE
+    assert run.units.filter(status=UnitStatus.FAILED).count() == 0
+    assert run.finished_at >= ends
+    assert max(slept) <= 300  # NEIS_RETRY_BACKOFF_MAX: NEIS is asked at least every 5 minutes
+    assert run.finished_at <= ends + datetime.timedelta(seconds=300)
+    _assert_equals_neis(sim, run)
