@@ -80,7 +80,7 @@ class UnitStatus(models.TextChoices):
     RUNNING = "running", "Running"
     DONE = "done", "Done"
     NO_DATA = "no_data", "No data"
-    DEFERRED = "deferred", "Deferred (quota, or NEIS down)"
+    DEFERRED = "deferred", "Deferred (quota)"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
 
