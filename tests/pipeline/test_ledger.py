@@ -190,12 +190,12 @@ def test_it_resends_a_message_that_expired_unconsumed_but_not_before(run, settin
     """A collect message expires after NEIS_TASK_EXPIRES_HOURS; the watchdog re-sends it."""
     settings.NEIS_TASK_EXPIRES_HOURS = 2
     pipeline.dispatch(run, send=Sent())
-    early = Sent()
+    early, waiting = Sent(), (lambda: 3)  # the messages are still in the queue
     with _later(hours=1):
-        assert pipeline.watchdog(send=early) == {"requeued": 0, "closed": 0}
+        assert pipeline.watchdog(send=early, waiting=waiting) == {"requeued": 0, "closed": 0}
     late = Sent()
     with _later(hours=2, minutes=1):
-        assert pipeline.watchdog(send=late)["requeued"] == 3
+        assert pipeline.watchdog(send=late, waiting=waiting)["requeued"] == 3
     assert early == [] and late.units == sorted(run.units.values_list("pk", flat=True))
 
 
@@ -209,12 +209,12 @@ def test_it_takes_back_a_unit_whose_worker_died_once_the_lease_expires(run, sett
     pipeline.dispatch(run, send=Sent())
     dead = _unit(run)
     dead.claim("task-dead")
-    sent = Sent()
-    assert pipeline.requeue_stuck(send=sent) == 0
+    sent, waiting = Sent(), (lambda: 2)  # the other two messages are still in the queue
+    assert pipeline.requeue_stuck(send=sent, waiting=waiting) == 0
     with _later(seconds=settings.CELERY_TASK_TIME_LIMIT + 61):
         # Queued more than the expiry ago counts only for pending units; this one is running.
         settings.NEIS_TASK_EXPIRES_HOURS = 24
-        assert pipeline.requeue_stuck(send=sent) == 1
+        assert pipeline.requeue_stuck(send=sent, waiting=waiting) == 1
     assert sent.units == [dead.pk]
     stored = SchoolRun.objects.get(pk=dead.pk)
     assert (stored.status, stored.claim_token) == ("pending", "")
