@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("collector", "0004_run_created_by_clock"),
+        ("collector", "0008_console"),
     ]
 
     operations = [
