@@ -10,6 +10,7 @@ import pytest
 
 from collector.neis import parse
 from collector.neis.parse import BadBody, InvalidRow
+from tests.neis.hostile import SCHOOL_ROW as SCHOOL
 
 KEYS = ["hisTimetable"]
 LESSON = {
@@ -29,18 +30,6 @@ LESSON = {
     "PERIO": "1",
     "ITRT_CNTNT": "국어",
     "LOAD_DTM": "20261118",
-}
-SCHOOL = {
-    "ATPT_OFCDC_SC_CODE": "B10",
-    "ATPT_OFCDC_SC_NM": "서울특별시교육청",
-    "SD_SCHUL_CODE": "7010057",
-    "SCHUL_NM": "가나고등학교",
-    "SCHUL_KND_SC_NM": "고등학교",
-    "LCTN_SC_NM": "서울특별시",
-    "FOND_SC_NM": "공립",
-    "ORG_RDNMA": "서울특별시 강남구 테헤란로 1",
-    "DGHT_SC_NM": "주간",
-    "LOAD_DTM": "20260301",
 }
 
 
