@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import gzip
 import logging
 import operator
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 
 import psycopg
 from django.db import connection, transaction
@@ -621,17 +623,79 @@ def lesson_partitions(parent: str = PARTITIONED[0]) -> list[Partition]:
     return partitions
 
 
-def drop_lesson_partitions(before: datetime.date, *, dry_run: bool = True) -> list[str]:
+def all_partitions() -> list[Partition]:
+    """The monthly partitions of every partitioned table, lessons first."""
+    return [p for parent in PARTITIONED for p in lesson_partitions(parent)]
+
+
+def create_partitions_ahead(months: int) -> list[str]:
+    """Create this month's partitions and the next ``months`` months' (a weekly schedule
+    does, so that no merge creates one under load); return the names created."""
+    first = clock.today().replace(day=1)
+    last = first
+    for _ in range(months):
+        last = (last + datetime.timedelta(days=32)).replace(day=1)
+    end = (last + datetime.timedelta(days=32)).replace(day=1) - datetime.timedelta(days=1)
+    return ensure_partitions(first, end)
+
+
+def partition_sizes(partitions: Iterable[Partition]) -> dict[str, tuple[int, int]]:
+    """Each partition's (estimated rows, bytes on disk with indexes), from the catalog: cheap
+    at any size (the estimate is what ANALYZE or autovacuum last counted)."""
+    names = [p.name for p in partitions]
+    if not names:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, greatest(reltuples, 0)::bigint, pg_total_relation_size(oid) "
+            "FROM pg_class WHERE relname = ANY(%s)",
+            [names],
+        )
+        return {name: (rows, size) for name, rows, size in cursor.fetchall()}
+
+
+def export_partition(partition: Partition, folder: Path) -> Path:
+    """Write a partition to ``folder/<name>.csv.gz`` (CSV with a header, gzip) and return it.
+
+    CSV because any tool reads it and PostgreSQL reloads it as it is
+    (``\\copy collector_lesson FROM PROGRAM 'zcat <file>' CSV HEADER``); gzip because lesson
+    rows compress about tenfold. Written to a temporary name and renamed when complete, so a
+    file that exists is whole.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{partition.name}.csv.gz"
+    partial = target.with_suffix(".gz.partial")
+    connection.ensure_connection()
+    with (
+        gzip.open(partial, "wb") as out,
+        connection.wrap_database_errors,
+        psycopg.Cursor(connection.connection) as cursor,
+        cursor.copy(f"COPY {partition.name} TO STDOUT (FORMAT csv, HEADER)") as copy,
+    ):
+        for chunk in copy:
+            out.write(chunk)
+    partial.rename(target)
+    return target
+
+
+def drop_lesson_partitions(
+    before: datetime.date, *, dry_run: bool = True, export_to: Path | None = None
+) -> list[str]:
     """Drop every monthly partition of the lessons and of their change history that ends on
     or before ``before``; return their names.
 
     Detaching and dropping a month takes milliseconds and leaves no dead tuples, where a
     DELETE of 25 million rows would take minutes and need a VACUUM. With ``dry_run`` (the
-    default) nothing is dropped and the names that would be are returned.
+    default) nothing is dropped and the names that would be are returned. With ``export_to``
+    each partition is first written there (``export_partition``), and dropped only once its
+    file is complete.
     """
-    doomed = [p for parent in PARTITIONED for p in lesson_partitions(parent) if p.end <= before]
+    doomed = [p for p in all_partitions() if p.end <= before]
     if dry_run or not doomed:
         return [p.name for p in doomed]
+    if export_to is not None:
+        for partition in doomed:
+            export_partition(partition, export_to)
     with transaction.atomic(), connection.cursor() as cursor:
         WindowDigest.objects.filter(date_from__lt=max(p.end for p in doomed)).delete()
         for partition in doomed:

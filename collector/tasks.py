@@ -214,6 +214,18 @@ def watchdog() -> dict:
     return pipeline.watchdog()
 
 
+@shared_task(name="collector.create_partitions")
+def create_partitions(months_ahead: int = 3) -> dict:
+    """Create the coming months' lesson and change-history partitions ahead of the merges."""
+    from django.db import connection
+
+    from collector.storage import create_partitions_ahead
+
+    if connection.vendor != "postgresql":
+        return {"created": []}
+    return {"created": create_partitions_ahead(months_ahead)}
+
+
 @shared_task(name="collector.sync_schools")
 def sync_schools(offices: list[str] | None = None) -> dict:
     """Refresh the school registry from ``schoolInfo``."""

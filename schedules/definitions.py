@@ -61,6 +61,13 @@ SCHEDULES: tuple[ScheduleDef, ...] = (
         description="Refresh the school registry from schoolInfo before Saturday's runs.",
     ),
     ScheduleDef(
+        name="create-lesson-partitions",
+        task="collector.create_partitions",
+        schedule=Crontab(minute="0", hour="22", day_of_week="5"),
+        kwargs={"months_ahead": 3},
+        description="Create the coming months' lesson partitions before any merge needs them.",
+    ),
+    ScheduleDef(
         name="resume-deferred-units",
         task="collector.resume_deferred",
         schedule=Interval(every=1),
