@@ -321,12 +321,14 @@ except ValueError as _exc:
 # Outages (collector/retry.py, collector/limiter.py). A school failing transiently is retried
 # until its first failure in a row is this old, however many tries that takes: long enough to
 # outlast a NEIS maintenance window. 0 leaves NEIS_MAX_RETRIES alone to decide.
-NEIS_RETRY_WINDOW_SECONDS = env_int("NEIS_RETRY_WINDOW_SECONDS", 3 * 3600, minimum=0)
+NEIS_RETRY_WINDOW_SECONDS = env_int(
+    "NEIS_RETRY_WINDOW_SECONDS", 3 * 3600, minimum=0, maximum=7 * 24 * 3600
+)
 # The circuit breaker: this many transient failures of one key within a minute, none answered,
 # mean NEIS itself is down. The run then waits as a whole (units deferred as NEIS-DOWN) while
 # one request every NEIS_BREAKER_PROBE_SECONDS probes it; the first answer resumes the run.
-NEIS_BREAKER_FAILURES = env_int("NEIS_BREAKER_FAILURES", 10, minimum=1)
-NEIS_BREAKER_PROBE_SECONDS = env_int("NEIS_BREAKER_PROBE_SECONDS", 60, minimum=1)
+NEIS_BREAKER_FAILURES = env_int("NEIS_BREAKER_FAILURES", 10, minimum=1, maximum=100_000)
+NEIS_BREAKER_PROBE_SECONDS = env_int("NEIS_BREAKER_PROBE_SECONDS", 60, minimum=1, maximum=86_400)
 
 # --- Console -------------------------------------------------------------------------------
 # /metrics (Prometheus) answers only requests with "Authorization: Bearer <token>" when set.
