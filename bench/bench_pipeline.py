@@ -194,7 +194,8 @@ def drop_database(server_url: str) -> None:
 
 
 def reset_data(redis_url: str, *, worker_running: bool = False) -> None:
-    """Empty lessons, subjects, runs and task results, the queues and the request budget.
+    """Empty lessons (with their history and window digests), subjects, runs and task
+    results, the queues and the request budget.
 
     Without a worker the dedicated Redis DB is flushed whole; with one, only the queues are
     purged and the budget keys deleted (a flush would also drop the queue bindings the
@@ -207,8 +208,9 @@ def reset_data(redis_url: str, *, worker_running: bool = False) -> None:
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "TRUNCATE collector_lesson, collector_subject, collector_schoolrun, "
-            "collector_collectionrun, django_celery_results_taskresult"
+            "TRUNCATE collector_lesson, collector_lessonchange, collector_windowdigest, "
+            "collector_subject, collector_schoolrun, collector_collectionrun, "
+            "django_celery_results_taskresult"
         )
     client = redis.Redis.from_url(redis_url)
     if not worker_running:

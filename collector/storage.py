@@ -130,11 +130,15 @@ def store_lessons(
         if digest is not None:
             known = _known_digest(school, date_from, date_to, postgres)
             if known is not None and known.digest == digest and known.records == len(records):
-                return StoreResult(
-                    unchanged=known.lessons,
-                    collapsed=len(records) - known.lessons,
-                    skipped=True,
-                )
+                # The digest vouches for lessons written by merges; the count guards against
+                # anything else having emptied the window since (a TRUNCATE, a restore).
+                window = Lesson.objects.filter(school=school, date__range=(date_from, date_to))
+                if window.count() == known.lessons:
+                    return StoreResult(
+                        unchanged=known.lessons,
+                        collapsed=len(records) - known.lessons,
+                        skipped=True,
+                    )
         if postgres:
             ensure_partitions(date_from, date_to)
         subjects = _subject_ids({record.subject_raw: record.subject for record in records})

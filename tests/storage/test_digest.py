@@ -81,3 +81,15 @@ def test_it_forgets_the_digests_of_retired_months(school):
     store_lessons(school, day, day, records, digest="jan")
     drop_lesson_partitions(datetime.date(2027, 2, 1), dry_run=False)
     assert not WindowDigest.objects.filter(digest="jan").exists()
+
+
+def test_it_merges_again_when_something_else_emptied_the_window(school, method):
+    """A digest vouches only for lessons merges wrote: a truncate or a restore is caught."""
+    from collector.models import Lesson
+
+    records = week(school)
+    store(school, records, method, "a")
+    Lesson.objects.filter(school=school).delete()  # not a merge: no digest forgotten
+    result = store(school, records, method, "a")
+    assert (result.inserted, result.skipped) == (len(records), False)
+    assert stored(school) == as_stored(records)
