@@ -12,11 +12,12 @@ import dataclasses
 import datetime
 from collections.abc import Iterable, Iterator
 
-from collector.models import ChangeKind, LessonChange
+from collector.models import LESSON_KEY, ChangeKind, LessonChange
 
 SWAPPED = "swapped"  # a feed kind only: one removal and one addition in the same slot
-_SLOT = ("date", "grade", "class_name", "period", "day_night", "track", "department", "course")
-_SLOT += ("classroom",)
+# A period of one class: the natural key less school, classroom and subject, so that a subject
+# (or classroom) swapped in it pairs its removal with its addition.
+_PERIOD = LESSON_KEY[1:-2]
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -135,7 +136,7 @@ def _pair(group: list[LessonChange]) -> Iterator[Change]:
     by_slot: dict[tuple, list[LessonChange]] = {}
     for row in group:
         if row.kind in (ChangeKind.ADDED, ChangeKind.REMOVED):
-            by_slot.setdefault(tuple(getattr(row, name) for name in _SLOT[:-1]), []).append(row)
+            by_slot.setdefault(tuple(getattr(row, name) for name in _PERIOD), []).append(row)
     changes = []
     paired: set[int] = set()
     for rows in by_slot.values():
