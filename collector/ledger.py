@@ -198,42 +198,24 @@ class SchoolRunQuerySet(models.QuerySet):
 
         The ``unit_run_status`` index finds a run's units; a run without units is absent.
         """
-        grouped = (
-            self.order_by()
-            .values("run_id", "status")
-            .annotate(n=Count("id"), **{name: Sum(name) for name in _SUMMED})
-        )
         found: dict[int, dict[str, int]] = {}
-        for row in grouped:
-            counts = found.setdefault(row["run_id"], _empty_counts())
-            counts["units_total"] += row["n"]
-            counts[f"units_{row['status']}"] += row["n"]
-            for name in _SUMMED:
-                counts[name] += row[name] or 0
+        for row in self._grouped("run_id", "status"):
+            _add(found.setdefault(row["run_id"], _empty_counts()), row)
         return found
 
     def counts(self) -> dict[str, int]:
         """Units by status and summed row counts, as ``CollectionRun`` count fields."""
-        by_status = dict(
-            self.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n")
+        counts = _empty_counts()
+        for row in self._grouped("status"):
+            _add(counts, row)
+        return {name: counts[name] for name in RUN_COUNTS}
+
+    def _grouped(self, *keys: str):
+        return (
+            self.order_by()
+            .values(*keys)
+            .annotate(n=Count("id"), **{name: Sum(name) for name in _SUMMED})
         )
-        sums = self.aggregate(
-            requests=Sum("requests"),
-            rows_fetched=Sum("rows_fetched"),
-            rows_inserted=Sum("rows_inserted"),
-            rows_updated=Sum("rows_updated"),
-            rows_unchanged=Sum("rows_unchanged"),
-            rows_removed=Sum("rows_removed"),
-        )
-        counts = {name: value or 0 for name, value in sums.items()}
-        counts.update(
-            units_total=sum(by_status.values()),
-            units_done=by_status.get(UnitStatus.DONE, 0),
-            units_no_data=by_status.get(UnitStatus.NO_DATA, 0),
-            units_deferred=by_status.get(UnitStatus.DEFERRED, 0),
-            units_failed=by_status.get(UnitStatus.FAILED, 0),
-        )
-        return counts
 
 
 _SUMMED = (
@@ -246,9 +228,22 @@ _SUMMED = (
 )
 
 
+# The count fields a run keeps (``CollectionRun.recount`` and ``close_if_complete`` write them).
+RUN_COUNTS = ("units_total", "units_done", "units_no_data", "units_deferred", "units_failed")
+RUN_COUNTS += _SUMMED
+
+
 def _empty_counts() -> dict[str, int]:
     units = {f"units_{status}": 0 for status in UnitStatus.values}
     return {"units_total": 0, **units, **dict.fromkeys(_SUMMED, 0)}
+
+
+def _add(counts: dict[str, int], row: dict) -> None:
+    """Add one (status, count, sums) row of a grouped ledger query to ``counts``."""
+    counts["units_total"] += row["n"]
+    counts[f"units_{row['status']}"] += row["n"]
+    for name in _SUMMED:
+        counts[name] += row[name] or 0
 
 
 class CollectionRun(models.Model):
