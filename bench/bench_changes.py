@@ -17,15 +17,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from measure import with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = "neis_bench_changes"
 
 
 def _url(database: str) -> str:
-    parts = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/neis"))
-    return urlunsplit(parts._replace(path=f"/{database}"))
+    return with_database(
+        os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/neis"), database
+    )
 
 
 def _psql(url: str, sql: str) -> None:

@@ -22,7 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from measure import with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = "neis_bench_console"
@@ -35,8 +36,9 @@ TARGET_MS = 300
 
 
 def _url(database: str) -> str:
-    parts = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/neis"))
-    return urlunsplit(parts._replace(path=f"/{database}"))
+    return with_database(
+        os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/neis"), database
+    )
 
 
 def _psql(url: str, sql: str) -> None:

@@ -6,8 +6,10 @@
     python bench/bench_pipeline.py --schools 1000 --concurrency 4 --rounds 3
 
 PostgreSQL and Redis come from ``BENCH_DATABASE_URL`` (any database on the server; default
-postgres://postgres@127.0.0.1:5432/postgres) and ``BENCH_REDIS_URL`` (default
-redis://127.0.0.1:6379/13, a DB number nobody else uses: it is flushed).
+postgres://postgres@127.0.0.1:5432/postgres) and ``--redis-url`` (default ``BENCH_REDIS_URL``,
+else redis://127.0.0.1:6379/13: a DB number nobody else uses, because it is flushed).
+``--database`` names the scratch database (dropped and created), so that two people can
+measure on one server at once. CPU accounting and the table helpers are in bench/measure.py.
 
 Everything runs on this machine, as a weekly run would: the NEIS simulator as its own process
 (``python -m neis_simulator``, clock frozen at 2026-11-21T10:00+09:00, no faults
@@ -15,7 +17,7 @@ beyond its usual data dirt), real ``celery -A proj worker`` processes (prefork, 
 ``tests.processes.celery_worker``, DEBUG off as in production), Redis as broker and request
 budget, PostgreSQL as the database. It creates its own database (``neis_bench_pipeline``,
 migrated by ``manage.py migrate`` in a subprocess, dropped at the end unless ``--keep``) and
-uses Redis DB 13 only (flushed before each case: queues, budget keys and all). Three cases,
+uses its Redis DB only (flushed before each case: queues, budget keys and all). Three cases,
 one 3-week window (2026-11-09..2026-11-29) of office J10 (about a quarter of the schools):
 
 1. naive: what a first attempt would do, one sequential loop in this process over a sample
@@ -71,7 +73,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from measure import CpuMeter, libpq, median_of, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = "neis_bench_pipeline"
@@ -87,94 +90,19 @@ TARGET_MINUTES = 15
 LATENCY_MS = 200
 BUDGET = 4
 TARGET_SHARE = 0.9
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-# --- Processes and CPU accounting -----------------------------------------------------------
-
-
-def _proc_stat(pid: str) -> tuple[str, int, float, float] | None:
-    """(comm, process group, own CPU seconds, reaped children's CPU seconds), None if gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    comm = raw[raw.index("(") + 1 : raw.rindex(")")]
-    fields = raw[raw.rindex(")") + 2 :].split()
-    own = (int(fields[11]) + int(fields[12])) / TICK
-    return comm, int(fields[2]), own, (int(fields[13]) + int(fields[14])) / TICK
-
-
-def cpu_snapshot(worker_pgid: int, sim_pid: int) -> dict[str, float]:
-    """CPU seconds used so far, by process group of interest, and the machine's busy total.
-
-    Processes that exit (a recycled worker child, a database connection closed after
-    CELERY_DB_REUSE_MAX tasks) are counted through their parent's reaped-children time: the
-    worker's main process, and the postmaster (for any database's backend, so a busy
-    neighbour on the same server inflates "postgres").
-    """
-    groups = dict.fromkeys(("workers", "postgres", "simulator", "redis", "bench"), 0.0)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        stat = _proc_stat(entry.name)
-        if stat is None:
-            continue
-        comm, pgid, own, reaped = stat
-        pid = int(entry.name)
-        if pgid == worker_pgid:
-            groups["workers"] += own + reaped
-        elif pid == sim_pid:
-            groups["simulator"] += own
-        elif pid == os.getpid():
-            groups["bench"] += own
-        elif comm.startswith("redis-server"):
-            groups["redis"] += own
-        elif comm == "postgres":
-            try:
-                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if not cmdline.startswith("postgres:"):  # the postmaster
-                groups["postgres"] += own + reaped
-            # Our backends, and the server-wide writers that work for them (not other
-            # databases' live backends: other jobs may share the server).
-            elif BENCH_DB in cmdline or any(
-                aux in cmdline for aux in ("walwriter", "checkpointer", "background writer")
-            ):
-                groups["postgres"] += own
-    cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in cpu[:8])
-    groups["machine"] = (user + nice + system + irq + softirq + steal) / TICK
-    return groups
-
-
-def cpu_delta(before: dict, after: dict) -> dict[str, float]:
-    delta = {name: after[name] - before[name] for name in before}
-    delta["other"] = delta["machine"] - sum(v for k, v in delta.items() if k != "machine")
-    return delta
 
 
 # --- Database and broker --------------------------------------------------------------------
 
 
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
-def libpq(url: str) -> str:
-    scheme = urlsplit(url).scheme
-    return url.replace(f"{scheme}://", "postgresql://", 1)
-
-
-def create_database(server_url: str) -> str:
-    """A fresh, migrated BENCH_DB on the server of ``server_url``; returns its URL."""
+def create_database(server_url: str, name: str) -> str:
+    """A fresh, migrated database ``name`` on the server of ``server_url``; returns its URL."""
     import psycopg
 
     with psycopg.connect(libpq(with_database(server_url, "postgres")), autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {BENCH_DB}")
-    url = with_database(server_url, BENCH_DB)
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+    url = with_database(server_url, name)
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "proj.settings"}
     env.setdefault("DEBUG", "1")  # a local migrate: no SECRET_KEY needed
     subprocess.run(
@@ -186,11 +114,11 @@ def create_database(server_url: str) -> str:
     return url
 
 
-def drop_database(server_url: str) -> None:
+def drop_database(server_url: str, name: str) -> None:
     import psycopg
 
     with psycopg.connect(libpq(with_database(server_url, "postgres")), autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def reset_data(redis_url: str, *, worker_running: bool = False) -> None:
@@ -324,7 +252,7 @@ def wait_closed(run_id: int, timeout: float):
     raise TimeoutError(f"run {run_id} still open after {timeout:.0f} s")
 
 
-def pipeline_case(label: str, codes, control, worker, sim_pid: int, timeout: float) -> dict:
+def pipeline_case(label: str, codes, control, worker, meter: CpuMeter, timeout: float) -> dict:
     """create_run + dispatch, timed from dispatch until the run closes itself."""
     from django.utils import timezone
 
@@ -339,13 +267,14 @@ def pipeline_case(label: str, codes, control, worker, sim_pid: int, timeout: flo
         requested_by="bench_pipeline",
     )
     control.reset_stats()
-    cpu_before = cpu_snapshot(worker.popen.pid, sim_pid)
+    meter.workers_pgid = worker.popen.pid
+    cpu_before = meter.snapshot()
     started = timezone.now()
     clock = time.perf_counter()
     sent = pipeline.dispatch(run)
     dispatched = time.perf_counter() - clock
     run = wait_closed(run.pk, timeout)
-    cpu = cpu_delta(cpu_before, cpu_snapshot(worker.popen.pid, sim_pid))
+    cpu = meter.delta(cpu_before, meter.snapshot())
     elapsed = (run.finished_at - started).total_seconds()
     stats = control.stats()
     # Time each request spent inside the simulator (added latency included), from its log.
@@ -381,14 +310,6 @@ def pipeline_case(label: str, codes, control, worker, sim_pid: int, timeout: flo
         "cpu": cpu,
         "thirds": [rows / (elapsed / 3) for rows in thirds],
     }
-
-
-def median_of(results: list[dict], key: str = "rate") -> dict:
-    ordered = sorted(results, key=lambda r: r[key])
-    chosen = dict(ordered[len(ordered) // 2])
-    chosen["range"] = (ordered[0][key], ordered[-1][key])
-    chosen["rounds"] = len(results)
-    return chosen
 
 
 # --- Report ---------------------------------------------------------------------------------
@@ -534,7 +455,18 @@ def main() -> int:
         "--sim-cpu", type=int, default=None, help="pin the simulator to this CPU (default: none)"
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the school sample order")
-    parser.add_argument("--keep", action="store_true", help=f"keep the {BENCH_DB} database")
+    parser.add_argument(
+        "--database",
+        default=BENCH_DB,
+        help=f"name of the scratch database, dropped and created (default {BENCH_DB})",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
+        help="Redis DB for broker and budget, FLUSHED (default $BENCH_REDIS_URL or "
+        f"{DEFAULT_REDIS_URL})",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
     if args.quick:
         args.schools = args.schools or 400
@@ -544,12 +476,12 @@ def main() -> int:
     args.rounds = args.rounds or 1
 
     server_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
-    redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
+    redis_url = args.redis_url
     sys.path.insert(0, str(ROOT))
     from neis_simulator import launch
 
-    print(f"creating and migrating {BENCH_DB} ...", file=sys.stderr)
-    database_url = create_database(server_url)
+    print(f"creating and migrating {args.database} ...", file=sys.stderr)
+    database_url = create_database(server_url, args.database)
     # A quota no case can spend: an ERROR-337 would end a run instead of measuring it.
     sim = launch.start("--clock", CLOCK, "--freeze", "--quota", "1000000000", cpu=args.sim_cpu)
     base, key = sim.url, sim.key
@@ -577,7 +509,7 @@ def main() -> int:
             connections.close_all()
         launch.stop(sim.process)
         if not args.keep:
-            drop_database(server_url)
+            drop_database(server_url, args.database)
 
 
 def benchmark(args, redis_url: str, sim_pid: int, base: str, key: str) -> int:
@@ -590,6 +522,7 @@ def benchmark(args, redis_url: str, sim_pid: int, base: str, key: str) -> int:
     from tests.processes import celery_worker
 
     control = RemoteControl(base)
+    meter = CpuMeter(simulator_pid=sim_pid, database=args.database)
     clock = time.perf_counter()
     sync_school_registry(NeisClient.from_settings(), offices=[OFFICE])
     synced = time.perf_counter() - clock
@@ -630,7 +563,7 @@ def benchmark(args, redis_url: str, sim_pid: int, base: str, key: str) -> int:
                 print(f"pipeline case, round {number + 1} ...", file=sys.stderr)
                 if number:
                     reset_data(redis_url, worker_running=True)
-                rounds.append(pipeline_case(label, codes, control, worker, sim_pid, timeout=1800))
+                rounds.append(pipeline_case(label, codes, control, worker, meter, timeout=1800))
         e2e = median_of(rounds)
 
         print("budget case (200 ms, 4 in flight) ...", file=sys.stderr)
@@ -648,7 +581,7 @@ def benchmark(args, redis_url: str, sim_pid: int, base: str, key: str) -> int:
                     budget_codes,
                     control,
                     worker,
-                    sim_pid,
+                    meter,
                     timeout=900,
                 )
         finally:

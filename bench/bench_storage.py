@@ -28,10 +28,12 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from measure import libpq, median_of, with_database  # noqa: E402
 
 from collector.clock import SEOUL  # noqa: E402 (the project is importable only from here on)
 
@@ -358,10 +360,8 @@ def benchmark(args) -> None:
                 ):
                     size_notes.append((case, live_rows(), sizes()))
         for case in CASES:
-            runs = sorted(measured[case], key=lambda r: r["rate"])
-            median = dict(runs[len(runs) // 2])
-            median["range"] = (runs[0]["rate"], runs[-1]["rate"])
-            median["dead"] = max(r["dead"] for r in runs)
+            median = median_of(measured[case])
+            median["dead"] = max(r["dead"] for r in measured[case])
             results.append(median)
     connection.close()
     sql("TRUNCATE collector_lesson, collector_lessonchange")
@@ -678,17 +678,15 @@ def compare_designs(args) -> None:
 # --- Set-up -------------------------------------------------------------------------------
 
 
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="lesson rows to generate")
     parser.add_argument("--seed", type=int, default=4, help="random seed for the data")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the COPY path cases")
-    parser.add_argument("--keep", action="store_true", help="keep the neis_bench database")
+    parser.add_argument(
+        "--database", default=BENCH_DB, help=f"scratch database, dropped (default {BENCH_DB})"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--designs", action="store_true", help="compare physical designs")
     parser.add_argument("--weekly", action="store_true", help="five weekly runs: size over time")
     args = parser.parse_args()
@@ -698,12 +696,11 @@ def main() -> int:
         return 2
     import psycopg
 
-    admin_url = with_database(url, "postgres").replace("pgsql://", "postgresql://", 1)
-    admin_url = admin_url.replace("postgres://", "postgresql://", 1)
+    admin_url = libpq(with_database(url, "postgres"))
     with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
-        admin.execute(f"CREATE DATABASE {BENCH_DB}")
-    os.environ["DATABASE_URL"] = with_database(url, BENCH_DB)
+        admin.execute(f"DROP DATABASE IF EXISTS {args.database}")
+        admin.execute(f"CREATE DATABASE {args.database}")
+    os.environ["DATABASE_URL"] = with_database(url, args.database)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings")
     # The figures in README.md were measured with DEBUG on, which was then the default.
     os.environ.setdefault("DEBUG", "1")
@@ -712,9 +709,7 @@ def main() -> int:
 
     django.setup()
     call_command("migrate", verbosity=0, skip_checks=True)
-    with psycopg.connect(
-        os.environ["DATABASE_URL"].replace("postgres://", "postgresql://", 1), autocommit=True
-    ) as bench:
+    with psycopg.connect(libpq(os.environ["DATABASE_URL"]), autocommit=True) as bench:
         bench.execute("CREATE EXTENSION IF NOT EXISTS pgstattuple")
     try:
         if args.designs:
@@ -729,7 +724,7 @@ def main() -> int:
         connections.close_all()
         if not args.keep:
             with psycopg.connect(admin_url, autocommit=True) as admin:
-                admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DB}")
+                admin.execute(f"DROP DATABASE IF EXISTS {args.database}")
     return 0
 
 

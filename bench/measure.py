@@ -1,0 +1,244 @@
+"""Measuring helpers shared by the bench scripts (one copy, imported by each).
+
+- ``CpuMeter``: CPU seconds by process group (workers, PostgreSQL, simulator, Redis, this
+  bench, everything else), read from /proc, so that a figure stays comparable on a machine
+  other jobs are loading: CPU-seconds per unit of work, not wall time.
+- ``PeakMemory``: the peak resident memory of a process group's children (Celery's prefork
+  children), sampled in a thread so that a child recycled mid-run still counts.
+- ``median_of``, ``per``: medians of rounds with their spread, rates per N units.
+- ``print_table``: aligned plain-text tables.
+- ``with_database``, ``libpq``: a database URL on the same server, and its libpq spelling.
+
+Standard library only (Linux /proc): a bench imports it before Django is set up.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+GROUPS = ("workers", "postgres", "simulator", "redis", "bench")
+
+
+# --- CPU ------------------------------------------------------------------------------------
+
+
+def proc_stat(pid: int | str) -> tuple[str, int, int, float, float] | None:
+    """(comm, parent pid, process group, own CPU seconds, reaped children's CPU seconds) of a
+    process, or None once it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2 :].split()
+    own = (int(fields[11]) + int(fields[12])) / TICK
+    reaped = (int(fields[13]) + int(fields[14])) / TICK
+    return comm, int(fields[1]), int(fields[2]), own, reaped
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy since boot (all cores)."""
+    cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in cpu[:8])
+    return (user + nice + system + irq + softirq + steal) / TICK
+
+
+class CpuMeter:
+    """CPU seconds by group: ``snapshot()`` now, ``delta(before, after)`` between two.
+
+    Groups: ``workers`` (every process of the process group ``workers_pgid``: a Celery worker
+    and its children), ``simulator`` (the pid ``simulator_pid``), ``bench`` (this process),
+    ``redis`` (any redis-server), ``postgres`` (the postmaster with its reaped children, the
+    live backends of ``database``, and the server-wide writers working for them; another
+    database's live backends are not counted, so a neighbour on the same server is "other"
+    until its connections close), and ``other``: the machine's busy time less all of them.
+
+    Processes that exit mid-measure (a recycled worker child, a closed database connection)
+    are counted through their parent's reaped-children time.
+    """
+
+    def __init__(
+        self,
+        *,
+        workers_pgid: int | None = None,
+        simulator_pid: int | None = None,
+        database: str | None = None,
+    ):
+        self.workers_pgid = workers_pgid
+        self.simulator_pid = simulator_pid
+        self.database = database
+
+    def snapshot(self) -> dict[str, float]:
+        groups = dict.fromkeys(GROUPS, 0.0)
+        me = os.getpid()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            stat = proc_stat(entry.name)
+            if stat is None:
+                continue
+            comm, _parent, pgid, own, reaped = stat
+            pid = int(entry.name)
+            if self.workers_pgid is not None and pgid == self.workers_pgid:
+                groups["workers"] += own + reaped
+            elif pid == self.simulator_pid:
+                groups["simulator"] += own
+            elif pid == me:
+                groups["bench"] += own
+            elif comm.startswith("redis-server"):
+                groups["redis"] += own
+            elif comm == "postgres":
+                groups["postgres"] += self._postgres(entry, own, reaped)
+        groups["machine"] = machine_busy()
+        return groups
+
+    def _postgres(self, entry: Path, own: float, reaped: float) -> float:
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            return 0.0
+        if not cmdline.startswith("postgres:"):  # the postmaster
+            return own + reaped
+        writers = ("walwriter", "checkpointer", "background writer")
+        if (self.database and f" {self.database} " in cmdline) or any(
+            w in cmdline for w in writers
+        ):
+            return own
+        return 0.0
+
+    @staticmethod
+    def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        """Seconds spent between two snapshots by group, with ``other`` and ``machine``."""
+        spent = {name: after[name] - before[name] for name in before}
+        spent["other"] = spent["machine"] - sum(v for k, v in spent.items() if k != "machine")
+        return spent
+
+
+# --- Memory ---------------------------------------------------------------------------------
+
+
+def peak_rss(pid: int | str) -> int:
+    """A live process's peak resident set (VmHWM) in bytes; 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+class PeakMemory:
+    """The largest peak resident memory of any child of ``parent`` (a Celery worker's main
+    process: its children are the prefork processes), sampled every ``interval`` seconds in
+    a thread while the ``with`` block runs. ``peak`` is in bytes; ``pid`` says whose."""
+
+    def __init__(self, parent: int, interval: float = 0.5):
+        self.parent = parent
+        self.interval = interval
+        self.peak = 0
+        self.pid: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def sample(self) -> None:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            stat = proc_stat(entry.name)
+            if stat is None or stat[1] != self.parent:
+                continue
+            peak = peak_rss(entry.name)
+            if peak > self.peak:
+                self.peak, self.pid = peak, int(entry.name)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+
+# --- Figures --------------------------------------------------------------------------------
+
+
+def median_of(results: Sequence[dict], key: str = "rate") -> dict:
+    """The round whose ``key`` is the median (the middle one of an odd count), with
+    ``range`` (lowest, highest) and ``rounds`` added."""
+    ordered = sorted(results, key=lambda r: r[key])
+    chosen = dict(ordered[len(ordered) // 2])
+    chosen["range"] = (ordered[0][key], ordered[-1][key])
+    chosen["rounds"] = len(results)
+    return chosen
+
+
+def median(values: Iterable[float]) -> float:
+    return statistics.median(list(values))
+
+
+def per(amount: float, units: float, scale: float = 100_000) -> float:
+    """``amount`` per ``scale`` units (CPU seconds per 100,000 lessons by default)."""
+    return amount / units * scale if units else 0.0
+
+
+def print_table(
+    header: Sequence[str], rows: Iterable[Sequence], *, file=None, formats: dict | None = None
+) -> None:
+    """Print ``rows`` under ``header``, the first column left-aligned and the rest right.
+
+    Numbers are written with thousands separators (floats with no decimals) unless
+    ``formats`` gives a format spec for a column by header name.
+    """
+    formats = formats or {}
+
+    def cell(name: str, value) -> str:
+        if name in formats and value is not None and value != "":
+            return format(value, formats[name])
+        if isinstance(value, bool) or value is None:
+            return "" if value is None else str(value)
+        if isinstance(value, int):
+            return f"{value:,}"
+        if isinstance(value, float):
+            return f"{value:,.0f}"
+        return str(value)
+
+    text = [[cell(name, value) for name, value in zip(header, row, strict=True)] for row in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in text)) for i, h in enumerate(header)]
+
+    def line(cells) -> str:
+        first, *rest = cells
+        parts = [f"{first:<{widths[0]}}"]
+        parts += [f"{c:>{w}}" for c, w in zip(rest, widths[1:], strict=True)]
+        return "  ".join(parts).rstrip()
+
+    print(line(header), file=file)
+    for row in text:
+        print(line(row), file=file)
+
+
+# --- Databases ------------------------------------------------------------------------------
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` naming database ``name`` on the same server."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+def libpq(url: str) -> str:
+    """A Django-style database URL (postgres://, pgsql://) as libpq spells it."""
+    scheme = urlsplit(url).scheme
+    return url.replace(f"{scheme}://", "postgresql://", 1)
