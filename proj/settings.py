@@ -208,11 +208,11 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 # Results land in django-celery-results so operators see them in admin; they expire after a week.
 CELERY_RESULT_BACKEND = "proj.results:DatabaseBackend"
-# Storing a result retries on a fresh connection for some fifteen seconds (10 ms doubling to
-# 10 s, jittered), so a database restart does not fail a task before its body runs
-# (proj/results.py).
+# Storing a result retries on a fresh connection for up to five minutes (proj/results.py),
+# at least every second (10 ms doubling to 1 s, jittered), so a database outage does not fail
+# a task before or after its body runs, and the task goes on within a second of its return.
 CELERY_RESULT_BACKEND_ALWAYS_RETRY = True
-CELERY_RESULT_BACKEND_MAX_RETRIES = 12
+CELERY_RESULT_BACKEND_MAX_SLEEP_BETWEEN_RETRIES_MS = 1000
 CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_EXPIRES = timedelta(
     days=env_int("CELERY_RESULT_EXPIRES_DAYS", 7, minimum=1, maximum=3650)
