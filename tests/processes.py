@@ -112,10 +112,12 @@ def celery_worker(
     pool: str = "prefork",
     concurrency: int = 2,
     extra: list[str] | None = None,
+    prefix: list[str] | None = None,
 ) -> Iterator[Process]:
     """Run ``celery -A proj worker`` until the block ends; yields once it reports ready.
 
     ``queues=None`` starts it as the README and Celery's tutorials do, with no ``-Q``.
+    ``prefix``: a command that runs the worker (``ip netns exec NAME``: on another host).
     """
     name = f"test-{uuid.uuid4().hex[:8]}@%h"
     args = [
@@ -123,6 +125,7 @@ def celery_worker(
         "-n", name, *(["-Q", queues] if queues else []), "-P", pool, "-c", str(concurrency),
         "-l", "INFO", "--without-gossip", "--without-mingle", *(extra or []),
     ]  # fmt: skip
+    args = [*(prefix or []), *args]
     process = Process(args, child_env(env), tmp_path / f"worker-{uuid.uuid4().hex[:6]}.log")
     try:
         process.wait_for(" ready.", timeout=90)
