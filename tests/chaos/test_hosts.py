@@ -16,6 +16,7 @@ import uuid
 import pytest
 
 from collector.ledger import SchoolRun, UnitStatus
+from tests import processes
 from tests.chaos import netns
 
 pytest_plugins = ["tests.fixtures_neis"]
@@ -37,8 +38,6 @@ def second_host(chaos):
         host.create()
         sim_port = int(chaos.sim.url.rsplit(":", 1)[1].split("/")[0])
         relay = netns.Relay(host.here, [chaos.postgres.port, chaos.redis.port, sim_port])
-        from tests import processes
-
         database = processes.test_database_url()
         env = {
             "DATABASE_URL": relay.url(database, chaos.postgres.port),

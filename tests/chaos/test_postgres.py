@@ -48,6 +48,7 @@ BACKEND_GAVE_UP = "failed to store result on the backend"
 
 
 @pytest.mark.chaos_full
+@pytest.mark.timeout(600)  # 40 s away, then the run's remaining work on a loaded machine
 def test_it_recovers_from_postgres_down_longer_than_a_result_retry(chaos):
     """40 s away: longer than Celery's stock result-backend retries (about 15 s)."""
     chaos.sim.control.configure(latency_ms=100)
