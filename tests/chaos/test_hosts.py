@@ -65,6 +65,7 @@ def _held_by(worker, run) -> dict[int, str]:
 
 
 @pytest.mark.chaos_full
+@pytest.mark.timeout(600)  # two workers, a 20 s cut and the verification, on a loaded machine
 def test_a_worker_host_cut_off_mid_run_is_taken_over(chaos, second_host):
     host, there_env = second_host
     chaos.sim.control.configure(latency_ms=100)
