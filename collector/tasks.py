@@ -6,12 +6,14 @@ Names are stable strings because django-celery-beat stores them in the database.
 from __future__ import annotations
 
 import datetime
+import math
 
 from billiard.exceptions import WorkerLostError
 from celery import Task, shared_task
 from celery.exceptions import Ignore
 from celery.signals import task_prerun
 from celery.utils.log import get_task_logger
+from django.conf import settings
 from django.db import IntegrityError, connections
 
 from collector import clock, pipeline
@@ -87,7 +89,7 @@ def collect_school(self, unit_id: int, outage: int = 0) -> dict:
         outcome = pipeline.collect_unit(unit_id, task_id=self.request.id or "")
     except pipeline.RetryLater as later:
         raise self.retry(
-            args=[unit_id], kwargs={}, exc=later.error, countdown=later.countdown
+            args=[unit_id], kwargs={}, exc=later.error, countdown=broker_countdown(later.countdown)
         ) from None
     except Exception as exc:
         if not is_infrastructure_error(exc):
@@ -106,13 +108,23 @@ def collect_school(self, unit_id: int, outage: int = 0) -> dict:
     return outcome.as_dict()
 
 
+def broker_countdown(seconds: float) -> float:
+    """``seconds`` as a retry's countdown the broker can keep. With quorum queues on RabbitMQ
+    a countdown waits in Celery's native delayed delivery, which delays by whole seconds and
+    refuses a countdown that rounds down to none ("countdown must be a positive number": the
+    retry is never sent and its message is dropped), so there it is rounded up."""
+    if seconds > 0 and settings.BROKER_KIND == "amqp" and settings.BROKER_QUORUM_QUEUES:
+        return float(math.ceil(seconds))
+    return seconds
+
+
 def _retry_outage(task: Task, unit_id: int, outage: int, exc: Exception):
     """Retry ``task`` after the infrastructure policy's countdown, or re-raise ``exc`` once
     its retries are spent."""
     policy = RetryPolicy.for_infrastructure()
     if policy.exhausted(outage):
         raise exc
-    countdown = policy.countdown(outage)
+    countdown = broker_countdown(policy.countdown(outage))
     pipeline.retry_due(unit_id, countdown)
     raise task.retry(
         args=[unit_id], kwargs={"outage": outage + 1}, exc=exc, countdown=countdown

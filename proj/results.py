@@ -1,24 +1,51 @@
-"""The result backend: django-celery-results' database backend, riding out a restart.
+"""The result backend: django-celery-results' database backend, riding out an outage.
 
-Celery stores a task's STARTED state before its body runs. With the stock backend a database
-that is restarting fails the task right there: its message is acknowledged, nothing of it was
-recorded, and its school waits for the watchdog to find the message lost. This backend retries
-such a failure on a fresh connection (``CELERY_RESULT_BACKEND_ALWAYS_RETRY``), so a task rides
-out a restart of a few seconds and then runs.
+Celery stores a task's STARTED state before its body runs, and its RETRY state after the body
+asked for a retry. With the stock backend a database that is away fails the task right there:
+its message is acknowledged, nothing of it was recorded, and its school waits for the watchdog
+to find the message lost, which it can only do once the queue is empty (hours into a national
+run). This backend retries such a failure on a fresh connection for as long as a restart or a
+failover may take (``retry_seconds``), trying again at least every second, so a task waits out
+the outage and then runs, within a second or so of the database coming back.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
+import time
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 from django_celery_results.backends import DatabaseBackend as StockDatabaseBackend
 
+# How long storing a task's state waits for the database before the task gives up (and is
+# left to the watchdog as an infrastructure error): longer than a restart or a failover, and
+# at most half the task's hard time limit, which would end the wait and acknowledge the
+# message without a trace.
+RETRY_SECONDS = 300.0
+
+
+def retry_seconds() -> float:
+    return min(RETRY_SECONDS, settings.CELERY_TASK_TIME_LIMIT / 2)
+
 
 class DatabaseBackend(StockDatabaseBackend):
+    _give_up_at = math.inf  # one backend per thread (Celery's app.backend): no sharing
+
+    def _ensure_retryable(self, func, *args, max_retries=None, **kwargs):
+        # Celery's own loop does the retrying (a jittered backoff capped by
+        # CELERY_RESULT_BACKEND_MAX_SLEEP_BETWEEN_RETRIES_MS); a time limit ends it, not a
+        # count of tries, so an outage is ridden out however the sleeps fall.
+        self._give_up_at = time.monotonic() + retry_seconds()
+        limit = math.inf if max_retries is None else max_retries
+        return super()._ensure_retryable(func, *args, max_retries=limit, **kwargs)
+
     def exception_safe_to_retry(self, exc) -> bool:
         if isinstance(exc, OperationalError | InterfaceError):
             with contextlib.suppress(Exception):
                 connection.close()  # the next try connects afresh
-            return True
+            # Past the limit the database error itself is raised: the task's failure is then
+            # an infrastructure error (collector/retry.py), never a failed school.
+            return time.monotonic() < self._give_up_at
         return super().exception_safe_to_retry(exc)

@@ -208,11 +208,11 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 # Results land in django-celery-results so operators see them in admin; they expire after a week.
 CELERY_RESULT_BACKEND = "proj.results:DatabaseBackend"
-# Storing a result retries on a fresh connection for some fifteen seconds (10 ms doubling to
-# 10 s, jittered), so a database restart does not fail a task before its body runs
-# (proj/results.py).
+# Storing a result retries on a fresh connection for up to five minutes (proj/results.py),
+# at least every second (10 ms doubling to 1 s, jittered), so a database outage does not fail
+# a task before or after its body runs, and the task goes on within a second of its return.
 CELERY_RESULT_BACKEND_ALWAYS_RETRY = True
-CELERY_RESULT_BACKEND_MAX_RETRIES = 12
+CELERY_RESULT_BACKEND_MAX_SLEEP_BETWEEN_RETRIES_MS = 1000
 CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_EXPIRES = timedelta(
     days=env_int("CELERY_RESULT_EXPIRES_DAYS", 7, minimum=1, maximum=3650)
@@ -248,6 +248,23 @@ CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=0, maximum=1_
 # a `-Q neis` and a `-Q default` worker (docker/compose.yml).
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = {"default": {}, "neis": {}}
+# RabbitMQ: quorum queues (replicated, written to disk, the queue type RabbitMQ 4 recommends).
+# Opt-in, because RabbitMQ refuses to declare an existing classic queue again as a quorum one:
+# switch on a fresh vhost (docker/compose.yml's rabbitmq profile does). Topic exchanges, so that
+# a retry's countdown waits in RabbitMQ (Celery's native delayed delivery) rather than in a
+# worker's memory; Celery sees the quorum queues and turns global QoS off, which they refuse.
+BROKER_QUORUM_QUEUES = env_bool("BROKER_QUORUM_QUEUES", False)
+if BROKER_KIND == "amqp" and BROKER_QUORUM_QUEUES:
+    CELERY_TASK_QUEUES = {
+        name: {
+            "exchange": name,
+            "exchange_type": "topic",
+            "routing_key": name,
+            "queue_arguments": {"x-queue-type": "quorum"},
+        }
+        for name in CELERY_TASK_QUEUES
+    }
+    CELERY_WORKER_DETECT_QUORUM_QUEUES = True
 CELERY_TASK_ROUTES = {"collector.collect_school": {"queue": "neis"}}
 
 # --- NEIS -----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django_celery_beat.schedulers import DatabaseScheduler
 
 log = logging.getLogger(__name__)
@@ -106,15 +106,25 @@ class GuardedDatabaseScheduler(DatabaseScheduler):
                 self._standing_by = True
             return STANDBY_SECONDS
         if self._standing_by:
+            try:
+                self._reload()
+            except DatabaseError as exc:
+                # The database is back for the lock but not yet for the rest (or the lock's
+                # server went away again): read the schedule at the next tick. Raising here
+                # would end beat, and the schedule with it.
+                log.warning("beat: cannot read the schedule yet (%s); trying again", exc)
+                return 1.0
             log.warning("beat: lock acquired; this beat now sends the schedule")
             self._standing_by = False
-            self._reload()
         return super().tick(*args, **kwargs)
 
     def _reload(self) -> None:
         # The copy in memory dates from before standing by. Since then the other beat has sent
         # entries and saved when they last ran, and a beat's own saves do not mark the schedule
-        # changed, so sending from that copy would send them all again.
+        # changed, so sending from that copy would send them all again. The connection is
+        # made afresh: the one from before standing by may have died with a database restart
+        # (the reason this beat stood by), and reading through it would end beat.
+        connection.close()
         self._schedule = self.all_as_schedule()
         self._heap = None
 

@@ -8,6 +8,11 @@ The pytest process installs the guard itself. A child process installs it from
 ``guard/sitecustomize.py`` when its environment has ``TEST_LOOPBACK_ONLY=1`` and that folder on
 ``PYTHONPATH`` (``child_environ``); it records to the file named by ``TEST_LOOPBACK_LOG``.
 
+One exception, for a child only: ``TEST_LOOPBACK_ALLOW`` names private addresses that a test
+created on this machine (the chaos suite's second host, a network namespace joined by a veth
+pair: ``tests/chaos/netns.py``); the child may reach exactly those too. Anything else in it
+(a name, a public address) stops the child at start.
+
 Standard library only: a child imports this before anything else, whatever program it runs.
 """
 
@@ -24,6 +29,7 @@ from pathlib import Path
 SITE_DIR = Path(__file__).resolve().parent / "guard"
 SWITCH = "TEST_LOOPBACK_ONLY"
 LOG = "TEST_LOOPBACK_LOG"
+ALLOW = "TEST_LOOPBACK_ALLOW"
 # The discard port of this machine: nothing listens there, so a forgotten NEIS_BASE_URL fails
 # fast with "connection refused" instead of reaching the real hub.
 LOOPBACK_NEIS_URL = "http://127.0.0.1:9"
@@ -31,6 +37,9 @@ LOOPBACK_NEIS_URL = "http://127.0.0.1:9"
 _violations: list[str] = []
 _lock = threading.Lock()
 _log_path: str | None = None
+_allowed: frozenset[ipaddress.IPv4Address] = frozenset()
+# Where an allowed address may lie: the private IPv4 blocks of RFC 1918, nothing routable.
+PRIVATE = tuple(map(ipaddress.ip_network, ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")))
 
 
 class NonLoopbackError(Exception):
@@ -42,7 +51,8 @@ class NonLoopbackError(Exception):
 
 
 def is_loopback(host: str | bytes) -> bool:
-    """True for ``localhost`` and literal addresses in 127.0.0.0/8 or ::1 (or IPv4-mapped)."""
+    """True for ``localhost`` and literal addresses in 127.0.0.0/8 or ::1 (or IPv4-mapped),
+    and for the addresses this process was allowed (``TEST_LOOPBACK_ALLOW``)."""
     if isinstance(host, bytes):
         host = host.decode("ascii", "replace")
     if host.lower() == "localhost":
@@ -51,8 +61,21 @@ def is_loopback(host: str | bytes) -> bool:
         address = ipaddress.ip_address(host.split("%", 1)[0])  # drop an IPv6 scope id
     except ValueError:
         return False  # a name other than localhost: resolving it may already leave the host
-    mapped = getattr(address, "ipv4_mapped", None)
-    return (mapped or address).is_loopback
+    address = getattr(address, "ipv4_mapped", None) or address
+    return address.is_loopback or address in _allowed
+
+
+def parse_allowed(value: str) -> frozenset:
+    """The addresses of ``TEST_LOOPBACK_ALLOW`` (comma-separated): literal IPv4 addresses of
+    the RFC 1918 blocks only, never a name or a routable address, so that no setting can open
+    the guard to the outside world. Raises ValueError for anything else."""
+    allowed = set()
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        address = ipaddress.ip_address(item)  # ValueError for a name
+        if not any(address in block for block in PRIVATE):
+            raise ValueError(f"{ALLOW}: {item} is not an RFC 1918 address of a test's own link")
+        allowed.add(address)
+    return frozenset(allowed)
 
 
 def _refuse(action: str, host, port=None) -> None:
@@ -122,14 +145,16 @@ _TARGETS = (
 )
 
 
-def install(log_path: str | None = None) -> None:
+def install(log_path: str | None = None, allow: str = "") -> None:
     """Guard this process's sockets; record violations in memory and, if given, in a file.
+    ``allow``: private addresses a test created, reachable too (``parse_allowed``).
 
     Idempotent: installing again (from another copy of this module, say) re-wraps the
     original functions rather than stacking guards.
     """
-    global _log_path
+    global _log_path, _allowed
     _log_path = log_path
+    _allowed = parse_allowed(allow)
     for owner, name, guard in _TARGETS:
         current = getattr(owner, name)
         original = getattr(current, "__loopback_original__", current)

@@ -112,10 +112,12 @@ def celery_worker(
     pool: str = "prefork",
     concurrency: int = 2,
     extra: list[str] | None = None,
+    prefix: list[str] | None = None,
 ) -> Iterator[Process]:
     """Run ``celery -A proj worker`` until the block ends; yields once it reports ready.
 
     ``queues=None`` starts it as the README and Celery's tutorials do, with no ``-Q``.
+    ``prefix``: a command that runs the worker (``ip netns exec NAME``: on another host).
     """
     name = f"test-{uuid.uuid4().hex[:8]}@%h"
     args = [
@@ -123,6 +125,7 @@ def celery_worker(
         "-n", name, *(["-Q", queues] if queues else []), "-P", pool, "-c", str(concurrency),
         "-l", "INFO", "--without-gossip", "--without-mingle", *(extra or []),
     ]  # fmt: skip
+    args = [*(prefix or []), *args]
     process = Process(args, child_env(env), tmp_path / f"worker-{uuid.uuid4().hex[:6]}.log")
     try:
         process.wait_for(" ready.", timeout=90)
@@ -134,16 +137,31 @@ def celery_worker(
 @contextlib.contextmanager
 def celery_beat(tmp_path: Path, env: Mapping[str, str | None] | None = None) -> Iterator[Process]:
     """Run ``celery -A proj beat`` (DatabaseScheduler) until the block ends."""
+    with celery_beats(tmp_path, env, count=1) as (process,):
+        yield process
+
+
+@contextlib.contextmanager
+def celery_beats(
+    tmp_path: Path, env: Mapping[str, str | None] | None = None, *, count: int = 2
+) -> Iterator[tuple[Process, ...]]:
+    """Start ``count`` beats at once (not one after the other is up) and run them until the
+    block ends."""
     args = [
         sys.executable, "-m", "celery", "-A", "proj", "beat", "-l", "DEBUG",
         "--max-interval", "1", "-s", str(tmp_path / "beat-schedule"),
     ]  # fmt: skip
-    process = Process(args, child_env(env), tmp_path / f"beat-{uuid.uuid4().hex[:6]}.log")
+    processes: list[Process] = []
     try:
-        process.wait_for("beat: Starting", timeout=60)
-        yield process
+        for _ in range(count):
+            log = tmp_path / f"beat-{uuid.uuid4().hex[:6]}.log"
+            processes.append(Process(args, child_env(env), log))
+        for process in processes:
+            process.wait_for("beat: Starting", timeout=60)
+        yield tuple(processes)
     finally:
-        process.stop()
+        for process in processes:
+            process.stop()
 
 
 def wait_until(predicate, timeout: float = 60.0, interval: float = 0.2, message: str = ""):

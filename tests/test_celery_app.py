@@ -71,3 +71,17 @@ def test_it_autodiscovers_the_project_tasks():
     # and its sibling's is not; the names above are there because autodiscovery found them.
     assert "tests.celery_probe.in_tasks_module" in registered
     assert "tests.celery_probe.in_other_module" not in registered
+
+
+def test_retry_countdowns_are_whole_seconds_on_quorum_queues(settings):
+    """Celery's native delayed delivery (quorum queues) refuses a countdown under a second:
+    the retry would never be sent and its message would be dropped."""
+    from kombu.transport.native_delayed_delivery import calculate_routing_key
+
+    from collector.tasks import broker_countdown
+
+    settings.BROKER_KIND, settings.BROKER_QUORUM_QUEUES = "amqp", True
+    assert [broker_countdown(s) for s in (0, 0.2, 1.0, 2.01)] == [0, 1.0, 1.0, 3.0]
+    assert calculate_routing_key(int(broker_countdown(0.2)), "neis")
+    settings.BROKER_KIND, settings.BROKER_QUORUM_QUEUES = "redis", False
+    assert broker_countdown(0.2) == 0.2  # elsewhere the countdown is kept as drawn

@@ -92,3 +92,20 @@ def test_it_documents_every_variable_in_the_readme():
     names = _settings_variables() | _compose_variables()
     missing = {name for name in names if f"`{name}`" not in readme}
     assert missing == set()
+
+
+def test_rabbitmq_is_a_profile_with_its_own_user_and_vhost_never_guest(tmp_path):
+    done = _compose(
+        tmp_path, "--profile", "rabbitmq", "config",
+        FLOWER_BASIC_AUTH="ops:pw", RABBITMQ_PASSWORD="s3cret", RABBITMQ_VHOST="timetables",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rabbitmq = _service(done.stdout, "rabbitmq")
+    assert "- rabbitmq" in rabbitmq  # its profile: not started unless asked for
+    assert "RABBITMQ_DEFAULT_USER: neis" in rabbitmq
+    assert "RABBITMQ_DEFAULT_PASS: s3cret" in rabbitmq
+    assert "RABBITMQ_DEFAULT_VHOST: timetables" in rabbitmq
+    assert "guest" not in rabbitmq
+    # Without a password the container stops at once rather than fall back to guest.
+    assert 'test -n "$$RABBITMQ_DEFAULT_PASS"' in rabbitmq
+    assert "BROKER_QUORUM_QUEUES" in _service(done.stdout, "worker")

@@ -4,6 +4,7 @@
 it goes nowhere and times out after a second.
 """
 
+import ipaddress
 import os
 import socket
 import subprocess
@@ -177,3 +178,57 @@ def test_it_points_a_bare_pytest_at_a_loopback_neis():
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
+
+
+# 10.231.x.x: the private block of the chaos suite's second host (tests/chaos/netns.py). From
+# this host such an address would go out by the default route, so the child only asks its guard
+# about it and never connects to an allowed address.
+ALLOWED_CHILD = """
+import socket, sys
+guard = sys.modules["_tests_loopback_guard"]
+print(guard.is_loopback("10.231.7.1"), guard.is_loopback("10.231.7.2"))
+for host in ("10.231.7.2", "192.0.2.1"):
+    try:
+        socket.create_connection((host, 9), timeout=0.5)
+    except Exception as exc:
+        print(host, type(exc).__name__)
+"""
+
+
+def test_it_lets_a_child_reach_exactly_the_addresses_a_test_created():
+    env = child_env({loopback.ALLOW: "10.231.7.1"})
+    done = subprocess.run(
+        [sys.executable, "-c", ALLOWED_CHILD], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert done.stdout.splitlines() == [
+        "True False",
+        "10.231.7.2 NonLoopbackError",
+        "192.0.2.1 NonLoopbackError",
+    ], done.stdout + done.stderr
+    assert len(loopback_plugin.take_refused()) == 2
+
+
+def test_a_child_refuses_to_start_with_a_public_address_allowed():
+    env = child_env({loopback.ALLOW: "192.0.2.1"})
+    done = subprocess.run(
+        [sys.executable, "-c", "pass"], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "not an RFC 1918 address" in done.stderr
+
+
+@pytest.mark.parametrize("value", ["example.org", "8.8.8.8", "192.0.2.1", "127.0.0.1,1.1.1.1"])
+def test_it_allows_only_private_addresses(value):
+    with pytest.raises(ValueError):
+        loopback.parse_allowed(value)
+    assert loopback.parse_allowed("10.231.7.1, 192.168.1.2") == {
+        ipaddress.ip_address("10.231.7.1"),
+        ipaddress.ip_address("192.168.1.2"),
+    }
+
+
+def test_this_session_allows_nothing_but_loopback():
+    assert not loopback.is_loopback("10.231.7.1")
+    assert loopback.ALLOW not in os.environ

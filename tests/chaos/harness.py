@@ -82,9 +82,13 @@ class Chaos:
 
     # --- processes ----------------------------------------------------------------------
 
-    def worker(self, concurrency: int = 2, **env):
+    def worker(self, concurrency: int = 2, prefix: list[str] | None = None, **env):
         return processes.celery_worker(
-            self.logs, {**self.env, **env}, concurrency=concurrency, queues="default,neis"
+            self.logs,
+            {**self.env, **env},
+            concurrency=concurrency,
+            queues="default,neis",
+            prefix=prefix,
         )
 
     @contextlib.contextmanager

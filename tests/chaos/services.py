@@ -200,6 +200,21 @@ class RabbitMQ:
             f"RABBITMQ_CONFIG_FILE={self.root / 'rabbitmq'}",
         ]
 
+    def ctl(self, *args: str) -> str:
+        """``rabbitmqctl`` against this node (add_user, add_vhost, list_queues, ...)."""
+        return subprocess.run(
+            _as("rabbitmq", [*self._env(), "rabbitmqctl", "-n", self.node, "-q", *args]),
+            capture_output=True, text=True, cwd="/tmp", timeout=60, check=True,
+        ).stdout  # fmt: skip
+
+    def add_vhost(self, vhost: str, user: str, password: str) -> str:
+        """A vhost with a user of its own (as docker/compose.yml's rabbitmq service makes);
+        returns the broker URL for it."""
+        self.ctl("add_user", user, password)
+        self.ctl("add_vhost", vhost)
+        self.ctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+        return f"amqp://{user}:{password}@127.0.0.1:{self.port}/{vhost}"
+
     def start(self) -> None:
         self.process = subprocess.Popen(
             _as("rabbitmq", [*self._env(), "rabbitmq-server"]),

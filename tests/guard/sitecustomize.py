@@ -18,4 +18,12 @@ if os.environ.get("TEST_LOOPBACK_ONLY") == "1":
     _guard = importlib.util.module_from_spec(_spec)
     sys.modules[_spec.name] = _guard
     _spec.loader.exec_module(_guard)
-    _guard.install(log_path=os.environ.get("TEST_LOOPBACK_LOG") or None)
+    try:
+        _guard.install(
+            log_path=os.environ.get("TEST_LOOPBACK_LOG") or None,
+            allow=os.environ.get("TEST_LOOPBACK_ALLOW", ""),
+        )
+    except ValueError as exc:
+        # Python reports an error in sitecustomize and runs on, unguarded: stop here instead.
+        sys.stderr.write(f"loopback guard: {exc}\n")
+        os._exit(2)

@@ -23,7 +23,7 @@ from collector.ledger import CollectionRun, RunStatus, Trigger
 from collector.tasks import start_scheduled_run
 from proj.celery import app
 from schedules.apply import apply_schedules
-from tests.processes import celery_beat, celery_worker, wait_until
+from tests.processes import celery_beat, celery_beats, celery_worker, wait_until
 
 pytest_plugins = ["tests.fixtures_neis"]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -255,3 +255,66 @@ def test_it_refuses_a_second_firing_of_the_same_window(env, tmp_path):
     assert f"refused: {reason}" in log
     assert run.trigger == Trigger.SCHEDULE
     assert run.trigger_key == _expected_key()
+
+
+def _sends_by(beats, name: str) -> int:
+    return sum(_sends(beat, name) for beat in beats)
+
+
+def _some_more_ticks(beat, ticks: int = 5) -> None:
+    """Until ``beat`` has ticked a few more times (about a second each): time enough for a
+    second send, had one been coming."""
+    seen = beat.output().count("beat: Waking up")
+    wait_until(lambda: beat.output().count("beat: Waking up") >= seen + ticks, timeout=30)
+
+
+def _holder_and_standby(beats):
+    """Which beat holds the single-beat lock (the other logs that it stands by)."""
+    wait_until(
+        lambda: any(STANDING_BY in beat.output() for beat in beats),
+        timeout=20,
+        message="neither beat stood by",
+    )
+    standby = next(beat for beat in beats if STANDING_BY in beat.output())
+    return next(beat for beat in beats if beat is not standby), standby
+
+
+@pytest.mark.chaos
+@pytest.mark.chaos_full
+def test_a_schedule_due_while_its_beat_is_killed_fires_once_from_the_other(env, tmp_path):
+    """The lock holder is SIGKILLed a few seconds before a schedule falls due: the standby
+    takes the lock over (the server frees it with the dead connection) and sends it, once."""
+    with contextlib.ExitStack() as stack:
+        beats = [stack.enter_context(celery_beat(tmp_path, env)) for _ in range(2)]
+        holder, standby = _holder_and_standby(beats)
+        changed = holder.output().count("Schedule changed.")
+        due = _one_off("ping-due", "proj.ping", {"payload": "due"}, in_seconds=8).clocked
+        due = due.clocked_time
+        # The holder has it in its schedule (and would send it, were it still alive).
+        wait_until(lambda: holder.output().count("Schedule changed.") > changed, timeout=5)
+        wait_until(lambda: timezone.now() >= due - datetime.timedelta(seconds=3), timeout=20)
+        assert _sends_by(beats, "ping-due") == 0, "sent before it was due"
+        holder.kill()  # SIGKILL, the whole process group: no goodbye, no unlock
+        holder.popen.wait(10)
+        standby.wait_for(TOOK_OVER, timeout=20)
+        wait_until(lambda: _sends(standby, "ping-due"), timeout=20, message="never sent")
+        _some_more_ticks(standby)
+        assert _sends_by(beats, "ping-due") == 1
+
+
+def test_two_beats_started_after_a_missed_due_time_send_it_once(env, tmp_path):
+    """An hourly schedule last run two hours ago is overdue when two beats start together."""
+    every_hour = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.HOURS)
+    PeriodicTask.objects.create(
+        name="ping-overdue",
+        task="proj.ping",
+        kwargs=json.dumps({"payload": "overdue"}),
+        interval=every_hour,
+        last_run_at=timezone.now() - datetime.timedelta(hours=2),
+        queue="default",
+    )
+    with celery_beats(tmp_path, env, count=2) as beats:
+        holder, _ = _holder_and_standby(beats)
+        wait_until(lambda: _sends(holder, "ping-overdue"), timeout=20, message="never sent")
+        _some_more_ticks(holder)
+        assert _sends_by(beats, "ping-overdue") == 1, holder.output()[-3000:]
