@@ -52,7 +52,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_storage import ELECTIVES, ROOMS, SUBJECTS, perturb, with_database  # noqa: E402
+from bench_storage import ELECTIVES, ROOMS, SUBJECTS, perturb  # noqa: E402
+from measure import libpq, machine_busy, proc_stat, with_database  # noqa: E402
 
 FIRST_MONDAY = datetime.date(2026, 3, 2)  # the first school day of the 2026 school year
 STEPS = (1_000_000, 10_000_000, 100_000_000, 300_000_000)
@@ -138,12 +139,8 @@ def sql(query, params=None):
 def backend_cpu() -> float:
     """CPU seconds (user + system) of this connection's PostgreSQL backend so far, when its
     /proc entry is readable (same machine); else 0."""
-    try:
-        (pid,) = sql("SELECT pg_backend_pid()")[0]
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
+    stat = proc_stat(sql("SELECT pg_backend_pid()")[0][0])
+    return stat[3] if stat else 0.0
 
 
 class Stopwatch:
@@ -151,12 +148,14 @@ class Stopwatch:
 
     def __enter__(self):
         self.wall, self.cpu, self.db = time.perf_counter(), time.process_time(), backend_cpu()
+        self.busy = machine_busy()
         return self
 
     def __exit__(self, *exc):
         self.wall = time.perf_counter() - self.wall
         self.cpu = time.process_time() - self.cpu
         self.db = backend_cpu() - self.db
+        self.busy = machine_busy() - self.busy
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -509,7 +508,7 @@ def measure_merge(grower: Grower, rng: random.Random, sample: int) -> dict[str, 
                 with transaction.atomic():
                     store_lessons(schools[school], week, friday, data[school])
         lessons = sum(len(rows) for rows in data.values())
-        results[case] = (lessons, watch.wall, watch.cpu + watch.db)
+        results[case] = (lessons, watch.wall, watch.cpu + watch.db, watch.busy)
     grower.stored += sum(len(rows) for rows in changed.values())
     # The merges took ids from the identity sequence; the generator goes on after them.
     grower.next_id = sql(
@@ -774,11 +773,12 @@ def run(args) -> int:
             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
         )
         merges = measure_merge(grower, rng, args.sample)
-        for case, (lessons, wall, cpu) in merges.items():
+        for case, (lessons, wall, cpu, busy) in merges.items():
             out(
                 f"merge {case} lessons/s",
                 f"{lessons / wall:,.0f} wall, {lessons / cpu:,.0f} per CPU-second "
-                f"({lessons:,} lessons of {args.sample} schools, {wall:.1f} s, CPU {cpu:.1f} s)",
+                f"({lessons:,} lessons of {args.sample} schools, {wall:.1f} s, CPU {cpu:.1f} s; "
+                f"{1 - cpu / max(busy, cpu):.0%} of the machine's busy CPU went elsewhere)",
             )
         sql("ANALYZE collector_lesson")
         measure_reads(grower, rng, args.reads)
@@ -833,7 +833,7 @@ def main() -> int:
         return 2
     import psycopg
 
-    admin_url = with_database(url, "postgres").replace("postgres://", "postgresql://", 1)
+    admin_url = libpq(with_database(url, "postgres"))
     with psycopg.connect(admin_url, autocommit=True) as admin:
         data_dir = admin.execute("SHOW data_directory").fetchone()[0]
         where, free = free_disk(data_dir)
