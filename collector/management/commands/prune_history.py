@@ -66,7 +66,9 @@ class Command(BaseCommand):
             f"ended before {policy.ledger_before}{f' (runs {runs})' if runs else ''}"
         )
         oldest = (
-            f", the oldest done {pruned.oldest_result:%Y-%m-%d}" if pruned.oldest_result else ""
+            f", the oldest done {clock.in_seoul(pruned.oldest_result):%Y-%m-%d}"
+            if pruned.oldest_result
+            else ""
         )
         results = (
             f"{pruned.results:,} task results done before "
