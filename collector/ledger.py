@@ -101,6 +101,11 @@ class CollectionRunQuerySet(models.QuerySet):
     def open(self):
         return self.filter(status__in=OPEN_RUN)
 
+    def closed(self):
+        """Runs done, partial or cancelled: nothing of theirs will be claimed again unless an
+        operator reopens their failed units (``reopen_failed``)."""
+        return self.exclude(status__in=OPEN_RUN)
+
     def covering(self, monday: datetime.date):
         """Runs whose window holds the school week of ``monday`` (Monday to Friday)."""
         friday = monday + datetime.timedelta(days=4)

@@ -238,6 +238,15 @@ def create_partitions(months_ahead: int = 3) -> dict:
     return {"created": create_partitions_ahead(months_ahead)}
 
 
+@shared_task(name="collector.prune_history")
+def prune_history() -> dict:
+    """Delete expired ledger units and task results (collector/retention.py), in batches."""
+    from collector import retention
+
+    pruned = retention.prune(retention.Policy.from_settings(), apply=True)
+    return {"units": pruned.units, "runs": len(pruned.runs), "results": pruned.results}
+
+
 @shared_task(name="collector.sync_schools")
 def sync_schools(offices: list[str] | None = None) -> dict:
     """Refresh the school registry from ``schoolInfo``."""

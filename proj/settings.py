@@ -217,6 +217,10 @@ CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_EXPIRES = timedelta(
     days=env_int("CELERY_RESULT_EXPIRES_DAYS", 7, minimum=1, maximum=3650)
 )
+# Units of closed runs whose window ended longer ago are pruned (collector/retention.py). At
+# least ten weeks: the coverage grid looks eight weeks back, and a run's window ends up to two
+# weeks after the week it covers.
+LEDGER_RETENTION_DAYS = env_int("LEDGER_RETENTION_DAYS", 400, minimum=70, maximum=3650)
 # Schedules live in the database (schedules app) and are editable in admin; the guarded
 # DatabaseScheduler lets only one beat send, however many are started.
 CELERY_BEAT_SCHEDULER = "schedules.scheduler:GuardedDatabaseScheduler"

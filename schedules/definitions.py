@@ -80,6 +80,14 @@ SCHEDULES: tuple[ScheduleDef, ...] = (
         schedule=Interval(every=1),
         description="Re-send lost units and close runs that have nothing left open.",
     ),
+    ScheduleDef(
+        name="prune-history",
+        task="collector.prune_history",
+        schedule=Crontab(minute="30", hour="4"),
+        expire_seconds=12 * 3600,
+        description="Delete ledger units of closed runs past LEDGER_RETENTION_DAYS and task "
+        "results past CELERY_RESULT_EXPIRES_DAYS, in small batches (never an open run's).",
+    ),
     # Named and shaped exactly as celery beat installs it by itself, so the two never fight.
     ScheduleDef(
         name="celery.backend_cleanup",
