@@ -8,11 +8,15 @@ clock. When the clock passes the late classes' upload, a new collection complete
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import io
 
 import pytest
+from django.core.management import call_command
+from django.urls import reverse
 
-from collector import clock, pipeline, registry
+from collector import clock, console, pipeline, registry
 from collector.completeness import SchoolDayOff, SchoolWeek, refresh_calendars, school_weeks
 from collector.limiter import budget_from_settings
 from collector.models import School
@@ -86,7 +90,39 @@ def _truth(world, codes, mondays, now) -> dict:
     return out
 
 
-def test_partial_weeks_match_the_truth_and_complete_once_published(sim):
+def _shown(admin_client, partial, mondays) -> None:
+    """The coverage grid (one office and the nation), its page, and collection_status."""
+    codes = dict(School.objects.values_list("pk", "code"))
+    by_office = console.coverage("all", mondays, "I10")
+    cells = {
+        (codes[pk], monday)
+        for pk, states in by_office.cells.items()
+        for monday, state in states.items()
+        if state == "partial"
+    }
+    assert cells == partial
+    nation = console.coverage("all", mondays)
+    assert [nation.cell(None, m)["counts"]["partial"] for m in mondays] == [
+        sum(1 for _, week in partial if week == m) for m in mondays
+    ]
+    page = admin_client.get(reverse("collector_coverage"), {"office": "I10"})
+    assert page.status_code == 200
+    assert page.content.decode().count('<td class="cell partial"') == len(partial)
+    listed = admin_client.get(reverse("admin:collector_schoolweek_changelist"), {"partial": 1})
+    assert listed.status_code == 200
+    for monday in mondays:
+        out = io.StringIO()
+        with contextlib.suppress(SystemExit):  # its exit code says open or failed schools
+            call_command("collection_status", "--level", "all", "--week", str(monday), stdout=out)
+        week = sorted(code for code, m in partial if m == monday)
+        if week:
+            assert f"Partial: {len(week)} school-weeks" in out.getvalue()
+            assert all(code in out.getvalue() for code in week)
+        else:
+            assert "every school-week with lessons has all its classes and days" in out.getvalue()
+
+
+def test_partial_weeks_match_the_truth_and_complete_once_published(sim, admin_client):
     world, now = sim.world, sim.control.now()
     mondays = school_weeks(*WINDOW)
     schools = _pick(world, now, mondays, partial=3, complete=3)
@@ -103,6 +139,7 @@ def test_partial_weeks_match_the_truth_and_complete_once_published(sim):
     partial = {key for key, counts in truth.items() if counts[-1]}
     assert partial and len(partial) < len(truth)
     assert set(SchoolWeek.objects.partial().values_list("school__code", "monday")) == partial
+    _shown(admin_client, partial, mondays)
 
     later = max(world.week_truth(c, m, as_of=now).late_until for c, m in partial)
     sim.control.set_clock(later)
@@ -115,6 +152,7 @@ def test_partial_weeks_match_the_truth_and_complete_once_published(sim):
     for key in partial:
         assert not truth_later[key][-1]
     assert not set(SchoolWeek.objects.partial().values_list("school__code", "monday")) & partial
+    _shown(admin_client, {key for key, counts in truth_later.items() if counts[-1]}, mondays)
 
 
 def test_a_holiday_is_not_a_missing_day(sim):
