@@ -18,6 +18,7 @@ from collector import clock
 from collector.admin_console import lessons_by_week, school_runs
 from collector.admin_coverage import MissingInWeekFilter
 from collector.admin_runs import CollectionRunAdmin, RunPermissions, SchoolRunAdmin, collect_now
+from collector.completeness import SchoolClass, SchoolDayOff, SchoolWeek
 from collector.console import estimated_lessons
 from collector.ledger import CollectionRun, SchoolRun
 from collector.models import LESSON_KEY, Lesson, Office, School, Subject
@@ -146,3 +147,41 @@ class LessonAdmin(ReadOnlyAdmin):
 admin.site.index_template = "admin/collector/index.html"
 admin.site.register(CollectionRun, CollectionRunAdmin)
 admin.site.register(SchoolRun, SchoolRunAdmin)
+
+
+@admin.register(SchoolWeek)
+class SchoolWeekAdmin(ReadOnlyAdmin):
+    """Each collected school-week against classInfo and SchoolSchedule: partial ones first."""
+
+    list_display = (
+        "school",
+        "monday",
+        "partial",
+        "lessons",
+        "classes_seen",
+        "classes_expected",
+        "days_seen",
+        "days_expected",
+        "computed_at",
+    )
+    list_filter = ("partial", "monday", "school__level", "school__office")
+    list_select_related = ("school",)
+    search_fields = ("^school__code", "school__name")
+    ordering = ("-monday", "-partial", "school__code")
+    show_full_result_count = False
+
+
+@admin.register(SchoolClass)
+class SchoolClassAdmin(ReadOnlyAdmin):
+    list_display = ("school", "academic_year", "grade", "class_name", "day_night", "course")
+    list_filter = ("academic_year", "grade")
+    list_select_related = ("school",)
+    search_fields = ("^school__code",)
+
+
+@admin.register(SchoolDayOff)
+class SchoolDayOffAdmin(ReadOnlyAdmin):
+    list_display = ("school", "date", "kind", "name")
+    list_filter = ("kind",)
+    list_select_related = ("school",)
+    search_fields = ("^school__code",)

@@ -128,6 +128,7 @@ def coverage_view(request):
     found = console.coverage(level, weeks, office)
     school_changelist = reverse("admin:collector_school_changelist")
     ledger = reverse("admin:collector_schoolrun_changelist")
+    partial_list = reverse("admin:collector_schoolweek_changelist")
     can_collect = request.user.has_perm("collector.start_collection")
     columns = []
     for week in weeks:
@@ -142,8 +143,14 @@ def coverage_view(request):
             ledger_query["school__level__exact"] = level
         if office:
             ledger_query["school__office__code__exact"] = office
+        partial_query = {"monday": week.isoformat(), "partial__exact": "1"}
+        if level != RunLevel.ALL:
+            partial_query["school__level__exact"] = level
+        if office:
+            partial_query["school__office__code__exact"] = office
         columns.append(
             {
+                "partial_url": f"{partial_list}?{urlencode(partial_query)}",
                 "week": week,
                 "sunday": week + datetime.timedelta(days=6),
                 "current": week == this_week,

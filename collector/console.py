@@ -17,6 +17,7 @@ from django.db import connection
 from django.db.models import Count
 
 from collector import clock
+from collector.completeness import SchoolWeek
 from collector.ledger import CollectionRun, RunLevel, SchoolRun, UnitStatus
 from collector.limiter import budget_from_settings, key_id
 from collector.models import Office, School
@@ -216,6 +217,7 @@ def quota() -> list[KeyState]:
 # running), or "never" when no run covering the week has a unit of it (cancelled ones aside).
 CELL_STATES = (
     ("done", "done"),
+    ("partial", "partial (classes or days missing)"),
     ("no_data", "no data"),
     ("deferred", "deferred (quota)"),
     ("failed", "failed"),
@@ -385,15 +387,32 @@ def coverage(level: str, weeks: list[datetime.date], office: str | None = None) 
             cells = {}
             for index, school_id, status, _, _ in cursor.fetchall():
                 cells.setdefault(school_id, {})[weeks[index]] = _FOLD.get(status, status)
+            partial = SchoolWeek.objects.filter(
+                school__office_id=office, monday__in=weeks, partial=True
+            ).values_list("school_id", "monday")
+            for school_id, monday in partial:
+                states = cells.get(school_id, {})
+                if states.get(monday) == UnitStatus.DONE:
+                    states[monday] = "partial"
             for states in cells.values():
                 for week, state in states.items():
                     bucket = counts.setdefault((office, week), {})
                     bucket[state] = bucket.get(state, 0) + 1
         else:
+            # A done school-week whose classes or days fall short counts as partial.
+            monday = "CASE l.week " + " ".join(["WHEN %s THEN %s"] * len(weeks)) + " END"
             cursor.execute(
-                f"SELECT week, office_id, status, COUNT(*) FROM ({sql}) l "
-                "GROUP BY week, office_id, status",
-                params,
+                "SELECT l.week, l.office_id, CASE WHEN l.status = %s AND w.id IS NOT NULL "
+                f"THEN 'partial' ELSE l.status END AS state, COUNT(*) FROM ({sql}) l "
+                f"LEFT JOIN {SchoolWeek._meta.db_table} w ON w.school_id = l.school_id "
+                f"AND w.partial = %s AND w.monday = {monday} "
+                "GROUP BY l.week, l.office_id, state",
+                [
+                    UnitStatus.DONE.value,
+                    *params,
+                    True,
+                    *(value for index, week in enumerate(weeks) for value in (index, week)),
+                ],
             )
             for index, code, status, n in cursor.fetchall():
                 bucket = counts.setdefault((code, weeks[index]), {})

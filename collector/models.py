@@ -369,5 +369,11 @@ class LessonChange(models.Model):
 
 
 # The run ledger lives in its own module; importing it here registers its models with the app.
+from collector.completeness import (  # noqa: E402, F401
+    CalendarFetch,
+    SchoolClass,
+    SchoolDayOff,
+    SchoolWeek,
+)
 from collector.ledger import CollectionRun, SchoolRun  # noqa: E402, F401
 from collector.workers import WorkerHeartbeat  # noqa: E402, F401

@@ -31,6 +31,7 @@ from django.db import DatabaseError, connections, transaction
 from django.db.models import F, OuterRef, Subquery
 
 from collector import clock, registry
+from collector.completeness import SchoolWeek, school_weeks
 from collector.ledger import (
     CollectionRun,
     RunStatus,
@@ -462,6 +463,8 @@ def _fetch_and_store(unit, run, school, client, budget, policy) -> Outcome:
             )
         # An empty answer never deletes stored lessons: INFO-200 means "not (yet) there".
         unit.finish(status, **counts)
+        if fetched.rows:  # its weeks' classes and days, counted with the lessons they count
+            SchoolWeek.objects.recompute(school_weeks(run.date_from, run.date_to), [school.pk])
     if fetched.missing:
         log.warning(
             "school %s: NEIS announced %s rows but served %s",
@@ -655,6 +658,45 @@ def retry_failed(run: CollectionRun, *, send=None) -> int:
     if not ids:
         return 0
     return dispatch(run, units=SchoolRun.objects.filter(pk__in=ids), send=send)
+
+
+# --- Calendars (classInfo, SchoolSchedule) ---------------------------------------------------
+
+#: Most requests one calendar refresh may spend (its ``max_requests`` is checked against it).
+MAX_CALENDAR_REQUESTS = 100_000
+
+
+def refresh_calendars(
+    levels: Iterable[str] = (),
+    offices: Iterable[str] = (),
+    *,
+    max_requests: int = 2000,
+    client: NeisClient | None = None,
+    budget: RequestBudget | None = None,
+) -> dict:
+    """Ask classInfo and SchoolSchedule of the active schools whose answers are due
+    (``completeness.due``), inside the shared request budget, at most ``max_requests``.
+
+    Schools whose weeks are partial or miss days come first, then the rest by code. Each page
+    takes a slot of the key's budget like a timetable page, and a spent quota stops the
+    refresh (and blocks the key for the runs too) until the reset.
+    """
+    from django.db.models import Exists
+
+    from collector.completeness import refresh_calendars as refresh
+
+    if not 1 <= max_requests <= MAX_CALENDAR_REQUESTS:
+        raise PipelineError(f"max_requests must be 1..{MAX_CALENDAR_REQUESTS}, got {max_requests}")
+    budget = budget or _budget()
+    client = client or NeisClient.from_settings(limiter=budget)
+    schools = School.objects.filter(active=True).exclude(level="")
+    if levels:
+        schools = schools.filter(level__in=list(levels))
+    if offices:
+        schools = schools.filter(office_id__in=list(offices))
+    short = SchoolWeek.objects.filter(school=OuterRef("pk"), partial=True)
+    schools = schools.annotate(short=Exists(short)).order_by("-short", "code")
+    return refresh(client, schools.iterator(), max_requests=max_requests, budget=budget).as_dict()
 
 
 # --- Collecting in this process -------------------------------------------------------------

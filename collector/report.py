@@ -124,3 +124,40 @@ def format_run(run: CollectionRun) -> str:
     if failed:
         parts.append(failed)
     return "\n".join(parts)
+
+
+def partial_weeks(units, mondays: list[datetime.date], limit: int = 50) -> str:
+    """The partial school-weeks among the schools of ``units`` in ``mondays``: classes and
+    school days with lessons against those classInfo and SchoolSchedule expect. "" when none;
+    a line saying so when no calendar is stored for them (nothing can be called partial)."""
+    from collector.completeness import SchoolWeek
+
+    weeks = SchoolWeek.objects.filter(
+        monday__in=mondays, school_id__in=units.values("school_id")
+    ).select_related("school")
+    if not weeks.filter(lessons__gt=0).exclude(classes_expected=None, days_expected=None).exists():
+        return (
+            "Classes and days: not checked (no classInfo or SchoolSchedule stored for these "
+            "schools; collector.refresh_calendars asks them)."
+        )
+    partial = weeks.partial()
+    total = partial.count()
+    if not total:
+        return "Classes and days: every school-week with lessons has all its classes and days."
+    rows = [
+        [
+            w.school.code,
+            w.school.name[:20],
+            w.monday,
+            f"{w.classes_seen}/{'?' if w.classes_expected is None else w.classes_expected}",
+            f"{w.days_seen}/{'?' if w.days_expected is None else w.days_expected}",
+        ]
+        for w in partial[:limit]
+    ]
+    more = f"\n... and {total - limit} more" if total > limit else ""
+    return (
+        f"Partial: {total} school-weeks with classes or school days missing "
+        "(NEIS has not published them yet; re-polled first):\n"
+        + _table(["school", "name", "week of", "classes", "days"], rows)
+        + more
+    )

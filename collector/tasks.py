@@ -247,6 +247,14 @@ def prune_history() -> dict:
     return {"units": pruned.units, "runs": len(pruned.runs), "results": pruned.results}
 
 
+@shared_task(name="collector.refresh_calendars")
+def refresh_calendars(
+    levels: list[str] | None = None, offices: list[str] | None = None, max_requests: int = 2000
+) -> dict:
+    """Ask classInfo and SchoolSchedule where due, inside the shared request budget."""
+    return pipeline.refresh_calendars(levels or (), offices or (), max_requests=max_requests)
+
+
 @shared_task(name="collector.sync_schools")
 def sync_schools(offices: list[str] | None = None) -> dict:
     """Refresh the school registry from ``schoolInfo``."""

@@ -193,6 +193,13 @@ class SimulatorConfig:
     revision_delay_days: tuple = (1, 10)
     revision_edits: tuple = (1, 3)
     fourteen_digit_load_dtm_rate: float = 0.12  # timetable LOAD_DTM as YYYYMMDDhhmmss
+    # Some classes of a school-week are uploaded after the rest of the school (a homeroom
+    # teacher late with the class's plan) [?]: share of published school-weeks of schools with
+    # two classes or more that hold some back, how many classes, and how long after the
+    # week's first publication they appear. The rest of the week is served meanwhile.
+    late_class_rate: float = 0.05
+    late_classes: tuple = (1, 3)
+    late_class_delay_days: tuple = (1, 10)
     # (month, day) an AY's SchoolSchedule / classInfo appear, give or take three days per school.
     schedule_publish: tuple = (2, 18)
     class_info_publish: tuple = (2, 20)

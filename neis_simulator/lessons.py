@@ -359,6 +359,30 @@ def versions(cfg: SimulatorConfig, school: School, monday: datetime.date) -> tup
     return tuple((t, t.strftime(fmt)) for t in times)
 
 
+def late_classes(
+    cfg: SimulatorConfig, school: School, monday: datetime.date, pubs: tuple, year_of
+) -> tuple[datetime.datetime, frozenset] | None:
+    """(when, the row columns of the classes) a school-week holds back past its first
+    publication ``pubs[0]``; None when every class comes with the week. Classes are those
+    of the academic year of the week's Friday; a class is named by its ``Klass.cols``.
+    """
+    if not pubs or cfg.late_class_rate <= 0:
+        return None
+    u = uniforms(f"{cfg.seed}:lateclass:{school.code}:{monday.toordinal()}", 3)
+    if u[0] >= cfg.late_class_rate:
+        return None
+    sy = year_of(academic_year(monday + 4 * ONE_DAY))
+    if sy is None or len(sy.classes) < 2:
+        return None
+    rng = random.Random(f"{cfg.seed}:lateclass:{school.code}:{monday.toordinal()}")
+    lo, hi = cfg.late_classes
+    count = min(len(sy.classes) - 1, lo + int(u[1] * (hi - lo + 1)))
+    chosen = rng.sample(sy.classes, count)
+    d0, d1 = cfg.late_class_delay_days
+    when = pubs[0][0] + datetime.timedelta(days=d0 + u[2] * (d1 - d0))
+    return when, frozenset(k.cols for k in chosen)
+
+
 def visible_version(pubs: tuple, as_of: datetime.datetime) -> int:
     """Index of the newest version published at or before ``as_of``; -1 if none yet."""
     v = -1

@@ -11,18 +11,52 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 from . import extras
 from .cache import LRU
 from .clock import KST, academic_year, ay_bounds, monday_of, parse_time
 from .config import SimulatorConfig
-from .lessons import SchoolYear, build_year, revise, versions, visible_version, week_rows
+from .lessons import (
+    SchoolYear,
+    build_year,
+    late_classes,
+    revise,
+    versions,
+    visible_version,
+    week_rows,
+)
 from .schools import School, build_schools
 from .services import SERVICES, Service
 from .vocab import OFFICE_BY_CODE
 
 ONE_DAY = datetime.timedelta(days=1)
 WEEK = datetime.timedelta(days=7)
+
+
+class WeekTruth(NamedTuple):
+    """What one school-week holds as of a moment, from the world itself (not the wire).
+
+    ``classes_expected`` are the classes classInfo lists for the academic year of the week's
+    Friday; ``days_expected`` the week's days with lessons by the school's calendar (the
+    weekdays SchoolSchedule does not mark 휴업일 or 공휴일). A published school-week serves
+    every expected day and every class but those held back (``late``): it is *partial* while
+    any is, and only then.
+    """
+
+    published: bool
+    classes_expected: int
+    classes_with_lessons: int
+    days_expected: tuple[datetime.date, ...]
+    days_with_lessons: tuple[datetime.date, ...]
+    late: frozenset  # Klass.cols of the classes not served yet
+    late_until: datetime.datetime | None  # when they will be
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.days_with_lessons) and bool(self.late)
+
+
 _DATE_PARAMS = frozenset(
     {
         "ALL_TI_YMD",
@@ -168,6 +202,55 @@ class World:
     def publications(self, code: str, monday: datetime.date) -> list[datetime.datetime]:
         """When each version of a school-week is published (first, then revisions)."""
         return [t for t, _ in versions(self.config, self.school(code), monday_of(monday))]
+
+    def late_classes(
+        self, code: str, monday: datetime.date
+    ) -> tuple[datetime.datetime, frozenset] | None:
+        """(when, Klass.cols of the classes) a school-week publishes after the rest of it."""
+        school, monday = self.school(code), monday_of(monday)
+        pubs = versions(self.config, school, monday)
+        return late_classes(self.config, school, monday, pubs, lambda ay: self.year(school, ay))
+
+    def classes(self, code: str, ay: int) -> tuple:
+        """The classes (``lessons.Klass``) a school has in ``ay``: what classInfo lists."""
+        sy = self.year(self.school(code), ay)
+        return sy.classes if sy is not None else ()
+
+    def school_days(self, code: str, monday: datetime.date) -> tuple[datetime.date, ...]:
+        """The days of a school week with lessons by the school's calendar: its weekdays
+        that are neither public holidays nor 휴업일 nor vacation (SchoolSchedule says which)."""
+        school, monday = self.school(code), monday_of(monday)
+        days = []
+        for n in range(5):
+            day = monday + n * ONE_DAY
+            sy = self.year(school, academic_year(day))
+            first = datetime.date(self.config.first_ay, 3, 1)
+            if sy is not None and day >= first and sy.calendar.has_lessons(day):
+                days.append(day)
+        return tuple(days)
+
+    def week_truth(self, code: str, monday: datetime.date, *, as_of) -> WeekTruth:
+        """Expected and served classes and days of one school-week as of ``as_of``."""
+        as_of, monday = self._as_of(as_of), monday_of(monday)
+        school = self.school(code)
+        classes = self.classes(code, academic_year(monday + 4 * ONE_DAY))
+        days = self.school_days(code, monday)
+        pubs = versions(self.config, school, monday)
+        published = visible_version(pubs, as_of) >= 0
+        late, late_until = frozenset(), None
+        found = self.late_classes(code, monday)
+        if published and found is not None and found[0] > as_of:
+            late_until, late = found
+        served = published and bool(days)
+        return WeekTruth(
+            published,
+            len(classes),
+            len(classes) - len(late) if served else 0,
+            days,
+            days if served else (),
+            late if served else frozenset(),
+            late_until if served else None,
+        )
 
     def archive_cutoff(self, as_of) -> int:
         """Academic years before this one are served by *Timetablebgs only."""
@@ -363,9 +446,17 @@ class World:
             pubs = versions(cfg, school, monday)
             v = visible_version(pubs, as_of)
             if v >= 0:
-                units.append((monday, v, pubs[v][1]))
+                held = late_classes(cfg, school, monday, pubs, lambda ay: self.year(school, ay))
+                hidden = held[1] if held is not None and held[0] > as_of else frozenset()
+                units.append((monday, v, pubs[v][1], hidden))
             monday += WEEK
-        key = (svc.name, frozen, lo, hi, tuple((m.toordinal(), v) for m, v, _ in units))
+        key = (
+            svc.name,
+            frozen,
+            lo,
+            hi,
+            tuple((m.toordinal(), v, bool(h)) for m, v, _, h in units),
+        )
         return key, lambda: self._timetable_rows(svc, school, params, lo, hi, units)
 
     def _timetable_rows(self, svc: Service, school: School, params, lo, hi, units) -> list:
@@ -379,10 +470,14 @@ class World:
         ]
         pad = svc.archive and cfg.archive_pad_class
         class_at, width = svc.index("CLASS_NM"), cfg.archive_pad_width
+        # A class's columns (Klass.cols) run from after ALL_TI_YMD to before PERIO.
+        cols_from, cols_to = svc.index("ALL_TI_YMD") + 1, svc.index("PERIO")
         lo_s, hi_s = lo.strftime("%Y%m%d"), hi.strftime("%Y%m%d")
         out: list = []
-        for monday, v, load in units:
+        for monday, v, load, hidden in units:
             rows = self._unit(school, monday, v, load)
+            if hidden:  # classes not uploaded yet
+                rows = [r for r in rows if r[cols_from:cols_to] not in hidden]
             if monday < lo or monday + 4 * ONE_DAY > hi:
                 rows = [r for r in rows if lo_s <= r[6] <= hi_s]
             if pad:

@@ -61,6 +61,17 @@ SCHEDULES: tuple[ScheduleDef, ...] = (
         description="Refresh the school registry from schoolInfo before Saturday's runs.",
     ),
     ScheduleDef(
+        name="refresh-school-calendars",
+        task="collector.refresh_calendars",
+        # Every night but Saturday's (the weekly runs have the budget to themselves then).
+        schedule=Crontab(minute="30", hour="2", day_of_week="0-5"),
+        kwargs={"max_requests": 2000},
+        description="Ask classInfo and SchoolSchedule of the schools whose answers are due "
+        "(once a semester, and within the month for schools whose weeks miss days), at most "
+        "max_requests a night, inside the shared request budget; schools with partial weeks "
+        "first.",
+    ),
+    ScheduleDef(
         name="create-lesson-partitions",
         task="collector.create_partitions",
         schedule=Crontab(minute="0", hour="22", day_of_week="5"),

@@ -64,6 +64,7 @@ def test_it_autodiscovers_the_project_tasks():
         "collector.resume_deferred",
         "collector.watchdog",
         "collector.sync_schools",
+        "collector.refresh_calendars",
     }
     assert collector - registered == set()
     assert {schedule.task for schedule in SCHEDULES} - registered == set()

@@ -47,7 +47,13 @@ from collector.neis.errors import (
     NeisTransientError,
 )
 from collector.neis.parse import normalise_subject
-from collector.neis.records import LessonRecord, Level, SchoolRecord
+from collector.neis.records import (
+    ClassRecord,
+    LessonRecord,
+    Level,
+    ScheduleRecord,
+    SchoolRecord,
+)
 from collector.neis.redact import RedactKeyFilter, printable, redact
 
 __all__ = [
@@ -85,6 +91,8 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_DEADLINE = 60.0
 NO_DATA = "INFO-200"
 SCHOOL_SERVICE = "schoolInfo"
+CLASS_SERVICE = "classInfo"
+SCHEDULE_SERVICE = "SchoolSchedule"  # capital S: service names are case-sensitive
 ARCHIVE_SUFFIX = "bgs"
 
 # --- Classification -------------------------------------------------------------------------
@@ -373,7 +381,7 @@ class _Inflater:
 
 @dataclasses.dataclass
 class FetchResult:
-    """What one ``schools()`` or ``timetable()`` call fetched.
+    """What one ``schools()``, ``timetable()``, ``classes()`` or ``schedule()`` call fetched.
 
     ``pages`` counts responses that were a page (rows, or the INFO-200 that ends paging);
     ``requests`` counts HTTP requests sent. ``list_total_count`` is NEIS's claimed total,
@@ -418,6 +426,30 @@ def _lesson_of(
     record = convert(row)
     if record.school_code != school_code or record.office_code != office_code:
         raise parse.InvalidRow("other-school")
+    if not start <= record.date <= end:
+        raise parse.InvalidRow("outside-window")
+    return record
+
+
+def _of_school(office_code: str, school_code: str, record):
+    if record.school_code != school_code or record.office_code != office_code:
+        raise parse.InvalidRow("other-school")
+    return record
+
+
+def _class_of(office_code: str, school_code: str, academic_year: int, row: object) -> ClassRecord:
+    """A classInfo row as a ClassRecord of the school and year asked for, or InvalidRow."""
+    record = _of_school(office_code, school_code, parse.class_from_row(row))
+    if record.academic_year != academic_year:
+        raise parse.InvalidRow("other-year")
+    return record
+
+
+def _schedule_of(
+    office_code: str, school_code: str, start: datetime.date, end: datetime.date, row: object
+) -> ScheduleRecord:
+    """A SchoolSchedule row as a ScheduleRecord of the school and window asked for."""
+    record = _of_school(office_code, school_code, parse.schedule_from_row(row))
     if not start <= record.date <= end:
         raise parse.InvalidRow("outside-window")
     return record
@@ -578,6 +610,47 @@ class NeisClient:
             self._fetch(service, level.service, params, convert, result)
         return result
 
+    def classes(self, office_code: str, school_code: str, academic_year: int) -> FetchResult:
+        """Every class classInfo lists for one school and academic year, as ClassRecords.
+
+        Rows of another school or year are dropped as invalid (``other-school``,
+        ``other-year``), like any row that does not parse. Same errors as ``timetable``.
+        """
+        result = FetchResult()
+        params = {
+            "ATPT_OFCDC_SC_CODE": office_code,
+            "SD_SCHUL_CODE": school_code,
+            "AY": str(academic_year),
+        }
+        convert = functools.partial(_class_of, office_code, school_code, academic_year)
+        self._fetch(CLASS_SERVICE, CLASS_SERVICE, params, convert, result)
+        return result
+
+    def schedule(
+        self,
+        office_code: str,
+        school_code: str,
+        date_from: datetime.date,
+        date_to: datetime.date,
+    ) -> FetchResult:
+        """Every SchoolSchedule row of one school between two dates (inclusive), as
+        ScheduleRecords. Asked by dates only (NEIS is reported to ignore AY here); rows of
+        another school or outside the window are dropped as invalid. Same errors as
+        ``timetable``; ValueError when ``date_from`` is after ``date_to``.
+        """
+        if date_from > date_to:
+            raise ValueError(f"date_from {date_from} is after date_to {date_to}")
+        result = FetchResult()
+        params = {
+            "ATPT_OFCDC_SC_CODE": office_code,
+            "SD_SCHUL_CODE": school_code,
+            "AA_FROM_YMD": date_from.strftime("%Y%m%d"),
+            "AA_TO_YMD": date_to.strftime("%Y%m%d"),
+        }
+        convert = functools.partial(_schedule_of, office_code, school_code, date_from, date_to)
+        self._fetch(SCHEDULE_SERVICE, SCHEDULE_SERVICE, params, convert, result)
+        return result
+
     # --- archive routing --------------------------------------------------------------------
 
     def archive_cutoff(self) -> int:
@@ -604,7 +677,7 @@ class NeisClient:
         service: str,
         envelope_key: str,
         params: dict[str, str],
-        convert: Callable[[object], SchoolRecord | LessonRecord],
+        convert: Callable[[object], SchoolRecord | LessonRecord | ClassRecord | ScheduleRecord],
         result: FetchResult,
     ) -> None:
         """Page through one query, appending records and counts to ``result``.

@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 
 from collector.clock import SEOUL
-from collector.neis.records import LessonRecord, SchoolRecord
+from collector.neis.records import ClassRecord, LessonRecord, ScheduleRecord, SchoolRecord
 
 SUCCESS = "INFO-000"
 #: pSize's ceiling (docs/neis-api.md section 2): no honest page holds more rows.
@@ -57,6 +57,8 @@ MAX_TEXT = {
     "FOND_SC_NM": 20,
     "DGHT_SC_NM": 20,
     "ORG_RDNMA": 300,
+    "SBTR_DD_SC_NM": 20,
+    "EVENT_NM": 200,
 }
 # C0 and C1 controls (CSI is U+009B), DEL and lone surrogates (JSON "\ud800" decodes to one,
 # and it cannot be encoded as UTF-8). The raw subject keeps TAB, LF and CR: NEIS text has them.
@@ -546,4 +548,46 @@ def school_from_row(row: object) -> SchoolRecord:
         day_night=text(row, "DGHT_SC_NM"),
         address=text(row, "ORG_RDNMA"),
         load_dtm=parse_load_dtm(row.get("LOAD_DTM")),
+    )
+
+
+def class_from_row(row: object) -> ClassRecord:
+    """One classInfo row as a ClassRecord, with the same bounds as a timetable row's columns.
+
+    Raises ``InvalidRow`` naming the column that makes it unusable (codes, AY, GRADE, a text
+    over MAX_TEXT, or an empty CLASS_NM: a class without a name cannot be matched).
+    """
+    if not isinstance(row, Mapping):
+        raise InvalidRow("row")
+    class_name = text(row, "CLASS_NM")
+    if not class_name:
+        raise InvalidRow("CLASS_NM")
+    return ClassRecord(
+        office_code=_code(row, "ATPT_OFCDC_SC_CODE", OFFICE_CODE),
+        school_code=_code(row, "SD_SCHUL_CODE", SCHOOL_CODE),
+        academic_year=_integer(row, "AY", ACADEMIC_YEARS),
+        grade=_integer(row, "GRADE", GRADES),
+        class_name=class_name,
+        day_night=text(row, "DGHT_CRSE_SC_NM"),
+        course=text(row, "SCHUL_CRSE_SC_NM"),
+        track=text(row, "ORD_SC_NM"),
+        department=text(row, "DDDEP_NM"),
+    )
+
+
+def schedule_from_row(row: object) -> ScheduleRecord:
+    """One SchoolSchedule row as a ScheduleRecord.
+
+    Raises ``InvalidRow`` for a bad code or AA_YMD, or a text over MAX_TEXT.
+    """
+    if not isinstance(row, Mapping):
+        raise InvalidRow("row")
+    return ScheduleRecord(
+        office_code=_code(row, "ATPT_OFCDC_SC_CODE", OFFICE_CODE),
+        school_code=_code(row, "SD_SCHUL_CODE", SCHOOL_CODE),
+        date=_date(row, "AA_YMD"),
+        day_kind=text(row, "SBTR_DD_SC_NM"),
+        name=text(row, "EVENT_NM"),
+        course=text(row, "SCHUL_CRSE_SC_NM"),
+        day_night=text(row, "DGHT_CRSE_SC_NM"),
     )

@@ -73,3 +73,31 @@ class LessonRecord:
     subject_raw: str  # ITRT_CNTNT as served, only cleaned; "" for null
     subject: str  # normalised ITRT_CNTNT (see client.normalise_subject)
     load_dtm: datetime.datetime | None  # LOAD_DTM, 8 or 14 digits
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClassRecord:
+    """One ``classInfo`` row: a class of a school in one academic year."""
+
+    office_code: str  # ATPT_OFCDC_SC_CODE
+    school_code: str  # SD_SCHUL_CODE
+    academic_year: int  # AY
+    grade: int  # GRADE
+    class_name: str  # CLASS_NM
+    day_night: str  # DGHT_CRSE_SC_NM
+    course: str  # SCHUL_CRSE_SC_NM
+    track: str  # ORD_SC_NM
+    department: str  # DDDEP_NM
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """One ``SchoolSchedule`` row: an event or a day without lessons of one school."""
+
+    office_code: str  # ATPT_OFCDC_SC_CODE
+    school_code: str  # SD_SCHUL_CODE
+    date: datetime.date  # AA_YMD
+    day_kind: str  # SBTR_DD_SC_NM: 휴업일, 공휴일 (no lessons) or 해당없음 (an event)
+    name: str  # EVENT_NM
+    course: str  # SCHUL_CRSE_SC_NM
+    day_night: str  # DGHT_CRSE_SC_NM

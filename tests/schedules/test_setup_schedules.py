@@ -82,6 +82,9 @@ def _next_fire(task, now):
         # Saturday 1 a.m. Seoul is Friday 16:00 UTC; just after it, the next one is a week on.
         ("collect-elementary-weekly", (2027, 1, 2, 1, 0, 1), (2027, 1, 9, 1, 0)),
         ("refresh-school-registry", (2027, 1, 1, 0, 0), (2027, 1, 1, 23, 30)),
+        # Friday noon: Saturday night belongs to the weekly runs, so Sunday 02:30 is next.
+        ("refresh-school-calendars", (2027, 1, 1, 12, 0), (2027, 1, 3, 2, 30)),
+        ("refresh-school-calendars", (2027, 1, 3, 3, 0), (2027, 1, 4, 2, 30)),
     ],
 )
 def test_it_fires_at_the_right_time_in_seoul(name, now, expected):

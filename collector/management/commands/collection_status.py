@@ -4,6 +4,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from collector import clock, report
+from collector.completeness import school_weeks
 from collector.ledger import OPEN, CollectionRun, RunLevel, SchoolRun, UnitStatus
 
 # Exit codes, so monitoring can call this: complete, still open, complete with failures.
@@ -15,7 +16,8 @@ class Command(BaseCommand):
         "Completeness of a run, or of a level's week across runs: schools expected, done, no "
         f"data, deferred, failed, and lessons stored per office. Exits {COMPLETE} when complete, "
         f"{INCOMPLETE} while schools are still open (pending, running, deferred), {FAILED} when "
-        "complete but with failed schools, 1 on bad input."
+        "complete but with failed schools, 1 on bad input. Also lists partial school-weeks "
+        "(classes or school days that classInfo and SchoolSchedule expect without lessons)."
     )
 
     def add_arguments(self, parser):
@@ -37,8 +39,10 @@ class Command(BaseCommand):
                 raise CommandError(f"no collection run with id {run}") from None
             units = SchoolRun.objects.filter(run=collection_run)
             title = str(collection_run)
+            mondays = school_weeks(collection_run.date_from, collection_run.date_to)
         elif level and week:
             units, title = self._week_units(level, week)
+            mondays = [clock.monday_of(datetime.date.fromisoformat(week))]
         else:
             raise CommandError("give --run ID, or --level L with --week YYYY-MM-DD")
 
@@ -47,6 +51,8 @@ class Command(BaseCommand):
         failed = report.failed_units(units)
         if failed:
             self.stdout.write(failed)
+        # Partial school-weeks are told, not an exit code: NEIS publishes them later.
+        self.stdout.write(report.partial_weeks(units, mondays))
         open_units = units.filter(status__in=OPEN).count()
         failed_units = units.filter(status=UnitStatus.FAILED).count()
         if open_units:
