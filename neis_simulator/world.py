@@ -9,6 +9,7 @@ cannot drift apart.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Iterable, Mapping
 
@@ -16,7 +17,15 @@ from . import extras
 from .cache import LRU
 from .clock import KST, academic_year, ay_bounds, monday_of, parse_time
 from .config import SimulatorConfig
-from .lessons import SchoolYear, build_year, revise, versions, visible_version, week_rows
+from .lessons import (
+    Edit,
+    SchoolYear,
+    build_year,
+    revised_week,
+    versions,
+    visible_version,
+    week_rows,
+)
 from .schools import School, build_schools
 from .services import SERVICES, Service
 from .vocab import OFFICE_BY_CODE
@@ -168,6 +177,49 @@ class World:
     def publications(self, code: str, monday: datetime.date) -> list[datetime.datetime]:
         """When each version of a school-week is published (first, then revisions)."""
         return [t for t, _ in versions(self.config, self.school(code), monday_of(monday))]
+
+    def edits(
+        self, code: str, start: datetime.date | str, end: datetime.date | str, *, since, until
+    ) -> list[Edit]:
+        """What revisions did to a school's timetable between two dates, between two moments.
+
+        The edits of every revision published after ``since`` and at or before ``until``, of
+        school-weeks already published at ``since`` (a week first published in between is new
+        as a whole, not edited), oldest first, with their rows as served (dicts, LOAD_DTM
+        included). Edits never overlap, so together they are exactly the difference between
+        ``timetable(..., as_of=since)`` and ``timetable(..., as_of=until)``.
+        """
+        school = self.school(code)
+        if school.level is None:
+            return []
+        since, until = self._as_of(since), self._as_of(until)
+        first, last = _ymd(_text(start)), _ymd(_text(end))
+        fields = SERVICES[f"{school.level}Timetable"].fields[:-1]  # all but LOAD_DTM
+
+        def year_of(ay: int) -> SchoolYear | None:
+            return self.year(school, ay)
+
+        out: list[Edit] = []
+        monday = monday_of(first)
+        while monday <= last:
+            pubs = versions(self.config, school, monday)
+            old, new = visible_version(pubs, since), visible_version(pubs, until)
+            if 0 <= old < new:
+                for edit in revised_week(self.config, school, monday, new, year_of)[1]:
+                    if edit.version > old and first <= _ymd(edit.date) <= last:
+                        before, after = (
+                            tuple(
+                                {
+                                    **dict(zip(fields, row[:-1], strict=True)),
+                                    "LOAD_DTM": pubs[row[-1]][1],
+                                }
+                                for row in rows
+                            )
+                            for rows in (edit.before, edit.after)
+                        )
+                        out.append(dataclasses.replace(edit, before=before, after=after))
+            monday += WEEK
+        return out
 
     def archive_cutoff(self, as_of) -> int:
         """Academic years before this one are served by *Timetablebgs only."""
@@ -363,7 +415,7 @@ class World:
             pubs = versions(cfg, school, monday)
             v = visible_version(pubs, as_of)
             if v >= 0:
-                units.append((monday, v, pubs[v][1]))
+                units.append((monday, v, tuple(load for _, load in pubs[: v + 1])))
             monday += WEEK
         key = (svc.name, frozen, lo, hi, tuple((m.toordinal(), v) for m, v, _ in units))
         return key, lambda: self._timetable_rows(svc, school, params, lo, hi, units)
@@ -381,8 +433,8 @@ class World:
         class_at, width = svc.index("CLASS_NM"), cfg.archive_pad_width
         lo_s, hi_s = lo.strftime("%Y%m%d"), hi.strftime("%Y%m%d")
         out: list = []
-        for monday, v, load in units:
-            rows = self._unit(school, monday, v, load)
+        for monday, v, loads in units:
+            rows = self._unit(school, monday, v, loads)
             if monday < lo or monday + 4 * ONE_DAY > hi:
                 rows = [r for r in rows if lo_s <= r[6] <= hi_s]
             if pad:
@@ -392,8 +444,9 @@ class World:
             out += rows
         return out
 
-    def _unit(self, school: School, monday: datetime.date, v: int, load: str) -> tuple:
-        """Rows of version ``v`` of a school-week, LOAD_DTM included (cached)."""
+    def _unit(self, school: School, monday: datetime.date, v: int, loads: tuple) -> tuple:
+        """Rows of version ``v`` of a school-week, LOAD_DTM included (cached); ``loads`` holds
+        each version's LOAD_DTM text."""
         key = (school.code, monday.toordinal(), v)
         rows = self._units.get(key)
         if rows is None:
@@ -401,8 +454,11 @@ class World:
             def year_of(ay: int) -> SchoolYear | None:
                 return self.year(school, ay)
 
-            heads = week_rows(self.config, school, monday, year_of)
-            for k in range(1, v + 1):
-                heads = revise(self.config, school, monday, k, heads, year_of)
-            rows = self._units.put(key, tuple((*h, load) for h in heads), len(heads) + 1)
+            if v == 0:
+                load = loads[0]
+                rows = tuple((*h, load) for h in week_rows(self.config, school, monday, year_of))
+            else:
+                work, _ = revised_week(self.config, school, monday, v, year_of)
+                rows = tuple((*h[:-1], loads[h[-1]]) for h in work)
+            rows = self._units.put(key, rows, len(rows) + 1)
         return rows
