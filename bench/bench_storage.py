@@ -3,14 +3,14 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/neis python bench/bench_storage.py
 
-Creates its own database (``neis_bench`` on the same server), migrates it and drops it at the
-end (``--keep`` keeps it). Realistic lessons for about a million rows: elementary, middle, high
-and special schools of real sizes, one 3-week window each (about 150 to 3,000 lessons),
-electives, free periods, duplicate rows, subject marks, LOAD_DTM days after the lesson. Every
-school is one ``store_lessons`` call in its own transaction, in random order, as the pipeline
-does. It prints rows/s for a first load, an unchanged re-run and a re-run with 5% of the
-lessons changed (LOAD_DTM bumped, as a NEIS reload does) and 2% gone, for the COPY path and
-for ``bulk_create(update_conflicts=True)``; dead tuples after each; raw COPY into an empty
+Creates its own database (``neis_bench`` on the same server, or ``--database NAME``), migrates
+it and drops it at the end (``--keep`` keeps it). Realistic lessons for about a million rows:
+elementary, middle, high and special schools of real sizes, one 3-week window each (about 150
+to 3,000 lessons), electives, free periods, duplicate rows, subject marks, LOAD_DTM days after
+the lesson. Every school is one ``store_lessons`` call in its own transaction, in random order,
+as the pipeline does. It prints rows/s for a first load, an unchanged re-run and a re-run with
+5% of the lessons changed (LOAD_DTM bumped, as a NEIS reload does) and 2% gone, for the COPY
+path and for ``bulk_create(update_conflicts=True)``; dead tuples after each; raw COPY into an empty
 copy of the table as the ceiling; and the size per million lessons.
 
 A first load now COPYs straight into the lessons (the windows hold nothing), so it is compared
@@ -19,7 +19,10 @@ the merge (no digest is given), the case the digest cannot skip (issue 16: 200,0
 ``--no-orm`` skips the slow ``bulk_create`` path; ``--database`` names the scratch database.
 
 ``--designs`` instead compares physical designs on raw tables (size, queries, FK cost, drop);
-``--weekly`` stores five overlapping weekly runs and prints the size after each.
+``--weekly`` stores five overlapping weekly runs and prints the size after each;
+``--history-overhead`` measures what recording the change history costs in CPU (the server
+backend's and this process's), the same merges with and without it, and the bytes of a
+history row.
 """
 
 from __future__ import annotations
@@ -432,6 +435,118 @@ def report(results, size_notes) -> None:
         )
 
 
+# --- The change history's cost in CPU (--history-overhead) ------------------------------------
+
+
+def backend_cpu_ns(pid: int) -> int:
+    """CPU time a PostgreSQL backend has used, in nanoseconds (its scheduler's own count in
+    /proc/<pid>/schedstat: exact, unlike the 10 ms ticks of /proc/<pid>/stat). The server must
+    run on this machine."""
+    with open(f"/proc/{pid}/schedstat") as stat:
+        return int(stat.read().split()[0])
+
+
+def history_overhead(args) -> None:
+    """The same merges with and without the history, each in a transaction rolled back, so
+    that both start from the same stored window; CPU, not wall time, so that other processes
+    on the machine do not count. Each school's two merges run back to back, in alternating
+    order; a round is every school once each way, and the figures are medians over rounds."""
+    from django.db import transaction
+
+    from collector.storage import Observer, store_lessons
+
+    rng, windows, by_code = prepared(args)
+    rng.shuffle(windows)
+    cases = {
+        "unchanged re-run": windows,
+        "5% changed, 2% removed": [
+            (code, perturb(rng, records, 0.05, 0.02)) for code, records in windows
+        ],
+    }
+    for code, records in windows:  # the first load, recorded as the pipeline does
+        store_lessons(by_code[code], WINDOW_START, WINDOW_END, records, history=Observer(1))
+    sql("VACUUM ANALYZE collector_lesson, collector_lessonchange")
+    gc.collect()
+    gc.freeze()
+    pid = sql("SELECT pg_backend_pid()")[0][0]
+    rows = sum(len(records) for _, records in windows)
+    print(
+        f"{rows:,} lesson rows of {len(windows)} schools, one 3-week window each; each merge in "
+        f"its own transaction, rolled back; {args.rounds} rounds, {os.cpu_count()} CPUs shared "
+        "with other work (CPU time is counted, not wall time)\n"
+    )
+    print(f"{'case':<24} {'history':>8} {'server CPU s':>13} {'client CPU s':>13} {'total':>7}")
+    history = Observer(run_id=2)
+
+    def merge(code, records, observer) -> tuple[int, int]:
+        server, client = backend_cpu_ns(pid), time.process_time_ns()
+        with transaction.atomic():
+            store_lessons(by_code[code], WINDOW_START, WINDOW_END, records, history=observer)
+            transaction.set_rollback(True)
+        return backend_cpu_ns(pid) - server, time.process_time_ns() - client
+
+    ratios = {}
+    for case, data in cases.items():
+        rounds = {True: [], False: []}
+        recorded = 0
+        for number in range(args.rounds):
+            totals = {True: [0, 0], False: [0, 0]}
+            for i, (code, records) in enumerate(data):
+                for on in (True, False) if (i + number) % 2 == 0 else (False, True):
+                    server, client = merge(code, records, history if on else None)
+                    totals[on][0] += server
+                    totals[on][1] += client
+            for on in (True, False):
+                rounds[on].append(totals[on])
+            sql("VACUUM collector_lesson")  # the rolled-back writes, equally for both
+        medians = {}
+        for on in (True, False):
+            server = sorted(s for s, _ in rounds[on])[len(rounds[on]) // 2] / 1e9
+            client = sorted(c for _, c in rounds[on])[len(rounds[on]) // 2] / 1e9
+            total = sorted(s + c for s, c in rounds[on])[len(rounds[on]) // 2] / 1e9
+            medians[on] = (server, client, total)
+            label = "with" if on else "without"
+            print(f"{case:<24} {label:>8} {server:>13.3f} {client:>13.3f} {total:>7.3f}")
+        with_, without = medians[True], medians[False]
+        ratios[case] = (with_[0] / without[0] - 1, with_[2] / without[2] - 1)
+        if case != "unchanged re-run":
+            with transaction.atomic():  # how many history rows one such merge records
+                before = live_rows("collector_lessonchange")
+                for code, records in data:
+                    store_lessons(by_code[code], WINDOW_START, WINDOW_END, records, history=history)
+                recorded = live_rows("collector_lessonchange") - before
+                transaction.set_rollback(True)
+            print(f"{'':<24} {recorded:,} history rows per round ({recorded / rows:.1%} of rows)")
+    print()
+    for case, (server, total) in ratios.items():
+        print(
+            f"history costs {server:+.1%} server CPU, {total:+.1%} server + client CPU on the "
+            f"{case} (target: at most +10% on the changed re-run, nothing measurable unchanged)"
+        )
+    history_row_size(by_code, cases["5% changed, 2% removed"])
+
+
+def history_row_size(by_code, data) -> None:
+    """Bytes per history row, heap and indexes, from the history of one changed re-run."""
+    from collector.storage import Observer, store_lessons
+
+    sql("TRUNCATE collector_lessonchange")
+    for code, records in data:
+        store_lessons(by_code[code], WINDOW_START, WINDOW_END, records, history=Observer(3))
+    sql("VACUUM ANALYZE collector_lessonchange")
+    count = live_rows("collector_lessonchange")
+    names = partitions("collector_lessonchange")
+    heap = sum(sql("SELECT pg_table_size(%s)", [name])[0][0] for name in names)
+    total = sum(sql("SELECT pg_total_relation_size(%s)", [name])[0][0] for name in names)
+    size = {"heap": heap, "3 indexes": total - heap}
+    parts = ", ".join(f"{name} {value / count:.0f}" for name, value in size.items())
+    kinds = dict(sql("SELECT kind, count(*) FROM collector_lessonchange GROUP BY 1 ORDER BY 1"))
+    print(
+        f"history of the changed re-run: {count:,} rows ({kinds}), "
+        f"{sum(size.values()) / count:.0f} bytes/row ({parts})"
+    )
+
+
 # --- Weekly runs (--weekly) ----------------------------------------------------------------
 
 
@@ -708,6 +823,14 @@ def main() -> int:
     )
     parser.add_argument("--designs", action="store_true", help="compare physical designs")
     parser.add_argument("--weekly", action="store_true", help="five weekly runs: size over time")
+    parser.add_argument(
+        "--history-overhead",
+        action="store_true",
+        help="CPU cost of the change history: the same merges with and without it",
+    )
+    parser.add_argument(
+        "--database", default=BENCH_DB, help=f"the scratch database to create (default {BENCH_DB})"
+    )
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
     if urlsplit(url).scheme not in ("postgres", "postgresql", "pgsql"):
@@ -735,6 +858,8 @@ def main() -> int:
             compare_designs(args)
         elif args.weekly:
             weekly(args)
+        elif args.history_overhead:
+            history_overhead(args)
         else:
             benchmark(args)
     finally:

@@ -295,8 +295,8 @@ class ChangeKind(models.TextChoices):
 class LessonChange(models.Model):
     """One change the merge made to the stored timetable, kept as history (a public table).
 
-    Written by ``storage.store_lessons`` in the same statement or transaction as the change
-    itself, so history and lessons never disagree. ``id`` only grows: a consumer that keeps
+    Written by ``storage.store_lessons`` in the same transaction as the change itself, so
+    history and lessons never disagree. ``id`` only grows: a consumer that keeps
     the last id it read resumes exactly there (``manage.py timetable_changes --after``).
     ``baseline`` and ``day_removed`` rows summarise a whole day or window in one row
     (``lessons`` counts them; the slot columns are empty); every other row is one lesson.

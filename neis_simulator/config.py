@@ -191,7 +191,21 @@ class SimulatorConfig:
     revision_rate: float = 0.10  # school-weeks changed once after first publication
     second_revision_rate: float = 0.02
     revision_delay_days: tuple = (1, 10)
-    revision_edits: tuple = (1, 3)
+    revision_edits: tuple = (1, 3)  # edits per revision
+    # [?] What each edit is, by weight (lessons.EDIT_KINDS): a subject swapped in a period, a
+    # period cancelled, a period added, a period moved to another room (his and sps only), a
+    # day reloaded by NEIS unchanged (only LOAD_DTM moves), a whole day removed. Only the rows
+    # an edit writes get the revision's LOAD_DTM.
+    revision_kinds: dict = dataclasses.field(
+        default_factory=lambda: {
+            "swap": 35,
+            "cancel": 15,
+            "add": 10,
+            "classroom": 10,
+            "reload": 25,
+            "day_off": 5,
+        }
+    )
     fourteen_digit_load_dtm_rate: float = 0.12  # timetable LOAD_DTM as YYYYMMDDhhmmss
     # Some classes of a school-week are uploaded after the rest of the school (a homeroom
     # teacher late with the class's plan) [?]: share of published school-weeks of schools with

@@ -461,35 +461,131 @@ def week_rows(cfg: SimulatorConfig, school: School, monday: datetime.date, year_
     return rows
 
 
-def revise(
-    cfg: SimulatorConfig, school: School, monday: datetime.date, k: int, rows: list, year_of
-) -> list:
-    """Revision ``k`` (1-based) of a school-week: a few lessons changed, removed or added."""
+# What a school does to a published week, one edit at a time (``SimulatorConfig.revision_kinds``):
+# a subject swapped in a period, a period cancelled, a period added, a period moved to another
+# classroom, NEIS reloading a whole day unchanged (only LOAD_DTM moves), a whole day removed
+# (a closure, an exam day). AY and SEM never change: they follow from the date.
+EDIT_KINDS = ("swap", "cancel", "add", "classroom", "reload", "day_off")
+ROOMS = ("과학실", "음악실", "미술실", "컴퓨터실", "체육관", "시청각실")
+# In a working row (served columns up to ITRT_CNTNT, then the index of the version that wrote
+# it) of a his or sps school, CLRM_NM comes before CLASS_NM, PERIO and ITRT_CNTNT.
+_CLRM = -5
+_DAY_AT = 6  # ALL_TI_YMD
+
+
+@dataclasses.dataclass(frozen=True)
+class Edit:
+    """One edit of one revision of a school-week: the rows it took away and the rows it wrote,
+    as working rows (served columns without LOAD_DTM, then the writing version's index).
+
+    A ``reload`` takes away and writes the same lessons (only the version moves); a
+    ``day_off`` writes nothing.
+    """
+
+    kind: str
+    version: int
+    date: str  # ALL_TI_YMD
+    before: tuple
+    after: tuple
+
+
+def revised_week(cfg: SimulatorConfig, school: School, monday: datetime.date, v: int, year_of):
+    """(working rows of version ``v`` of a school-week, the edits of versions 1..``v``).
+
+    Each edit works on a class-day (or a whole day) no earlier edit of the week touched, so the
+    edits never overlap: what changed between two versions is exactly the edits in between.
+    """
+    rows = [(*row, 0) for row in week_rows(cfg, school, monday, year_of)]
+    edits: list[Edit] = []
+    touched: set[tuple] = set()  # class-days (row[:-3]) edited so far
+    for k in range(1, v + 1):
+        rows = _revise(cfg, school, monday, k, rows, year_of, touched, edits)
+    return rows, edits
+
+
+def _revise(cfg, school, monday, k, rows, year_of, touched, edits) -> list:
+    """Revision ``k`` (1-based): a few edits of kinds drawn by ``cfg.revision_kinds``."""
     rng = random.Random(f"{cfg.seed}:rev:{school.code}:{monday.toordinal()}:{k}")
-    rows = list(rows)
+    weights = dict(cfg.revision_kinds)
+    if school.level not in ("his", "sps"):
+        weights.pop("classroom", None)  # els and mis rows have no CLRM_NM
+    kinds = [kind for kind in EDIT_KINDS if weights.get(kind, 0) > 0]
+    if not kinds:
+        return rows
     for _ in range(rng.randint(*cfg.revision_edits)):
-        if not rows:
-            break
-        kind = rng.choice(("change", "remove", "add"))
-        i = rng.randrange(len(rows))
-        row = rows[i]
-        pool = year_of(int(row[AY_INDEX])).pool(int(row[AY_INDEX + 1]))
-        subject = rng.choice(pool)
-        if kind == "change":
-            if subject == row[-1]:
-                subject = pool[(pool.index(subject) + 1) % len(pool)]
-            rows[i] = (*row[:-1], subject)
-        elif kind == "remove":
-            del rows[i]
+        kind = rng.choices(kinds, [weights[kind] for kind in kinds])[0]
+        if kind in ("reload", "day_off"):
+            rows = _edit_day(kind, k, rows, rng, touched, edits)
         else:
-            key = row[:-2]
-            same = [j for j, r in enumerate(rows) if r[:-2] == key]
-            taken = {int(rows[j][-2]) for j in same}
-            perio = next((p for p in range(1, max(taken)) if p not in taken), max(taken) + 1)
-            new = (*key, str(perio), subject)
-            if "unsorted" in school.flags:
-                rows.insert(rng.randrange(len(rows) + 1), new)
-            else:
-                later = [j for j in same if int(rows[j][-2]) > perio]
-                rows.insert(later[0] if later else same[-1] + 1, new)
+            rows = _edit_period(kind, k, rows, rng, touched, edits, school, year_of)
     return rows
+
+
+def _edit_day(kind, k, rows, rng, touched, edits) -> list:
+    days: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        days.setdefault(row[_DAY_AT], []).append(i)
+    free = sorted(day for day, at in days.items() if not any(rows[i][:-3] in touched for i in at))
+    # A week never loses its last day: an empty answer is "no data", not a removal.
+    if not free or (kind == "day_off" and len(days) < 2):
+        return rows
+    day = rng.choice(free)
+    touched.update(rows[i][:-3] for i in days[day])
+    before = tuple(rows[i] for i in days[day])
+    if kind == "day_off":
+        edits.append(Edit(kind, k, day, before, ()))
+        return [row for row in rows if row[_DAY_AT] != day]
+    after = tuple((*row[:-1], k) for row in before)
+    edits.append(Edit(kind, k, day, before, after))
+    return [(*row[:-1], k) if row[_DAY_AT] == day else row for row in rows]
+
+
+def _edit_period(kind, k, rows, rng, touched, edits, school, year_of) -> list:
+    class_days: dict[tuple, list[int]] = {}
+    for i, row in enumerate(rows):
+        class_days.setdefault(row[:-3], []).append(i)
+    free = [cd for cd in class_days if cd not in touched]
+    if not free:
+        return rows
+    class_day = free[rng.randrange(len(free))]
+    at = class_days[class_day]
+    periods: dict[str, list[int]] = {}
+    for i in at:
+        periods.setdefault(rows[i][-3], []).append(i)
+    pool = year_of(int(class_day[AY_INDEX])).pool(int(class_day[AY_INDEX + 1]))
+    if kind == "add":
+        taken = {int(p) for p in periods}
+        perio = next((p for p in range(1, max(taken)) if p not in taken), max(taken) + 1)
+        new = (*class_day, str(perio), rng.choice(pool), k)
+        touched.add(class_day)
+        edits.append(Edit(kind, k, class_day[_DAY_AT], (), (new,)))
+        rows = list(rows)
+        if "unsorted" in school.flags:
+            rows.insert(rng.randrange(len(rows) + 1), new)
+        else:
+            later = [i for i in at if int(rows[i][-3]) > perio]
+            rows.insert(later[0] if later else at[-1] + 1, new)
+        return rows
+    # A period of one subject (electives sharing a period are left alone), duplicates and all.
+    single = [p for p, ids in periods.items() if len({rows[i][-2] for i in ids}) == 1]
+    single = [p for p in single if rows[periods[p][0]][-2] is not None]
+    if not single or (kind == "cancel" and len(periods) < 2):
+        return rows
+    ids = periods[rng.choice(sorted(single))]
+    old = rows[ids[0]]
+    if kind == "cancel":
+        new = None
+    elif kind == "swap":
+        subject = rng.choice(pool)
+        if subject == old[-2]:
+            subject = pool[(pool.index(subject) + 1) % len(pool)]
+        if subject == old[-2]:
+            return rows  # a school teaching one subject
+        new = (*old[:-2], subject, k)
+    else:
+        room = rng.choice([r for r in ROOMS if r != old[_CLRM]])
+        new = (*old[:_CLRM], room, *old[_CLRM + 1 : -1], k)
+    touched.add(class_day)
+    edits.append(Edit(kind, k, class_day[_DAY_AT], (old,), (new,) if new else ()))
+    gone = set(ids[1:]) if new else set(ids)
+    return [new if i == ids[0] and new else row for i, row in enumerate(rows) if i not in gone]

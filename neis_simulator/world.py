@@ -9,6 +9,7 @@ cannot drift apart.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
@@ -18,10 +19,11 @@ from .cache import LRU
 from .clock import KST, academic_year, ay_bounds, monday_of, parse_time
 from .config import SimulatorConfig
 from .lessons import (
+    Edit,
     SchoolYear,
     build_year,
     late_classes,
-    revise,
+    revised_week,
     versions,
     visible_version,
     week_rows,
@@ -252,6 +254,49 @@ class World:
             late_until if served else None,
         )
 
+    def edits(
+        self, code: str, start: datetime.date | str, end: datetime.date | str, *, since, until
+    ) -> list[Edit]:
+        """What revisions did to a school's timetable between two dates, between two moments.
+
+        The edits of every revision published after ``since`` and at or before ``until``, of
+        school-weeks already published at ``since`` (a week first published in between is new
+        as a whole, not edited), oldest first, with their rows as served (dicts, LOAD_DTM
+        included). Edits never overlap, so together they are exactly the difference between
+        ``timetable(..., as_of=since)`` and ``timetable(..., as_of=until)``.
+        """
+        school = self.school(code)
+        if school.level is None:
+            return []
+        since, until = self._as_of(since), self._as_of(until)
+        first, last = _ymd(_text(start)), _ymd(_text(end))
+        fields = SERVICES[f"{school.level}Timetable"].fields[:-1]  # all but LOAD_DTM
+
+        def year_of(ay: int) -> SchoolYear | None:
+            return self.year(school, ay)
+
+        out: list[Edit] = []
+        monday = monday_of(first)
+        while monday <= last:
+            pubs = versions(self.config, school, monday)
+            old, new = visible_version(pubs, since), visible_version(pubs, until)
+            if 0 <= old < new:
+                for edit in revised_week(self.config, school, monday, new, year_of)[1]:
+                    if edit.version > old and first <= _ymd(edit.date) <= last:
+                        before, after = (
+                            tuple(
+                                {
+                                    **dict(zip(fields, row[:-1], strict=True)),
+                                    "LOAD_DTM": pubs[row[-1]][1],
+                                }
+                                for row in rows
+                            )
+                            for rows in (edit.before, edit.after)
+                        )
+                        out.append(dataclasses.replace(edit, before=before, after=after))
+            monday += WEEK
+        return out
+
     def archive_cutoff(self, as_of) -> int:
         """Academic years before this one are served by *Timetablebgs only."""
         cfg = self.config
@@ -448,7 +493,7 @@ class World:
             if v >= 0:
                 held = late_classes(cfg, school, monday, pubs, lambda ay: self.year(school, ay))
                 hidden = held[1] if held is not None and held[0] > as_of else frozenset()
-                units.append((monday, v, pubs[v][1], hidden))
+                units.append((monday, v, tuple(load for _, load in pubs[: v + 1]), hidden))
             monday += WEEK
         key = (
             svc.name,
@@ -474,8 +519,8 @@ class World:
         cols_from, cols_to = svc.index("ALL_TI_YMD") + 1, svc.index("PERIO")
         lo_s, hi_s = lo.strftime("%Y%m%d"), hi.strftime("%Y%m%d")
         out: list = []
-        for monday, v, load, hidden in units:
-            rows = self._unit(school, monday, v, load)
+        for monday, v, loads, hidden in units:
+            rows = self._unit(school, monday, v, loads)
             if hidden:  # classes not uploaded yet
                 rows = [r for r in rows if r[cols_from:cols_to] not in hidden]
             if monday < lo or monday + 4 * ONE_DAY > hi:
@@ -487,8 +532,9 @@ class World:
             out += rows
         return out
 
-    def _unit(self, school: School, monday: datetime.date, v: int, load: str) -> tuple:
-        """Rows of version ``v`` of a school-week, LOAD_DTM included (cached)."""
+    def _unit(self, school: School, monday: datetime.date, v: int, loads: tuple) -> tuple:
+        """Rows of version ``v`` of a school-week, LOAD_DTM included (cached); ``loads`` holds
+        each version's LOAD_DTM text."""
         key = (school.code, monday.toordinal(), v)
         rows = self._units.get(key)
         if rows is None:
@@ -496,8 +542,11 @@ class World:
             def year_of(ay: int) -> SchoolYear | None:
                 return self.year(school, ay)
 
-            heads = week_rows(self.config, school, monday, year_of)
-            for k in range(1, v + 1):
-                heads = revise(self.config, school, monday, k, heads, year_of)
-            rows = self._units.put(key, tuple((*h, load) for h in heads), len(heads) + 1)
+            if v == 0:
+                load = loads[0]
+                rows = tuple((*h, load) for h in week_rows(self.config, school, monday, year_of))
+            else:
+                work, _ = revised_week(self.config, school, monday, v, year_of)
+                rows = tuple((*h[:-1], loads[h[-1]]) for h in work)
+            rows = self._units.put(key, rows, len(rows) + 1)
         return rows

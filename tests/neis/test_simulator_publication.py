@@ -2,12 +2,13 @@
 
 import datetime
 
-from neis_simulator.lessons import versions, visible_version
+from neis_simulator.lessons import EDIT_KINDS, versions, visible_version
 
 pytest_plugins = ["tests.fixtures_neis"]
 
 MONDAY = datetime.date(2026, 11, 16)  # the school week of the default test clock
 WEEK = datetime.timedelta(days=7)
+ONE_DAY = datetime.timedelta(days=1)
 
 
 def _share_published(world, monday, now):
@@ -66,10 +67,58 @@ def test_it_changes_a_week_when_a_revision_is_published(neis_sim):
     after = neis_sim.fetch_all("hisTimetable", **_keys(school, monday))
     assert before and after and before != after
     assert {r["LOAD_DTM"][:8] for r in before} == {first.strftime("%Y%m%d")}
-    assert {r["LOAD_DTM"][:8] for r in after} == {revised.strftime("%Y%m%d")}
-    lessons = [tuple(r[k] for k in r if k != "LOAD_DTM") for r in before]
-    changed = [tuple(r[k] for k in r if k != "LOAD_DTM") for r in after]
-    assert lessons != changed
+    # Only the rows the revision wrote carry its LOAD_DTM; the rest keep the first one's.
+    edits = world.edits(school.code, monday, monday + 4 * ONE_DAY, since=first, until=revised)
+    written = [row for edit in edits for row in edit.after]
+    assert edits and {r["LOAD_DTM"][:8] for r in written} <= {revised.strftime("%Y%m%d")}
+    assert {r["LOAD_DTM"][:8] for r in after} - {first.strftime("%Y%m%d")} == {
+        r["LOAD_DTM"][:8] for r in written
+    }
+
+
+def _rows(rows) -> set[tuple]:
+    return {tuple(row.items()) for row in rows}
+
+
+def test_its_edits_are_exactly_what_changed_between_two_moments(neis_world):
+    """Ground truth of a revision: the served week at one moment, with the edits published
+    since applied, is the served week at a later moment; the edits never overlap, and every
+    kind occurs."""
+    kinds, checked = set(), 0
+    for school in neis_world.schools()[::5]:
+        for monday in (MONDAY - WEEK, MONDAY - 2 * WEEK):
+            times = neis_world.publications(school.code, monday)
+            if len(times) < 2:
+                continue
+            friday = monday + 4 * ONE_DAY
+            before, after = times[0], times[-1]
+            served = _rows(neis_world.timetable(school.code, monday, friday, as_of=before))
+            rows = served
+            for edit in neis_world.edits(school.code, monday, friday, since=before, until=after):
+                kinds.add(edit.kind)
+                # Edits never overlap: each takes away rows served at the first moment.
+                assert _rows(edit.before) <= served
+                rows = (rows - _rows(edit.before)) | _rows(edit.after)
+            assert rows == _rows(neis_world.timetable(school.code, monday, friday, as_of=after))
+            checked += 1
+    assert checked > 50
+    assert kinds == set(EDIT_KINDS)
+
+
+def test_its_revisions_follow_the_configured_kinds(neis_sim_factory):
+    sim = neis_sim_factory(revision_rate=1.0, revision_kinds={"day_off": 1})
+    world = sim.world
+    school = world.schools(level="mis")[0]
+    times = world.publications(school.code, MONDAY - WEEK)
+    friday = MONDAY - WEEK + 4 * ONE_DAY
+    edits = world.edits(school.code, MONDAY - WEEK, friday, since=times[0], until=times[-1])
+    assert edits and {edit.kind for edit in edits} == {"day_off"}
+    assert all(edit.before and not edit.after for edit in edits)
+    days = {
+        row["ALL_TI_YMD"]
+        for row in world.timetable(school.code, MONDAY - WEEK, friday, as_of=times[-1])
+    }
+    assert days and not days & {edit.date for edit in edits}
 
 
 def test_it_holds_back_the_second_semester_of_late_schools(neis_sim):

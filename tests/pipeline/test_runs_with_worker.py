@@ -17,10 +17,13 @@ from django.db.models import Sum
 from collector import limiter, pipeline
 from collector.ledger import CollectionRun, RunStatus, UnitStatus
 from collector.models import School
+from neis_simulator.lessons import EDIT_KINDS
 from proj.celery import app
 from tests.pipeline.truth import (
     expected_changes,
+    expected_feed,
     expected_lessons,
+    fed_changes,
     recorded_changes,
     stored_lessons,
 )
@@ -36,6 +39,18 @@ WEEK = (datetime.date(2026, 11, 16), datetime.date(2026, 11, 20))
 @pytest.fixture
 def wired(neis_sim, settings):
     """Point this process and the workers at the simulator; start from empty queues."""
+    return _wire(neis_sim, settings)
+
+
+@pytest.fixture
+def revising(neis_sim_factory, settings):
+    """``wired``, with a simulator that revises every school-week, some twice, several edits
+    at a time, so that every kind of edit happens in one office."""
+    sim = neis_sim_factory(revision_rate=1.0, second_revision_rate=0.5, revision_edits=(2, 4))
+    return _wire(sim, settings)
+
+
+def _wire(neis_sim, settings):
     settings.NEIS_BASE_URL = neis_sim.url
     settings.NEIS_API_KEY = neis_sim.key
     settings.NEIS_LIMITER_URL = REDIS_URL
@@ -198,19 +213,23 @@ def _revised_week(sim, codes):
     pytest.fail("no school in the office has a revised week")
 
 
-def test_it_applies_a_changed_timetable_exactly(wired, tmp_path):
-    sim, env = wired
-    pipeline.create_run("elementary", *WEEK, offices=[OFFICE]).delete()  # sync the registry
+def _codes(level: str) -> list[str]:
+    pipeline.create_run(level, *WEEK, offices=[OFFICE]).delete()  # sync the registry
+    return list(School.objects.filter(office_id=OFFICE, level=level).values_list("code", flat=True))
+
+
+def _collect_twice(sim, env, tmp_path, level, before, after):
+    """Collect the week as NEIS served it at ``before``, then at ``after``; check the second
+    run's counts and its recorded history against the difference, lesson for lesson."""
     codes = list(
-        School.objects.filter(office_id=OFFICE, level="elementary").values_list("code", flat=True)
+        School.objects.filter(office_id=OFFICE, level=level).values_list("code", flat=True)
     )
-    before, after = _revised_week(sim, codes)
     with celery_worker(tmp_path, env):
         sim.control.set_clock(before)
-        first = _wait_for_run(_start(level="elementary").pk)
+        first = _wait_for_run(_start(level=level).pk)
         old = expected_lessons(sim.world, codes, *WEEK, before)
         sim.control.set_clock(after)
-        second = _wait_for_run(_start(level="elementary").pk)
+        second = _wait_for_run(_start(level=level).pk)
     new = _assert_equals_neis(sim, second)
 
     assert first.status == second.status == RunStatus.DONE
@@ -225,6 +244,53 @@ def test_it_applies_a_changed_timetable_exactly(wired, tmp_path):
     changes = expected_changes(old, new)
     assert changes and recorded_changes(second.pk) == changes
     assert {kind for kind, *_ in recorded_changes(first.pk)} == {"baseline"}
+    return codes, second
+
+
+def test_it_applies_a_changed_timetable_exactly(wired, tmp_path):
+    sim, env = wired
+    codes = _codes("elementary")
+    _collect_twice(sim, env, tmp_path, "elementary", *_revised_week(sim, codes))
+
+
+def _busiest_moments(world, codes):
+    """(before, after): after every publication of the week, and before the moment that
+    leaves the most kinds of edit (then the most edits) between the two."""
+    monday, friday = WEEK
+    times = [t for code in codes for t in world.publications(code, monday)]
+    after = max(times) + datetime.timedelta(minutes=1)
+
+    def score(before):
+        edits = [
+            e for c in codes for e in world.edits(c, monday, friday, since=before, until=after)
+        ]
+        return len({edit.kind for edit in edits}), len(edits)
+
+    return max((t + datetime.timedelta(minutes=1) for t in times), key=score), after
+
+
+def test_its_history_and_feed_equal_the_edits_neis_made(revising, tmp_path):
+    """High schools of one office, every week revised: subject swaps, cancelled and added
+    periods, classroom moves, reloaded and removed days all between the two runs; the feed
+    shows each edit exactly as the simulator made it."""
+    sim, env = revising
+    codes = _codes("high")
+    before, after = _busiest_moments(sim.world, codes)
+    edits = [e for c in codes for e in sim.world.edits(c, *WEEK, since=before, until=after)]
+    assert {edit.kind for edit in edits} == set(EDIT_KINDS)
+
+    codes, second = _collect_twice(sim, env, tmp_path, "high", before, after)
+
+    expected = expected_feed(sim.world, codes, *WEEK, before, after)
+    assert fed_changes(second.pk) == expected
+    assert {change[0] for change in expected} == {
+        "swapped",
+        "added",
+        "removed",
+        "reloaded",
+        "day_removed",
+    }
+    assert any(" -> " in change[6] for change in expected if change[0] == "swapped")
 
 
 def test_a_plain_worker_consumes_the_collect_queue(wired, tmp_path):

@@ -90,3 +90,60 @@ def recorded_changes(run_id: int) -> set[tuple]:
         else:
             found.add((kind, code, date, *slot, after if before is None else before))
     return found
+
+
+def _slot(record) -> tuple:
+    return (record.school_code, record.date, record.grade, record.class_name, record.period)
+
+
+def expected_feed(world, codes, start: datetime.date, end: datetime.date, since, until) -> set:
+    """The change feed (``collector.changes.feed``) a merge of what NEIS served at ``since``
+    into what it serves at ``until`` must give, from the simulator's record of each edit
+    (``World.edits``), in the form ``fed_changes`` gives.
+
+    A subject swapped in a period or a period moved to another classroom is one ``swapped``
+    change; a cancelled or an added period one ``removed`` or ``added`` change per lesson; a day
+    reloaded unchanged one ``reloaded`` change per lesson; a removed day one ``day_removed``.
+    """
+    changes: set[tuple] = set()
+    for code in codes:
+        for edit in world.edits(code, start, end, since=since, until=until):
+            before = [parse.lesson_from_row(row) for row in edit.before]
+            after = [parse.lesson_from_row(row) for row in edit.after]
+            if edit.kind == "day_off":
+                lessons = len({record_key(record) for record in before})
+                changes.add(("day_removed", code, before[0].date, lessons))
+            elif edit.kind in ("swap", "classroom"):
+                (old,), (new,) = before, after
+                room = old.classroom
+                if new.classroom != old.classroom:
+                    room = f"{old.classroom} -> {new.classroom}"
+                changes.add(("swapped", *_slot(old), room, old.subject, new.subject))
+            elif edit.kind == "reload":
+                for record in after:
+                    changes.add(
+                        ("reloaded", *_slot(record), record.classroom) + (record.subject,) * 2
+                    )
+            else:
+                for record in before:
+                    changes.add(("removed", *_slot(record), record.classroom, record.subject, None))
+                for record in after:
+                    changes.add(("added", *_slot(record), record.classroom, None, record.subject))
+    return changes
+
+
+def fed_changes(run_id: int) -> set[tuple]:
+    """The change feed of one run, in the form ``expected_feed`` gives (baselines left out)."""
+    from collector.changes import feed, history
+
+    found = set()
+    for change in feed(history().filter(run_id=run_id)):
+        if change.kind == "baseline":
+            continue
+        if change.kind == "day_removed":
+            found.add((change.kind, change.school, change.date, change.lessons))
+        else:
+            slot = (change.school, change.date, change.grade, change.class_name, change.period)
+            subjects = (change.subject_before, change.subject_after)
+            found.add((change.kind, *slot, change.classroom, *subjects))
+    return found
