@@ -362,7 +362,9 @@ _CHANGE_COLUMNS = (
 )
 _CHANGE_FIELDS = tuple(_CHANGE_COLUMNS.split(", "))
 _COPY_CHANGES = f"COPY collector_lessonchange ({_CHANGE_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-_CHANGE_TYPES = ["timestamptz", "int4", "int8", "int4", "text", "int4", *_STAGE_TYPES[:9]]
+# Binary COPY types of the slot columns (date, grade, class, period, then the text key columns).
+_SLOT_TYPES = ["date", "int2", "text", "int2", "text", "text", "text", "text", "text"]
+_CHANGE_TYPES = ["timestamptz", "int4", "int8", "int4", "text", "int4", *_SLOT_TYPES]
 _CHANGE_TYPES += ["int4", "int4", "int2", "int2", "int2", "int2", "timestamptz", "timestamptz"]
 # The slot of a summary row (baseline, day_removed): no lesson, so empty.
 _NO_SLOT = {name: None if name in ("grade", "period") else "" for name in _SLOT[1:]}
