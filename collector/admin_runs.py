@@ -74,6 +74,15 @@ class RunPermissions:
         return request.user.has_perm("collector.recount_run")
 
 
+class NoDelete:
+    """Runs and their ledger are the audit trail of what was collected, who started it and
+    what NEIS answered: admin deletes none of them, not even for a superuser (no "delete"
+    action, no delete page). Old history is retired by a command, never by hand."""
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class SafeDateChangeList(ChangeList):
     """Django's changelist, answering a date drill-down past year 9999 as a bad lookup.
 
@@ -156,7 +165,7 @@ def _progress(run) -> console.Progress:
     return found
 
 
-class CollectionRunAdmin(RunPermissions, admin.ModelAdmin):
+class CollectionRunAdmin(NoDelete, RunPermissions, admin.ModelAdmin):
     list_display = (
         "id",
         "level",
@@ -715,7 +724,7 @@ class ErrorCodeFilter(admin.SimpleListFilter):
 SEARCH_SCHOOLS = 1000
 
 
-class SchoolRunAdmin(admin.ModelAdmin):
+class SchoolRunAdmin(NoDelete, admin.ModelAdmin):
     list_display = (
         "run_link",
         "school_link",
