@@ -137,7 +137,7 @@ def _selection(modeladmin, request) -> dict:
     }
 
 
-def _confirmed(request) -> bool:
+def confirmed(request) -> bool:
     return request.POST.get(CONFIRM) == "yes"
 
 
@@ -418,7 +418,7 @@ class CollectionRunAdmin(NoDelete, RunPermissions, admin.ModelAdmin):
                 messages.WARNING,
             )
             return None
-        if not _confirmed(request):
+        if not confirmed(request):
             return self._confirm_retry(request, chosen, failed, others=len(runs) - len(chosen))
         totals, detail = Counter(), []
         for run in chosen:
@@ -504,7 +504,7 @@ class CollectionRunAdmin(NoDelete, RunPermissions, admin.ModelAdmin):
                 messages.WARNING,
             )
             return None
-        if not _confirmed(request):
+        if not confirmed(request):
             return self._confirm_cancel(request, open_runs, finished)
         cancelled = {}
         for run in open_runs:

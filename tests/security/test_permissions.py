@@ -118,7 +118,7 @@ def test_it_needs_start_collection_as_well_to_run_a_schedule(
     assert {"enable_tasks", "disable_tasks", "toggle_tasks"} <= choices
     assert "run_tasks" not in choices
     before = snapshot()
-    response = post_action(client, CASES["schedule run"], world)
+    response = post_action(client, CASES["schedule run, step 2"], world)
     assert response.status_code == 302
     assert snapshot() == before and sent == {"units": [], "tasks": []}
 
