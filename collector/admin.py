@@ -144,5 +144,7 @@ class LessonAdmin(ReadOnlyAdmin):
 
 # The index links the console's own pages (completeness, changes) above the model list.
 admin.site.index_template = "admin/collector/index.html"
+# The project serves no site outside admin: "View site" would lead to a 404.
+admin.site.site_url = None
 admin.site.register(CollectionRun, CollectionRunAdmin)
 admin.site.register(SchoolRun, SchoolRunAdmin)

@@ -16,9 +16,9 @@ import json
 import math
 
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django_celery_beat import admin as beat_admin
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from collector import clock, pipeline
 from collector.admin_runs import SafeDateChangeList, confirmation, confirmed, counted
@@ -28,6 +28,29 @@ from collector.models import School
 Stock = beat_admin.PeriodicTaskAdmin
 
 admin.site.unregister(PeriodicTask)
+admin.site.unregister(CrontabSchedule)
+
+
+@admin.register(CrontabSchedule)
+class CrontabScheduleAdmin(beat_admin.CrontabScheduleAdmin):
+    """Stock, but a crontab shared by several schedules says so when opened (the pencil next
+    to a schedule's crontab opens it): a change to it moves every one of them."""
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "GET":
+            names = list(
+                PeriodicTask.objects.filter(crontab_id=object_id)
+                .order_by("name")
+                .values_list("name", flat=True)
+            )
+            if len(names) > 1:
+                messages.warning(
+                    request,
+                    f"This crontab is shared by {len(names)} schedules ({', '.join(names)}): "
+                    "a change here changes when every one of them runs. To change one "
+                    "schedule alone, give it a crontab of its own on its page.",
+                )
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(PeriodicTask)
