@@ -145,6 +145,10 @@ class LessonAdmin(ReadOnlyAdmin):
 
 # The index links the console's own pages (completeness, changes) above the model list.
 admin.site.index_template = "admin/collector/index.html"
+# The project serves no site outside admin: "View site" would lead to a 404.
+admin.site.site_url = None
+# The console's lists are wide (runs, ledger, the coverage grid); the index lists every model.
+admin.site.enable_nav_sidebar = False
 admin.site.register(CollectionRun, CollectionRunAdmin)
 admin.site.register(SchoolRun, SchoolRunAdmin)
 

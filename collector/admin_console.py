@@ -9,7 +9,6 @@ admins (``admin_runs``) and the custom views import them, never the reverse.
 from __future__ import annotations
 
 import datetime
-import json
 
 from django.core.paginator import Paginator
 from django.db import connection
@@ -83,23 +82,6 @@ def ledger_url(**query) -> str:
     return f"{reverse(LEDGER)}?{urlencode(query)}" if query else reverse(LEDGER)
 
 
-def schedule_of(run):
-    """The beat schedule that started ``run`` (by its trigger key's level), or None."""
-    if run.trigger != Trigger.SCHEDULE or not run.trigger_key:
-        return None
-    from django_celery_beat.models import PeriodicTask
-
-    parts = run.trigger_key.split(":")
-    if len(parts) < 2:
-        return None
-    level = json.dumps({"level": parts[1]})[1:-1]  # '"level": "middle"', as apply writes it
-    return (
-        PeriodicTask.objects.filter(task="collector.start_scheduled_run", kwargs__contains=level)
-        .order_by("pk")
-        .first()
-    )
-
-
 def run_links(run) -> list[tuple[str, str]]:
     """(url, text) from a run to everything about it."""
     links = [
@@ -113,7 +95,7 @@ def run_links(run) -> list[tuple[str, str]]:
             "completeness of its weeks",
         ),
     ]
-    schedule = schedule_of(run)
+    schedule = run.schedule()
     if schedule is not None:
         url = reverse("admin:django_celery_beat_periodictask_change", args=[schedule.pk])
         links.append((url, f"schedule “{schedule.name}”"))

@@ -74,6 +74,15 @@ class RunPermissions:
         return request.user.has_perm("collector.recount_run")
 
 
+class NoDelete:
+    """Runs and their ledger are the audit trail of what was collected, who started it and
+    what NEIS answered: admin deletes none of them, not even for a superuser (no "delete"
+    action, no delete page). Old history is retired by a command, never by hand."""
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class SafeDateChangeList(ChangeList):
     """Django's changelist, answering a date drill-down past year 9999 as a bad lookup.
 
@@ -128,7 +137,7 @@ def _selection(modeladmin, request) -> dict:
     }
 
 
-def _confirmed(request) -> bool:
+def confirmed(request) -> bool:
     return request.POST.get(CONFIRM) == "yes"
 
 
@@ -156,18 +165,16 @@ def _progress(run) -> console.Progress:
     return found
 
 
-class CollectionRunAdmin(RunPermissions, admin.ModelAdmin):
+class CollectionRunAdmin(NoDelete, RunPermissions, admin.ModelAdmin):
+    # Status and progress first: on a phone they are what shows without a sideways scroll.
+    # The counts by state sit in the progress cell, so every column fits a 1366 px screen.
     list_display = (
         "id",
+        "status",
+        "progress_column",
         "level",
         "window",
         "trigger",
-        "status",
-        "progress_column",
-        "done_column",
-        "no_data_column",
-        "deferred_column",
-        "failed_column",
         "lessons_column",
         "requests_column",
         "started_column",
@@ -249,28 +256,14 @@ class CollectionRunAdmin(RunPermissions, admin.ModelAdmin):
     def progress_column(self, run):
         progress = _progress(run)
         return format_html(
-            '{}<span class="progress-text">{} / {}{}</span>',
+            '{}<span class="progress-text">{} / {}{}</span><br><span class="progress-counts">'
+            "{}</span>",
             progress_bar(progress),
             f"{progress.settled:,}",
             f"{progress.total:,}",
             " (live)" if progress.live else "",
+            " · ".join(f"{s['n']:,} {s['label']}" for s in progress.segments()) or "no school",
         )
-
-    @admin.display(description="done")
-    def done_column(self, run):
-        return f"{_progress(run).n(UnitStatus.DONE):,}"
-
-    @admin.display(description="no data")
-    def no_data_column(self, run):
-        return f"{_progress(run).n(UnitStatus.NO_DATA):,}"
-
-    @admin.display(description="deferred")
-    def deferred_column(self, run):
-        return f"{_progress(run).n(UnitStatus.DEFERRED):,}"
-
-    @admin.display(description="failed")
-    def failed_column(self, run):
-        return f"{_progress(run).n(UnitStatus.FAILED):,}"
 
     @admin.display(description="lessons")
     def lessons_column(self, run):
@@ -409,7 +402,7 @@ class CollectionRunAdmin(RunPermissions, admin.ModelAdmin):
                 messages.WARNING,
             )
             return None
-        if not _confirmed(request):
+        if not confirmed(request):
             return self._confirm_retry(request, chosen, failed, others=len(runs) - len(chosen))
         totals, detail = Counter(), []
         for run in chosen:
@@ -495,7 +488,7 @@ class CollectionRunAdmin(RunPermissions, admin.ModelAdmin):
                 messages.WARNING,
             )
             return None
-        if not _confirmed(request):
+        if not confirmed(request):
             return self._confirm_cancel(request, open_runs, finished)
         cancelled = {}
         for run in open_runs:
@@ -715,7 +708,7 @@ class ErrorCodeFilter(admin.SimpleListFilter):
 SEARCH_SCHOOLS = 1000
 
 
-class SchoolRunAdmin(admin.ModelAdmin):
+class SchoolRunAdmin(NoDelete, admin.ModelAdmin):
     list_display = (
         "run_link",
         "school_link",

@@ -37,6 +37,8 @@ How concurrent attempts stay safe:
 from __future__ import annotations
 
 import datetime
+import json
+import logging
 import uuid
 
 from django.conf import settings
@@ -47,6 +49,9 @@ from django.db.models.functions import Coalesce
 from collector import clock
 from collector.levels import RunLevel
 from collector.neis.redact import configured_key, redact
+from collector.signals import run_closed
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "OPEN",
@@ -335,6 +340,33 @@ class CollectionRun(models.Model):
             setattr(self, name, value)
         CollectionRun.objects.filter(pk=self.pk).update(**counts)
 
+    def schedule(self):
+        """The beat schedule (``PeriodicTask``) that started this run, found by the level its
+        trigger key names; None for a run no schedule started, or whose schedule is gone."""
+        if self.trigger != Trigger.SCHEDULE or not self.trigger_key:
+            return None
+        from django_celery_beat.models import PeriodicTask
+
+        parts = self.trigger_key.split(":")
+        if len(parts) < 2:
+            return None
+        level = json.dumps({"level": parts[1]})[1:-1]  # '"level": "middle"', as apply writes it
+        schedules = PeriodicTask.objects.filter(
+            task="collector.start_scheduled_run", kwargs__contains=level
+        )
+        return schedules.order_by("pk").first()
+
+    def _closed(self) -> None:
+        """Tell ``run_closed``'s receivers (monitoring) once the close is committed; a
+        receiver that fails is logged and never undoes or fails the close."""
+
+        def send():
+            for receiver, result in run_closed.send_robust(sender=CollectionRun, run=self):
+                if isinstance(result, Exception):
+                    log.error("run %s closed; %r failed: %s", self.pk, receiver, result)
+
+        transaction.on_commit(send)
+
     def close_if_complete(self) -> bool:
         """PENDING | RUNNING -> DONE (or PARTIAL with failed units) once no unit is open.
 
@@ -358,6 +390,7 @@ class CollectionRun(models.Model):
         self.status, self.finished_at = status, now
         for name, value in counts.items():
             setattr(self, name, value)
+        self._closed()
         return True
 
     def cancel(self) -> int:
@@ -368,11 +401,13 @@ class CollectionRun(models.Model):
         now = clock.now()
         with transaction.atomic():
             cancelled = self.units.all().cancel(now)
-            CollectionRun.objects.filter(pk=self.pk, status__in=OPEN_RUN).update(
+            closed = CollectionRun.objects.filter(pk=self.pk, status__in=OPEN_RUN).update(
                 status=RunStatus.CANCELLED, finished_at=now
             )
             self.recount()
         self.refresh_from_db(fields=["status", "finished_at"])
+        if closed:
+            self._closed()
         return cancelled
 
     def reopen_failed(self) -> list[int]:

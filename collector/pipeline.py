@@ -217,6 +217,15 @@ def validate_request(
     return levels
 
 
+def schedule_key(
+    level: str, offices: Iterable[str], date_from: datetime.date, date_to: datetime.date
+) -> str:
+    """The trigger key of a scheduled run: its level, offices and window. A second firing
+    for the same key is refused (``CollectionRun.trigger_key`` is unique)."""
+    scope = ",".join(sorted(offices)) or "all"
+    return f"schedule:{level}:{scope}:{date_from.isoformat()}:{date_to.isoformat()}"
+
+
 def create_run(
     level: str,
     date_from: datetime.date,

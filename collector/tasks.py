@@ -201,8 +201,7 @@ def start_scheduled_run(
     date_from, date_to = clock.school_weeks_window(
         weeks_before=weeks_before, weeks_after=weeks_after
     )
-    scope = ",".join(sorted(offices or [])) or "all"
-    key = f"schedule:{level}:{scope}:{date_from.isoformat()}:{date_to.isoformat()}"
+    key = pipeline.schedule_key(level, offices or (), date_from, date_to)
     return _start(
         self,
         level,

@@ -355,6 +355,15 @@ NEIS_BREAKER_PROBE_SECONDS = env_int("NEIS_BREAKER_PROBE_SECONDS", 60, minimum=1
 # /metrics (Prometheus) answers only requests with "Authorization: Bearer <token>" when set.
 METRICS_TOKEN = env_secret("METRICS_TOKEN")
 
+# --- Sentry (optional) ------------------------------------------------------------------------
+# Errors and the weekly runs' cron check-ins go to Sentry only when set (proj/sentry.py: every
+# event is cleaned of credentials first). Started here, so web, workers and beat all have it.
+SENTRY_DSN = env_url("SENTRY_DSN", "", {"http", "https"})
+if SENTRY_DSN:
+    from proj import sentry
+
+    sentry.init(SENTRY_DSN)
+
 # --- Logging --------------------------------------------------------------------------------
 # Checked here: logging.config would refuse an unknown level only inside django.setup().
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))

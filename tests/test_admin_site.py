@@ -64,3 +64,31 @@ def test_it_logs_a_schedule_switched_from_admin(admin_client, admin_user):
 def test_it_answers_a_schedule_drill_down_past_year_9999_as_a_bad_lookup(admin_client):
     response = admin_client.get("/admin/django_celery_beat/periodictask/?start_time__year=9999")
     assert response.status_code == 302 and response["Location"].endswith("?e=1")
+
+
+def test_it_offers_no_view_site_link_to_a_page_that_does_not_exist(admin_client, client):
+    assert client.get("/").status_code == 404  # nothing is served outside admin
+    response = admin_client.get("/admin/")
+    assert response.status_code == 200
+    assert response.context["site_url"] is None
+    assert b"View site" not in response.content
+
+
+def test_it_warns_that_a_shared_crontab_moves_every_schedule_using_it(admin_client):
+    apply_schedules()
+    weekly = PeriodicTask.objects.get(name="collect-middle-weekly")
+    PeriodicTask.objects.filter(name="collect-high-weekly").update(crontab=weekly.crontab)
+    # The pencil next to a schedule's crontab opens this page in a popup.
+    url = f"/admin/django_celery_beat/crontabschedule/{weekly.crontab_id}/change/"
+    response = admin_client.get(url, {"_to_field": "id", "_popup": "1"})
+    assert response.status_code == 200
+    shown = [str(m) for m in response.context["messages"]]
+    assert shown == [
+        "This crontab is shared by 2 schedules (collect-high-weekly, collect-middle-weekly): a "
+        "change here changes when every one of them runs. To change one schedule alone, give "
+        "it a crontab of its own on its page."
+    ]
+    assert "collect-high-weekly" in response.content.decode()
+    alone = PeriodicTask.objects.get(name="collect-elementary-weekly").crontab_id
+    response = admin_client.get(f"/admin/django_celery_beat/crontabschedule/{alone}/change/")
+    assert [str(m) for m in response.context["messages"]] == []

@@ -128,7 +128,9 @@ def _ran(response, world, sent, before, user):
     assert response.status_code == 302
     # Sent to the broker (a worker would start the national run); nothing collected here.
     assert sent == {"units": [], "tasks": ["collector.start_scheduled_run"]}
-    assert _logged(user, world["weekly"]) == ["Ran now: sent collector.start_scheduled_run"]
+    assert _logged(user, world["weekly"]) == [
+        "Ran now: sent collector.start_scheduled_run (2 schools, about 4 NEIS requests)"
+    ]
     assert CollectionRun.objects.count() == len(before[0])
 
 
@@ -173,7 +175,16 @@ CASES = {
         {},
         _switched("weekly", True, "Enabled"),
     ),
-    "schedule run": Case(SCHEDULES, "run_tasks", _schedules("weekly"), {}, _ran),
+    "schedule run, step 1": Case(
+        SCHEDULES,
+        "run_tasks",
+        _schedules("weekly"),
+        {},
+        _shows("admin/collector/confirm_action.html"),
+    ),
+    "schedule run, step 2": Case(
+        SCHEDULES, "run_tasks", _schedules("weekly"), {"confirm": "yes"}, _ran
+    ),
 }
 
 

@@ -118,7 +118,7 @@ def test_it_needs_start_collection_as_well_to_run_a_schedule(
     assert {"enable_tasks", "disable_tasks", "toggle_tasks"} <= choices
     assert "run_tasks" not in choices
     before = snapshot()
-    response = post_action(client, CASES["schedule run"], world)
+    response = post_action(client, CASES["schedule run, step 2"], world)
     assert response.status_code == 302
     assert snapshot() == before and sent == {"units": [], "tasks": []}
 
@@ -150,3 +150,24 @@ def test_it_never_acts_on_a_get(login, world, sent):
         assert response.status_code in (200, 302)
     assert snapshot() == before
     assert sent == {"units": [], "tasks": []}
+
+
+@pytest.mark.parametrize("model", ["run", "unit"])
+def test_it_deletes_no_run_or_ledger_unit_even_for_a_superuser(
+    client, world, sent, django_user_model, model
+):
+    """The ledger is the audit trail: no delete action, no delete page, no cascade from a run."""
+    admin = django_user_model.objects.create_superuser("root", password="unused")
+    client.force_login(admin)
+    url, obj = {
+        "run": (RUNS, world["runs"]["A"]),
+        "unit": (LEDGER, world["units"]["A-M1"]),
+    }[model]
+    assert "delete_selected" not in offered(client, url)
+    before = snapshot()
+    response = client.post(url, {"action": "delete_selected", CHECKBOX: [obj.pk], "post": "yes"})
+    assert response.status_code in (200, 302)
+    assert client.get(f"{url}{obj.pk}/delete/").status_code == 403
+    assert client.post(f"{url}{obj.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert b"deletelink" not in client.get(f"{url}{obj.pk}/change/").content
+    assert snapshot() == before
