@@ -407,10 +407,15 @@ class FetchResult:
 
 
 def _lesson_of(
-    office_code: str, school_code: str, start: datetime.date, end: datetime.date, row: object
+    convert: parse.LessonRows,
+    office_code: str,
+    school_code: str,
+    start: datetime.date,
+    end: datetime.date,
+    row: object,
 ) -> LessonRecord:
     """A timetable row as a LessonRecord of the school and window asked for, or InvalidRow."""
-    record = parse.lesson_from_row(row)
+    record = convert(row)
     if record.school_code != school_code or record.office_code != office_code:
         raise parse.InvalidRow("other-school")
     if not start <= record.date <= end:
@@ -561,6 +566,7 @@ class NeisClient:
         if date_from > date_to:
             raise ValueError(f"date_from {date_from} is after date_to {date_to}")
         result = FetchResult()
+        rows = parse.LessonRows()  # one school's answer: its values repeat page after page
         for service, start, end in self.windows(level, date_from, date_to):
             params = {
                 "ATPT_OFCDC_SC_CODE": office_code,
@@ -568,7 +574,7 @@ class NeisClient:
                 "TI_FROM_YMD": start.strftime("%Y%m%d"),
                 "TI_TO_YMD": end.strftime("%Y%m%d"),
             }
-            convert = functools.partial(_lesson_of, office_code, school_code, start, end)
+            convert = functools.partial(_lesson_of, rows, office_code, school_code, start, end)
             self._fetch(service, level.service, params, convert, result)
         return result
 

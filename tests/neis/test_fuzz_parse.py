@@ -265,3 +265,22 @@ def test_it_bounds_school_texts_by_the_models_max_length():
         ("ORG_RDNMA", School, "address"),
     ]:
         assert parse.MAX_TEXT[column] == max_length(model, name), column
+
+
+@FUZZ
+@given(page=st.lists(near_valid_lessons | rows(LESSON_COLUMNS) | json_values, max_size=6))
+def test_it_converts_a_page_through_its_memory_exactly_as_row_by_row(page):
+    # LessonRows remembers each column's conversions across the rows of an answer: whatever
+    # the rows, and in whatever order they repeat values, it must give what lesson_from_row
+    # gives, record for record and InvalidRow reason for reason.
+    remembered = parse.LessonRows()
+    for row in page + page:
+        assert outcome(remembered, row) == outcome(parse.lesson_from_row, row)
+
+
+def outcome(convert, row) -> LessonRecord | str:
+    """The record ``convert`` makes of ``row``, or the reason of its InvalidRow."""
+    try:
+        return convert(row)
+    except InvalidRow as exc:
+        return exc.reason
