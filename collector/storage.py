@@ -18,6 +18,7 @@ import datetime
 import gzip
 import logging
 import operator
+import re
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -128,31 +129,28 @@ def store_lessons(
     records = list(records)
     with transaction.atomic():
         if digest is not None:
-            known = _known_digest(school, date_from, date_to, postgres)
-            if known is not None and known.digest == digest and known.records == len(records):
-                # The digest vouches for lessons written by merges; the count guards against
-                # anything else having emptied the window since (a TRUNCATE, a restore).
-                window = Lesson.objects.filter(school=school, date__range=(date_from, date_to))
-                if window.count() == known.lessons:
-                    return StoreResult(
-                        unchanged=known.lessons,
-                        collapsed=len(records) - known.lessons,
-                        skipped=True,
-                    )
+            known = _known_digest(school, date_from, date_to, postgres, digest, len(records))
+            # The digest vouches for lessons written by merges; the count guards against
+            # anything else having emptied the window since (a TRUNCATE, a restore).
+            if known is not None and known[1] == known[0]:
+                return StoreResult(
+                    unchanged=known[0], collapsed=len(records) - known[0], skipped=True
+                )
         if postgres:
             ensure_partitions(date_from, date_to)
         subjects = _subject_ids({record.subject_raw: record.subject for record in records})
         rows = _distinct_rows(school, date_from, date_to, records, subjects)
         write = _merge_copy if method == "copy" else _merge_orm
         inserted, updated, removed = write(school, date_from, date_to, rows, history)
-        if inserted or updated or removed:
+        changed = bool(inserted or updated or removed)
+        if digest is not None:
+            _remember_digest(
+                school, date_from, date_to, digest, len(rows), len(records), forget=changed
+            )
+        elif changed:
             # The school's lessons changed: no digest of a window overlapping this one vouches
             # for them any more.
-            WindowDigest.objects.filter(
-                school=school, date_from__lte=date_to, date_to__gte=date_from
-            ).delete()
-        if digest is not None:
-            _remember_digest(school, date_from, date_to, digest, len(rows), len(records))
+            _overlapping_digests(school, date_from, date_to).delete()
     return StoreResult(
         inserted=inserted,
         updated=updated,
@@ -162,36 +160,42 @@ def store_lessons(
     )
 
 
-def _known_digest(school, date_from, date_to, postgres: bool) -> WindowDigest | None:
-    """The window's digest, read under the school's write lock (PostgreSQL), so that no merge
-    of the same school can change its lessons between this look and the caller's commit."""
-    if postgres:
-        with connection.cursor() as cursor:
+def _known_digest(school, date_from, date_to, postgres, digest, records) -> tuple | None:
+    """``(lessons the digest counted, lessons the window holds now)`` when the window's last
+    merge was of an answer with ``digest`` and ``records`` records, else None.
+
+    Read under the school's write lock (PostgreSQL), so that no merge of the same school can
+    change its lessons between this look and the caller's commit; the lock is its own
+    statement, so that the look's snapshot is taken once the lock is held. One query after
+    the lock: the window is counted only when the digest matches.
+    """
+    with connection.cursor() as cursor:
+        if postgres:
             cursor.execute(_LOCK, [LESSON_LOCK, school.pk])
-    return (
-        WindowDigest.objects.filter(school=school, date_from=date_from, date_to=date_to)
-        .only("digest", "lessons", "records")
-        .first()
+        cursor.execute(
+            _KNOWN_DIGEST,
+            [school.pk, date_from, date_to, school.pk, date_from, date_to, digest, records],
+        )
+        return cursor.fetchone()
+
+
+def _overlapping_digests(school, date_from, date_to):
+    return WindowDigest.objects.filter(
+        school=school, date_from__lte=date_to, date_to__gte=date_from
     )
 
 
-def _remember_digest(school, date_from, date_to, digest, lessons, records) -> None:
-    WindowDigest.objects.bulk_create(
-        [
-            WindowDigest(
-                school=school,
-                date_from=date_from,
-                date_to=date_to,
-                digest=digest,
-                lessons=lessons,
-                records=records,
-                merged_at=clock.now(),
+def _remember_digest(school, date_from, date_to, digest, lessons, records, *, forget) -> None:
+    """Store the window's digest; with ``forget`` (the merge changed the school's lessons)
+    first drop the digests of every other window overlapping it: none vouches any more."""
+    with connection.cursor() as cursor:
+        if forget:
+            cursor.execute(
+                _FORGET_OTHER_DIGESTS, [school.pk, date_to, date_from, date_from, date_to]
             )
-        ],
-        update_conflicts=True,
-        unique_fields=["school", "date_from", "date_to"],
-        update_fields=["digest", "lessons", "records", "merged_at"],
-    )
+        cursor.execute(
+            _REMEMBER_DIGEST, [school.pk, date_from, date_to, digest, lessons, records, clock.now()]
+        )
 
 
 def _distinct_rows(
@@ -262,6 +266,27 @@ def _stored_subjects(raws: list[str]) -> dict[str, tuple[int, str]]:
     return found
 
 
+# A window's digest row matching an answer, and then only, how many lessons the window holds.
+_KNOWN_DIGEST = """
+SELECT d.lessons, (SELECT count(*) FROM collector_lesson l
+                   WHERE l.school_id = %s AND l.date BETWEEN %s AND %s)
+FROM collector_windowdigest d
+WHERE d.school_id = %s AND d.date_from = %s AND d.date_to = %s
+  AND d.digest = %s AND d.records = %s
+"""
+_FORGET_OTHER_DIGESTS = """
+DELETE FROM collector_windowdigest
+WHERE school_id = %s AND date_from <= %s AND date_to >= %s
+  AND NOT (date_from = %s AND date_to = %s)
+"""
+_REMEMBER_DIGEST = """
+INSERT INTO collector_windowdigest
+    (school_id, date_from, date_to, digest, lessons, records, merged_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (school_id, date_from, date_to) DO UPDATE
+SET digest = EXCLUDED.digest, lessons = EXCLUDED.lessons, records = EXCLUDED.records,
+    merged_at = EXCLUDED.merged_at
+"""
 # Held until the transaction ends; the first key is a namespace (LESSON_LOCK, PARTITION_LOCK).
 _LOCK = "SELECT pg_advisory_xact_lock(%s, %s)"
 # The temporary table the COPY path fills, once per connection; it empties itself at every
@@ -284,12 +309,42 @@ CREATE TEMP TABLE IF NOT EXISTS collector_lesson_stage (
 ) ON COMMIT DELETE ROWS;
 DELETE FROM collector_lesson_stage
 """
-_COPY_STAGE = (
-    f"COPY collector_lesson_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
-)
-# Binary COPY formats rows about three times faster than text; it needs the types up front.
-_STAGE_TYPES = ["date", "int2", "text", "int2", "text", "text", "text", "text", "text", "int4"]
-_STAGE_TYPES += ["int2", "int2", "timestamptz"]
+_COPY_STAGE = f"COPY collector_lesson_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN"
+
+
+class _CopyText(dict):
+    """Each value's spelling in COPY's text format, worked out once per distinct value.
+
+    A window's rows repeat a few dates, grades, class names, subjects and LOAD_DTM stamps, so
+    the rows become COPY text by dictionary lookups and one join each: several times cheaper
+    than psycopg's per-row ``write_row`` (binary or text), which converts every value anew.
+    Keys never collide across types: a date never equals a datetime, and no value is a bool.
+    """
+
+    def __missing__(self, value) -> str:
+        if value is None:
+            text = "\\N"
+        elif isinstance(value, str):
+            text = value.translate(_COPY_ESCAPES) if _NEEDS_ESCAPE.search(value) else value
+        elif isinstance(value, datetime.datetime):
+            text = value.isoformat(sep=" ")
+        elif isinstance(value, datetime.date | int):
+            text = str(value)
+        else:
+            raise TypeError(f"no COPY text for {type(value).__name__}")
+        self[value] = text
+        return text
+
+
+# COPY text's own characters: the backslash, and the column and row separators.
+_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(rows: Iterable[tuple]) -> str:
+    """``rows`` (tuples of str, int, date, datetime or None) as COPY text, one line each."""
+    spell = _CopyText().__getitem__
+    return "".join(["\t".join(map(spell, row)) + "\n" for row in rows])
 
 
 # The slot columns of the change history: the natural key less school and subject.
@@ -424,9 +479,7 @@ def _merge_copy(
         # One round trip, so no parameters: the lock's keys are integers.
         cursor.execute(_LOCK % (LESSON_LOCK, int(school.pk)) + ";" + _STAGE_TABLE)
         with cursor.copy(_COPY_STAGE) as copy:
-            copy.set_types(_STAGE_TYPES)
-            for key, value in rows.items():
-                copy.write_row(key + value)
+            copy.write(copy_text([key + value for key, value in rows.items()]))
         params = {"school": school.pk, "first": date_from, "last": date_to, "now": clock.now()}
         if observer is not None:
             params.update(run=observer.run_id, unit=observer.unit_id)

@@ -123,6 +123,20 @@ def test_it_stores_the_subject_as_served_and_normalised(school, method):
     assert set(Subject.objects.values_list("raw", "name")) == {("-수학Ⅰ", "수학Ⅰ"), ("", "")}
 
 
+def test_it_stores_texts_holding_copys_own_characters_as_given(school, method):
+    # The COPY path writes text format: a backslash, tab, newline or CR in a value must
+    # arrive as that character, not as an escape, a column break or a row break. (The parser
+    # replaces control characters, but store_lessons takes any record.)
+    odd = ["a\\b", "a\tb", "a\nb", "a\rb", "\\N", "\\", "C:\\temp\\"]
+    records = [
+        lesson(school, period=number, class_name=text, classroom=text + "x", track=text)
+        for number, text in enumerate(odd, start=1)
+    ]
+    assert store(school, records, method) == StoreResult(inserted=len(records))
+    assert stored(school) == as_stored(records)
+    assert store(school, records, method) == StoreResult(unchanged=len(records))
+
+
 def test_it_leaves_lessons_outside_the_window_alone(school, method):
     this_week = week(school, days=5)
     next_week = [
