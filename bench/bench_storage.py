@@ -13,6 +13,11 @@ lessons changed (LOAD_DTM bumped, as a NEIS reload does) and 2% gone, for the CO
 for ``bulk_create(update_conflicts=True)``; dead tuples after each; raw COPY into an empty
 copy of the table as the ceiling; and the size per million lessons.
 
+A first load now COPYs straight into the lessons (the windows hold nothing), so it is compared
+with the raw COPY ceiling (issue 16: at least half of it); the unchanged re-run goes through
+the merge (no digest is given), the case the digest cannot skip (issue 16: 200,000 rows/s).
+``--no-orm`` skips the slow ``bulk_create`` path; ``--database`` names the scratch database.
+
 ``--designs`` instead compares physical designs on raw tables (size, queries, FK cost, drop);
 ``--weekly`` stores five overlapping weekly runs and prints the size after each.
 """
@@ -343,6 +348,8 @@ def benchmark(args) -> None:
     )
     results, size_notes = [], []
     for method, history, label in PATHS:
+        if method == "orm" and args.no_orm:
+            continue
         rounds = args.rounds if method == "copy" else 1  # the slow path once: 5 minutes in all
         measured = {case: [] for case in CASES}
         for number in range(rounds):
@@ -384,16 +391,25 @@ def report(results, size_notes) -> None:
         print(line)
     by_case = {r["case"]: r for r in results}
     first = by_case["COPY + merge, first load"]["rate"]
-    bulk = by_case["bulk_create(update_conflicts), first load"]["rate"]
     rerun = by_case["COPY + merge, unchanged re-run"]
     ceiling_rate = by_case["raw COPY, one transaction (ceiling)"]["rate"]
     print()
     checks = [
         (f"first load {first:,.0f} rows/s >= 100,000", first >= 100_000),
-        (f"first load {first / bulk:.1f}x bulk_create(update_conflicts) >= 3x", first >= 3 * bulk),
-        (f"unchanged re-run {rerun['rate']:,.0f} rows/s >= 150,000", rerun["rate"] >= 150_000),
+        (
+            f"first load {first / ceiling_rate:.0%} of the raw COPY ceiling >= 50%",
+            first >= ceiling_rate / 2,
+        ),
+        (
+            f"unchanged re-run through the merge {rerun['rate']:,.0f} rows/s >= 200,000",
+            rerun["rate"] >= 200_000,
+        ),
         (f"unchanged re-run left {rerun['dead']} dead tuples == 0", rerun["dead"] == 0),
     ]
+    bulk = by_case.get("bulk_create(update_conflicts), first load")
+    if bulk:
+        ratio = first / bulk["rate"]
+        checks.append((f"first load {ratio:.1f}x bulk_create(update_conflicts) >= 3x", ratio >= 3))
     for text, ok in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
     print(f"      first load is {first / ceiling_rate:.0%} of the raw COPY ceiling")
@@ -687,6 +703,9 @@ def main() -> int:
         "--database", default=BENCH_DB, help=f"scratch database, dropped (default {BENCH_DB})"
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument(
+        "--no-orm", action="store_true", help="skip the bulk_create path (minutes on 2 cores)"
+    )
     parser.add_argument("--designs", action="store_true", help="compare physical designs")
     parser.add_argument("--weekly", action="store_true", help="five weekly runs: size over time")
     args = parser.parse_args()
