@@ -8,6 +8,8 @@
 - ``median_of``, ``per``: medians of rounds with their spread, rates per N units.
 - ``print_table``: aligned plain-text tables.
 - ``with_database``, ``libpq``: a database URL on the same server, and its libpq spelling.
+- ``stage_shares`` (and ``python bench/measure.py FILE...``): py-spy raw profiles of a worker
+  child attributed to pipeline stages.
 
 Standard library only (Linux /proc): a bench imports it before Django is set up.
 """
@@ -242,3 +244,54 @@ def libpq(url: str) -> str:
     """A Django-style database URL (postgres://, pgsql://) as libpq spells it."""
     scheme = urlsplit(url).scheme
     return url.replace(f"{scheme}://", "postgresql://", 1)
+
+
+# --- Profiles -------------------------------------------------------------------------------
+
+# Pipeline stages, each named by markers of the frames that belong to it; a sample goes to the
+# first stage with a marker anywhere on its stack (innermost stages first).
+STAGES = [
+    ("limiter/budget (Redis)", ("limiter.py",)),
+    ("heartbeat thread", ("renew_lease", "heartbeat.<locals>")),
+    ("row parse/validate", ("lesson_from_row", "LessonRows", "_lesson_of")),
+    ("JSON decode", ("read_envelope",)),
+    ("HTTP send/read", ("read_body", "_send (", "_exchange")),
+    ("storage: dedupe rows", ("_distinct_rows",)),
+    ("storage: COPY encoding", ("write_row", "copy_text", "_CopyText")),
+    ("storage: COPY send", ("Copy.write", "copy.py", "Copy.__exit__")),
+    ("storage: merge/lock SQL", ("_merge_copy",)),
+    ("client per-row loop", ("NeisClient._fetch",)),
+    ("storage: subject ids", ("_subject_ids",)),
+    ("storage: digest", ("_known_digest", "_remember_digest", "WindowDigest")),
+    ("storage: other", ("store_lessons",)),
+    ("ledger queries", ("ledger.py",)),
+    ("pipeline other", ("pipeline.py",)),
+    ("result backend (django-db)", ("django_celery_results",)),
+    ("celery/kombu per task", ("celery/", "kombu/", "billiard/")),
+    ("logging", ("logging/",)),
+]
+
+
+def stage_shares(paths: Iterable[str | Path]) -> dict[str, float]:
+    """Share of samples per pipeline stage in py-spy's raw output (``py-spy record --format
+    raw``: one "frame;frame;... count" line per stack), largest first."""
+    counts: dict[str, int] = {}
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            stage = next(
+                (name for name, marks in STAGES if any(m in stack for m in marks)), "other"
+            )
+            counts[stage] = counts.get(stage, 0) + int(count)
+    total = sum(counts.values()) or 1
+    return {name: n / total for name, n in sorted(counts.items(), key=lambda i: -i[1])}
+
+
+if __name__ == "__main__":
+    # python bench/measure.py FILE...: the stage shares of py-spy raw profiles.
+    import sys
+
+    for stage, share in stage_shares(sys.argv[1:]).items():
+        print(f"{share:6.1%}  {stage}")
