@@ -473,7 +473,8 @@ def _fetch_and_store(unit, run, school, client, budget, policy) -> Outcome:
         # An empty answer never deletes stored lessons: INFO-200 means "not (yet) there".
         unit.finish(status, **counts)
         if fetched.rows:  # its weeks' classes and days, counted with the lessons they count
-            SchoolWeek.objects.recompute(school_weeks(run.date_from, run.date_to), [school.pk])
+            weeks = school_weeks(run.date_from, run.date_to)
+            SchoolWeek.objects.recount_school(school.pk, weeks, stored)
     if fetched.missing:
         log.warning(
             "school %s: NEIS announced %s rows but served %s",
@@ -705,7 +706,9 @@ def refresh_calendars(
         schools = schools.filter(office_id__in=list(offices))
     short = SchoolWeek.objects.filter(school=OuterRef("pk"), partial=True)
     schools = schools.annotate(short=Exists(short)).order_by("-short", "code")
-    return refresh(client, schools.iterator(), max_requests=max_requests, budget=budget).as_dict()
+    # A list, not .iterator(): a server-side cursor dies with the first savepoint rolled back
+    # under it (inside a caller's transaction), and closing it then aborts that transaction.
+    return refresh(client, list(schools), max_requests=max_requests, budget=budget).as_dict()
 
 
 # --- Collecting in this process -------------------------------------------------------------

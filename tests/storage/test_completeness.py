@@ -208,3 +208,24 @@ def test_a_spent_quota_stops_the_refresh_and_blocks_the_key(neis_sim_factory, se
     done = pipeline.refresh_calendars(offices=["I10"], budget=budget)
     assert done["requests"] == 4 and done["stopped"].startswith("ERROR-337")
     assert budget.blocked_until() > clock.now().timestamp()
+
+
+def test_an_unchanged_re_collection_does_not_recount_its_weeks(sim):
+    """A weekly re-run of unchanged weeks writes nothing: the school-weeks keep their rows
+    (a recount deletes and inserts them); a week without a row is counted again."""
+    world, now = sim.world, sim.control.now()
+    mondays = school_weeks(*WINDOW)
+    schools = _pick(world, now, mondays, partial=1, complete=2)
+    codes, levels = [s.code for s in schools], {LEVEL[s.level] for s in schools}
+    _collect(codes, WINDOW, levels)
+    weeks = SchoolWeek.objects.filter(school__code__in=codes)
+    before = dict(weeks.values_list("pk", "lessons"))
+    assert before
+    _collect(codes, WINDOW, levels)
+    assert dict(weeks.values_list("pk", "lessons")) == before
+
+    gone = weeks.order_by("pk").first()
+    key = (gone.school_id, gone.monday, gone.lessons)
+    gone.delete()
+    _collect(codes, WINDOW, levels)
+    assert weeks.filter(school_id=key[0], monday=key[1], lessons=key[2]).exists()
