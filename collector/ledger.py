@@ -46,7 +46,7 @@ from django.db.models.functions import Coalesce
 
 from collector import clock
 from collector.levels import RunLevel
-from collector.neis.redact import configured_key, redact
+from collector.neis.redact import configured_keys, redact
 
 __all__ = [
     "OPEN",
@@ -578,5 +578,5 @@ def error_fields(error) -> dict[str, str]:
     """The ledger's record of a NEIS error: its code, and its message with the key redacted."""
     return {
         "last_error_code": error.code[:32],
-        "last_error": redact(str(error), configured_key())[:ERROR_TEXT_MAX],
+        "last_error": redact(str(error), configured_keys())[:ERROR_TEXT_MAX],
     }

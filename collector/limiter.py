@@ -388,10 +388,11 @@ class FileBudget(RequestBudget):
                 return tat - now
             state["tat"] = tat + 1.0 / self.budget.max_rps
             leases[lease] = now + LEASE_SECONDS
-            used = _recent(state.setdefault("used", {}), day)
-            used[day.isoformat()] = used.get(day.isoformat(), 0) + 1
-            state["used"] = used
-            self._started(day, used[day.isoformat()])
+            name, used = day.isoformat(), state.setdefault("used", {})
+            if name not in used:  # a new quota day: drop the days past keeping
+                state["used"] = used = _recent(used, day)
+            used[name] = used.get(name, 0) + 1
+            self._started(day, used[name])
             return 0.0
 
     def _note_cap(self, day: str, cap: int) -> int:

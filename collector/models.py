@@ -370,4 +370,5 @@ class LessonChange(models.Model):
 
 # The run ledger lives in its own module; importing it here registers its models with the app.
 from collector.ledger import CollectionRun, SchoolRun  # noqa: E402, F401
+from collector.quota import QuotaDay  # noqa: E402, F401
 from collector.workers import WorkerHeartbeat  # noqa: E402, F401
