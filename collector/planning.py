@@ -163,3 +163,55 @@ def days_of_quota(requests: int, today: datetime.date | None = None) -> tuple[in
     keys = quota.plan_for(quota.configured_key_ids(), today or clock.today())
     daily = sum(key.budget for key in keys)
     return (math.ceil(requests / daily) if daily else 0), daily
+
+
+def render(forecast: Forecast) -> str:
+    """The plan as text, for the command and the admin page."""
+    lines = ["NEIS keys (by key id) and their daily budget:"]
+    for key in forecast.keys:
+        lines.append(
+            f"  {key.key}: cap {key.cap:,} ({key.source}), budget {key.budget:,} after the "
+            f"{100 - round(100 * key.budget / key.cap) if key.cap else 0}% margin"
+        )
+    lines.append(f"  all keys: {forecast.daily_budget:,} requests a day")
+    lines.append("")
+    lines.append("Schedules firing (requests from the ledger's history, or the rows estimate):")
+    if not forecast.jobs:
+        lines.append("  none enabled in these days (manage.py setup_schedules)")
+    for job in forecast.jobs:
+        source = "history" if job.from_history else "estimate"
+        done = f"done {job.done_on:%a %Y-%m-%d}" if job.done_on else "NOT done within the plan"
+        lines.append(
+            f"  {job.day:%a %Y-%m-%d} {job.name}: {job.schools:,} schools x "
+            f"{job.per_school:.2f} requests for {job.weeks} weeks ({source}) = "
+            f"{job.requests:,}; {done}"
+        )
+    lines.append("")
+    lines.append("Day by day (requests):")
+    lines.append(f"  {'day':<15}{'budget':>9}{'spent':>9}{'waiting':>9}  fired")
+    for day in forecast.days:
+        lines.append(
+            f"  {day.day:%a %Y-%m-%d}{day.budget:>9,}{day.spent:>9,}{day.waiting:>9,}  "
+            + (", ".join(day.fired) or "-")
+        )
+    lines.append("")
+    lines.append("Each level's current week, next fully refreshed:")
+    for level, job in sorted(forecast.refreshed().items()):
+        if job is None:
+            lines.append(f"  {level}: not within the plan (its work does not fit)")
+        else:
+            lines.append(f"  {level}: {job.done_on:%a %Y-%m-%d} by {job.name}")
+    spilled = [day for day in forecast.days if day.waiting]
+    left = forecast.days[-1].waiting if forecast.days else 0
+    lines.append("")
+    if not spilled:
+        lines.append("Fits: yes, every schedule's work within its own day.")
+    else:
+        most = max(day.waiting for day in spilled)
+        lines.append(
+            f"Fits: no; work waits for the next day's quota on {len(spilled)} day(s), up to "
+            f"{most:,} requests"
+            + (f", and {left:,} requests are still waiting at the end" if left else "")
+            + "."
+        )
+    return "\n".join(lines)

@@ -82,3 +82,12 @@ def test_a_dry_run_says_how_many_days_of_quota_it_takes(registry, settings):
     assert f"Estimated: {2 * middle} NEIS requests" in out
     days = -(-2 * middle // 40)
     assert f"Quota: {days} days of the 2 configured keys (40 requests a day" in out
+
+
+def test_the_admin_page_shows_the_plan_and_the_console_links_it(registry, admin_client):
+    from django.urls import reverse
+
+    url = reverse("collector_quota_plan")
+    page = admin_client.get(url).content.decode()
+    assert "all keys: 20,000 requests a day" in page and "collect-middle-weekly" in page
+    assert url in admin_client.get(reverse("admin:index")).content.decode()
