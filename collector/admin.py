@@ -22,6 +22,7 @@ from collector.completeness import SchoolClass, SchoolDayOff, SchoolWeek
 from collector.console import estimated_lessons
 from collector.ledger import CollectionRun, SchoolRun
 from collector.models import LESSON_KEY, Lesson, Office, School, Subject
+from collector.quota import QuotaDay
 from collector.workers import STALE_AFTER, WorkerHeartbeat
 
 
@@ -72,6 +73,17 @@ class WorkerHeartbeatAdmin(ReadOnlyAdmin):
     @admin.display(description="alive", boolean=True)
     def alive(self, heartbeat):
         return heartbeat.seen_at >= clock.now() - STALE_AFTER
+
+
+@admin.register(QuotaDay)
+class QuotaDayAdmin(ReadOnlyAdmin):
+    """Each key's requests per NEIS quota day and the cap observed at its first ERROR-337
+    (collector.quota), by key id; written by the watchdog from the shared budget."""
+
+    list_display = ("day", "key_id", "requests", "observed_cap", "capped_at", "updated_at")
+    list_filter = ("key_id",)
+    date_hierarchy = "day"
+    search_fields = ("=key_id",)
 
 
 @admin.register(Subject)

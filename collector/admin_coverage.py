@@ -415,8 +415,28 @@ def _slot_order(item):
     return (period or 0, day)
 
 
+def quota_plan_view(request):
+    """``manage.py quota_plan`` as a page: keys' budgets, the schedules' needs, what fits."""
+    from django.http import HttpResponse
+    from django.utils.html import escape
+
+    from collector import planning
+
+    _require_ledger_view(request)
+    text = planning.render(planning.forecast(7))
+    return HttpResponse(
+        "<!doctype html><title>NEIS quota plan</title><h1>NEIS quota plan (next 7 days)</h1>"
+        f"<pre>{escape(text)}</pre>"
+    )
+
+
 def console_urls():
     return [
+        path(
+            "collector/quota-plan/",
+            admin.site.admin_view(quota_plan_view),
+            name="collector_quota_plan",
+        ),
         path(
             "collector/coverage/",
             admin.site.admin_view(coverage_view),

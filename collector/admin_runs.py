@@ -1024,6 +1024,8 @@ def _start_collection(modeladmin, request, queryset, date_from, date_to) -> None
             f"Started by collect now: {counted(run.units_total, 'school')}, "
             f"{date_from} to {date_to}",
         )
+        if run.busy.schools:
+            modeladmin.message_user(request, f"Run {run.pk}: {run.busy}.", messages.WARNING)
         sent = pipeline.dispatch(run)
         collected += run.units_total
         deferred = run.units_total - sent

@@ -135,6 +135,12 @@ def academic_year(moment: datetime.date | datetime.datetime) -> int:
     return moment.year if moment.month >= 3 else moment.year - 1
 
 
+def quota_day(moment: datetime.datetime, reset_hour: int = 0) -> datetime.date:
+    """The NEIS quota day ``moment`` falls in: the Seoul date of the last reset at
+    ``reset_hour``:00 KST (with a reset at 00:00, simply the Seoul date)."""
+    return (in_seoul(moment) - datetime.timedelta(hours=reset_hour)).date()
+
+
 def monday_of(day: datetime.date) -> datetime.date:
     """The Monday of ``day``'s week (weeks run Monday to Sunday)."""
     return day - datetime.timedelta(days=day.weekday())

@@ -518,6 +518,7 @@ def refresh_calendars(
         except NeisQuotaError as exc:
             if budget is not None:
                 budget.block_until(exc.resets_at.timestamp())
+                budget.note_quota_hit()  # the day's observed cap (collector/quota.py)
             done.stopped = f"{exc.code}: quota spent until {exc.resets_at.isoformat()}"
             break
         except NeisError as exc:

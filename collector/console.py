@@ -3,7 +3,8 @@
 - ``progress``: each run's counts as they are now. A run's count fields are written when it
   closes (and by "recount"), so an open run's stored counts say 0 done until its very end;
   open runs are counted from the ledger instead, all of a page's in one grouped query.
-- ``quota``: the request budget's state per key (by ``limiter.key_id``, never the key).
+- ``quota``: the request budget's state per key (by ``limiter.key_id``, never the key): its
+  requests today against the daily cap ``collector.quota`` plans with.
 - ``kst``: every moment shown to an operator, in Seoul time with its zone.
 """
 
@@ -12,14 +13,14 @@ from __future__ import annotations
 import dataclasses
 import datetime
 
-from django.conf import settings
 from django.db import connection
 from django.db.models import Count
 
 from collector import clock
+from collector import quota as quota_module
 from collector.completeness import SchoolWeek
 from collector.ledger import CollectionRun, RunLevel, SchoolRun, UnitStatus
-from collector.limiter import budget_from_settings, key_id
+from collector.limiter import api_keys, budget_from_settings, key_id
 from collector.models import Office, School
 
 # Bar segments, in drawing order, and their labels.
@@ -188,27 +189,48 @@ class KeyState:
     blocked_until: datetime.datetime | None
     rejection: tuple[str, str] | None
     error: str = ""
+    requests_today: int | None = None  # requests started with the key this quota day
+    plan: quota_module.KeyPlan | None = None  # its daily cap and budget (collector.quota)
 
     @property
     def blocked_kst(self) -> str:
         return kst(self.blocked_until)
 
+    @property
+    def left_today(self) -> int | None:
+        """Requests the plan may still spend with the key today."""
+        if self.plan is None or self.requests_today is None:
+            return None
+        return max(0, self.plan.budget - self.requests_today)
+
 
 def quota() -> list[KeyState]:
-    """The configured key's budget state: the quota block and a refusal by NEIS, if any.
+    """Every configured key's budget state: requests today against its daily cap (observed or
+    configured, ``collector.quota``), the quota block and a refusal by NEIS, if any.
 
     A budget store that cannot be read (Redis away) is reported, not raised: the console must
     still open when the thing it would warn about is down.
     """
-    key = settings.NEIS_API_KEY
+    keys = api_keys()
     try:
-        budget = budget_from_settings(key)
-        blocked = budget.blocked_until()
-        rejection = budget.rejection()
-    except Exception as exc:
-        return [KeyState(key_id(key), None, None, error=f"{type(exc).__name__}: {exc}")]
-    until = datetime.datetime.fromtimestamp(blocked, tz=datetime.UTC) if blocked else None
-    return [KeyState(key_id(key), until, rejection)]
+        plans = {plan.key: plan for plan in quota_module.plan_for([key_id(k) for k in keys])}
+    except Exception:  # the table may be missing before migrate
+        plans = {}
+    states = []
+    for key in keys:
+        plan = plans.get(key_id(key))
+        try:
+            budget = budget_from_settings(key)
+            blocked = budget.blocked_until()
+            rejection = budget.rejection()
+            used = budget.used_today()
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            states.append(KeyState(key_id(key), None, None, error=error, plan=plan))
+            continue
+        until = datetime.datetime.fromtimestamp(blocked, tz=datetime.UTC) if blocked else None
+        states.append(KeyState(key_id(key), until, rejection, "", used, plan))
+    return states
 
 
 # --- Completeness by school and week -----------------------------------------------------------

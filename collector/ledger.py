@@ -48,7 +48,7 @@ from django.db.models.functions import Coalesce
 
 from collector import clock
 from collector.levels import RunLevel
-from collector.neis.redact import configured_key, redact
+from collector.neis.redact import configured_keys, redact
 from collector.signals import run_closed
 
 log = logging.getLogger(__name__)
@@ -618,5 +618,5 @@ def error_fields(error) -> dict[str, str]:
     """The ledger's record of a NEIS error: its code, and its message with the key redacted."""
     return {
         "last_error_code": error.code[:32],
-        "last_error": redact(str(error), configured_key())[:ERROR_TEXT_MAX],
+        "last_error": redact(str(error), configured_keys())[:ERROR_TEXT_MAX],
     }

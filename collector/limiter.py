@@ -22,13 +22,15 @@ the clock moves them too.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import fcntl
 import hashlib
 import json
 import os
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +46,9 @@ MAX_POLL_SECONDS = 0.05
 BREAKER_WINDOW_SECONDS = 60.0
 # How long the breaker's state outlives its last change when nothing probes (real seconds).
 BREAKER_KEEP_SECONDS = 86400
+# Days a key's per-day request counts and observed caps stay in the shared store; the database
+# keeps the history (``collector.quota``), flushed every minute by the watchdog.
+USAGE_KEEP_DAYS = 8
 
 
 def key_id(api_key: str) -> str:
@@ -57,6 +62,16 @@ class Budget:
     max_concurrency: int
     breaker_failures: int = 10
     breaker_probe_seconds: float = 60.0
+    quota_reset_hour: int = 0
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One key's quota day: requests let through, and the observed cap (None until an
+    ERROR-337 came that day)."""
+
+    requests: int
+    cap: int | None = None
 
 
 class RequestBudget:
@@ -65,10 +80,20 @@ class RequestBudget:
     def __init__(self, api_key: str, budget: Budget):
         self.key = key_id(api_key)
         self.budget = budget
+        self.api_key = api_key  # to build this key's client; never shown (see __repr__)
+        # (quota day, sequence number) of the last request this thread started with the key.
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.key})"
+
+    def quota_day(self, moment: datetime.datetime | None = None) -> datetime.date:
+        return clock.quota_day(moment or clock.now(), self.budget.quota_reset_hour)
 
     @contextlib.contextmanager
     def slot(self) -> Iterator[None]:
-        """Block until a request may start under both limits; hold a lease while it runs."""
+        """Block until a request may start under both limits; hold a lease while it runs.
+        The request is counted on the key's quota day as it starts."""
         lease = uuid.uuid4().hex
         while True:
             wait = self._try_acquire(lease)
@@ -81,7 +106,34 @@ class RequestBudget:
             self._release(lease)
 
     def _try_acquire(self, lease: str) -> float:  # pragma: no cover - abstract
+        """0 when the request may start (then counted, its number kept in ``_local.last``),
+        else the seconds to wait."""
         raise NotImplementedError
+
+    def _started(self, day: datetime.date, sequence: int) -> None:
+        self._local.last = (day.isoformat(), sequence)
+
+    def note_quota_hit(self) -> int | None:
+        """NEIS answered this thread's last request with ERROR-337: the key's cap that day is
+        at most the requests counted before it. Keeps the lowest such count of the day (a
+        request started earlier may be refused later) and returns the day's observed cap."""
+        last = getattr(self._local, "last", None)
+        if last is None:
+            return None
+        day, sequence = last
+        return self._note_cap(day, max(0, sequence - 1))
+
+    def _note_cap(self, day: str, cap: int) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def usage(self, days: Iterable[datetime.date]) -> dict[datetime.date, Usage]:
+        """Requests and observed cap of each of ``days`` still in the store (days with no
+        request are left out)."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def used_today(self) -> int:
+        found = self.usage([self.quota_day()])
+        return next(iter(found.values())).requests if found else 0
 
     def _release(self, lease: str) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -152,8 +204,9 @@ class RequestBudget:
         raise NotImplementedError
 
 
-# KEYS: leases zset, tat key. ARGV: lease id, max concurrency, interval (s), lease seconds.
-# Returns 0 when the lease was taken, else the seconds to wait (as a string, Lua floats).
+# KEYS: leases zset, tat key, the day's request counter. ARGV: lease id, max concurrency,
+# interval (s), lease seconds, counter keep seconds. Returns minus the request's number on the
+# day when the lease was taken, else the seconds to wait (as a string, Lua floats).
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -170,7 +223,17 @@ end
 redis.call('SET', KEYS[2], tostring(tat + interval), 'EX', 60)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[1])
 redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[4])) + 60)
-return '0'
+local n = redis.call('INCR', KEYS[3])
+redis.call('EXPIRE', KEYS[3], tonumber(ARGV[5]))
+return tostring(-n)
+"""
+
+# KEYS: the day's cap key. ARGV: a count, keep seconds. Keeps the lowest; returns it.
+_CAP = """
+local cap = redis.call('GET', KEYS[1])
+if cap and tonumber(cap) <= tonumber(ARGV[1]) then return cap end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+return ARGV[1]
 """
 
 
@@ -204,11 +267,10 @@ return '0'
 
 class RedisBudget(RequestBudget):
     def __init__(self, api_key: str, budget: Budget, url: str):
-        import redis
-
         super().__init__(api_key, budget)
-        self.redis = redis.Redis.from_url(url)
+        self.redis = _redis(url)
         self._acquire = self.redis.register_script(_ACQUIRE)
+        self._cap = self.redis.register_script(_CAP)
         self._failure = self.redis.register_script(_FAILURE)
         self._allow_script = self.redis.register_script(_ALLOW)
         prefix = f"neis:budget:{self.key}"
@@ -219,11 +281,32 @@ class RedisBudget(RequestBudget):
             f"{prefix}:rejected",
         )
         self._failures, self._breaker = f"{prefix}:failures", f"{prefix}:breaker"
+        self._prefix = prefix
 
     def _try_acquire(self, lease: str) -> float:
         interval = 1.0 / self.budget.max_rps
-        args = [lease, self.budget.max_concurrency, interval, LEASE_SECONDS]
-        return float(self._acquire(keys=[self._leases, self._tat], args=args))
+        day = self.quota_day()
+        args = [lease, self.budget.max_concurrency, interval, LEASE_SECONDS, _KEEP_SECONDS]
+        keys = [self._leases, self._tat, f"{self._prefix}:used:{day.isoformat()}"]
+        found = float(self._acquire(keys=keys, args=args))
+        if found > 0:
+            return found
+        self._started(day, int(-found))
+        return 0.0
+
+    def _note_cap(self, day: str, cap: int) -> int:
+        return int(self._cap(keys=[f"{self._prefix}:cap:{day}"], args=[cap, _KEEP_SECONDS]))
+
+    def usage(self, days: Iterable[datetime.date]) -> dict[datetime.date, Usage]:
+        days = list(days)
+        names = [f"{self._prefix}:{kind}:{day}" for day in days for kind in ("used", "cap")]
+        values = self.redis.mget(names) if names else []
+        found = {}
+        for index, day in enumerate(days):
+            used, cap = values[2 * index], values[2 * index + 1]
+            if used is not None or cap is not None:
+                found[day] = Usage(int(used or 0), int(cap) if cap is not None else None)
+        return found
 
     def _release(self, lease: str) -> None:
         self.redis.zrem(self._leases, lease)
@@ -294,6 +377,7 @@ class FileBudget(RequestBudget):
 
     def _try_acquire(self, lease: str) -> float:
         now = time.time()
+        day = self.quota_day()
         with self._state() as state:
             leases = {k: v for k, v in state["leases"].items() if v > now}
             state["leases"] = leases
@@ -304,7 +388,30 @@ class FileBudget(RequestBudget):
                 return tat - now
             state["tat"] = tat + 1.0 / self.budget.max_rps
             leases[lease] = now + LEASE_SECONDS
+            name, used = day.isoformat(), state.setdefault("used", {})
+            if name not in used:  # a new quota day: drop the days past keeping
+                state["used"] = used = _recent(used, day)
+            used[name] = used.get(name, 0) + 1
+            self._started(day, used[name])
             return 0.0
+
+    def _note_cap(self, day: str, cap: int) -> int:
+        with self._state() as state:
+            caps = state.setdefault("caps", {})
+            if day not in caps or caps[day] > cap:
+                caps[day] = cap
+            state["caps"] = _recent(caps, datetime.date.fromisoformat(day))
+            return caps[day]
+
+    def usage(self, days: Iterable[datetime.date]) -> dict[datetime.date, Usage]:
+        with self._state() as state:
+            used, caps = state.get("used", {}), state.get("caps", {})
+        found = {}
+        for day in days:
+            name = day.isoformat()
+            if name in used or name in caps:
+                found[day] = Usage(used.get(name, 0), caps.get(name))
+        return found
 
     def _release(self, lease: str) -> None:
         with self._state() as state:
@@ -372,6 +479,30 @@ def _clock_epoch() -> float:
     return clock.now().timestamp()
 
 
+_KEEP_SECONDS = USAGE_KEEP_DAYS * 86400
+
+
+def _recent(by_day: dict[str, int], today: datetime.date) -> dict[str, int]:
+    """``by_day`` without the days older than ``USAGE_KEEP_DAYS`` before ``today``."""
+    oldest = (today - datetime.timedelta(days=USAGE_KEEP_DAYS)).isoformat()
+    return {day: n for day, n in by_day.items() if day >= oldest}
+
+
+_clients: dict[str, object] = {}
+
+
+def _redis(url: str):
+    """One Redis client (and connection pool) per URL and process: a budget is made per unit
+    of work and per key, and each making its own pool would open a connection each time.
+    redis-py's pool notices a fork and reconnects in the child."""
+    import redis
+
+    client = _clients.get(url)
+    if client is None:
+        client = _clients[url] = redis.Redis.from_url(url)
+    return client
+
+
 def budget_from_settings(api_key: str | None = None) -> RequestBudget:
     """The shared budget for the configured key, in Redis when there is one."""
     from django.conf import settings
@@ -382,7 +513,118 @@ def budget_from_settings(api_key: str | None = None) -> RequestBudget:
         settings.NEIS_MAX_CONCURRENCY,
         breaker_failures=settings.NEIS_BREAKER_FAILURES,
         breaker_probe_seconds=settings.NEIS_BREAKER_PROBE_SECONDS,
+        quota_reset_hour=settings.NEIS_QUOTA_RESET_HOUR,
     )
     if settings.NEIS_LIMITER_URL:
         return RedisBudget(key, budget, settings.NEIS_LIMITER_URL)
     return FileBudget(key, budget, Path(settings.VAR_DIR) / "budget")
+
+
+def api_keys() -> list[str]:
+    """The configured NEIS keys, in their configured order; ``[""]`` (keyless) when none.
+
+    ``NEIS_API_KEYS`` holds them all and ``NEIS_API_KEY`` the first. Where only
+    ``NEIS_API_KEY`` was changed after loading (a test, the demo pointing at its simulator),
+    that one key is what is configured.
+    """
+    from django.conf import settings
+
+    keys = list(getattr(settings, "NEIS_API_KEYS", ()) or ())
+    if settings.NEIS_API_KEY not in keys:
+        keys = [settings.NEIS_API_KEY]
+    return keys or [""]
+
+
+class KeyPool:
+    """The budgets of every configured key, and which key a unit of work goes with.
+
+    A key is *usable* unless NEIS refused it (ERROR-290/INFO-300, ``reject``) or its daily
+    quota is spent (ERROR-337, ``block_until``). ``pick`` chooses, among the usable keys, the
+    one with the most requests left today: its cap (``caps`` by key id: the planned cap,
+    observed or configured; ``default_cap`` otherwise) less what it spent. So work spreads
+    across keys, and a key whose quota ran out stops while the others go on. Reads the shared
+    store once per key; writes nothing.
+    """
+
+    def __init__(
+        self,
+        budgets: Iterable[RequestBudget],
+        *,
+        caps: dict[str, int] | None = None,
+        default_cap: int = 0,
+    ):
+        self.budgets = list(budgets)
+        if not self.budgets:
+            raise ValueError("a key pool needs at least one key")
+        self.caps = caps or {}
+        self.default_cap = default_cap
+
+    def __iter__(self) -> Iterator[RequestBudget]:
+        return iter(self.budgets)
+
+    def __len__(self) -> int:
+        return len(self.budgets)
+
+    def usable(self) -> list[RequestBudget]:
+        return [b for b in self.budgets if not b.rejection() and not b.blocked_until()]
+
+    def remaining(self, budget: RequestBudget) -> int:
+        """Requests ``budget``'s key has left today by its planned cap (may be negative)."""
+        return self.caps.get(budget.key, self.default_cap) - budget.used_today()
+
+    def pick(self, exclude: Iterable[str] = ()) -> RequestBudget | None:
+        """The usable key (not among the key ids ``exclude``) with the most requests left
+        today, keys whose breaker is closed first; None when no key is usable."""
+        skip = set(exclude)
+        usable = [b for b in self.usable() if b.key not in skip]
+        if not usable:
+            return None
+        if len(usable) == 1:
+            return usable[0]
+        return max(usable, key=lambda b: (not b.probe_at(), self.remaining(b)))
+
+    def rejection(self) -> tuple[str, str] | None:
+        """NEIS's refusal when it refused every key (the first key's words), else None."""
+        found = [b.rejection() for b in self.budgets]
+        return found[0] if all(found) else None
+
+    def blocked_until(self) -> float:
+        """When the first spent quota resets if no key is usable for the quota (refused keys
+        aside); 0 while some key may be used, or when every key was refused."""
+        untils = []
+        for budget in self.budgets:
+            if budget.rejection():
+                continue
+            until = budget.blocked_until()
+            if not until:
+                return 0.0
+            untils.append(until)
+        return min(untils) if untils else 0.0
+
+    def clear_block(self) -> None:
+        """Forget the quota blocks whose reset has passed."""
+        for budget in self.budgets:
+            if not budget.blocked_until():
+                budget.clear_block()
+
+    def probe_at(self) -> float:
+        """0 when some usable key's breaker is closed, else the soonest probe."""
+        moments = []
+        for budget in self.usable() or self.budgets:
+            at = budget.probe_at()
+            if not at:
+                return 0.0
+            moments.append(at)
+        return min(moments)
+
+
+def pool_from_settings(caps: dict[str, int] | None = None, default_cap: int = 0) -> KeyPool:
+    """The budgets of every configured key (``api_keys``)."""
+    return KeyPool(
+        [budget_from_settings(key) for key in api_keys()], caps=caps, default_cap=default_cap
+    )
+
+
+def as_pool(budget: RequestBudget | KeyPool) -> KeyPool:
+    """A pool of ``budget`` alone, or the pool given."""
+    return budget if isinstance(budget, KeyPool) else KeyPool([budget])

@@ -376,4 +376,5 @@ from collector.completeness import (  # noqa: E402, F401
     SchoolWeek,
 )
 from collector.ledger import CollectionRun, SchoolRun  # noqa: E402, F401
+from collector.quota import QuotaDay  # noqa: E402, F401
 from collector.workers import WorkerHeartbeat  # noqa: E402, F401

@@ -30,9 +30,11 @@ from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.db.models import F, OuterRef, Subquery
 
-from collector import clock, registry
+from collector import clock, quota, registry
 from collector.completeness import SchoolWeek, school_weeks
 from collector.ledger import (
+    OPEN,
+    OPEN_RUN,
     CollectionRun,
     RunStatus,
     SchoolRun,
@@ -41,7 +43,7 @@ from collector.ledger import (
     lease_length,
 )
 from collector.levels import levels_of
-from collector.limiter import RequestBudget, budget_from_settings
+from collector.limiter import REJECTION_SECONDS, KeyPool, RequestBudget, as_pool
 from collector.models import Office, School
 from collector.neis.client import NeisClient
 from collector.neis.errors import (
@@ -164,6 +166,46 @@ def _covering_units(date_from: datetime.date, date_to: datetime.date):
     return SchoolRun.objects.filter(run__date_from__lte=date_from, run__date_to__gte=date_to)
 
 
+def being_collected(date_from: datetime.date, date_to: datetime.date):
+    """Units of open runs, not settled yet, whose window covers this one: their schools are
+    being collected for it already (queued, running, or deferred until the quota resets)."""
+    return _covering_units(date_from, date_to).filter(status__in=OPEN, run__status__in=OPEN_RUN)
+
+
+@dataclasses.dataclass(frozen=True)
+class Busy:
+    """Schools a new run leaves out because an open run is collecting them for the window."""
+
+    schools: int = 0
+    runs: tuple[int, ...] = ()
+
+    def __str__(self) -> str:
+        if not self.schools:
+            return ""
+        runs = ", ".join(str(pk) for pk in self.runs)
+        return (
+            f"{self.schools:,} school{'s' if self.schools != 1 else ''} skipped: being collected "
+            f"for this window by open run{'s' if len(self.runs) != 1 else ''} {runs} (a run "
+            "spends no request twice; --force collects them again)"
+        )
+
+
+def busy_schools(schools, window: tuple[datetime.date, datetime.date]) -> Busy:
+    """How many of ``schools`` (a School queryset) an open run is collecting for ``window``."""
+    units = being_collected(*window).filter(school__in=schools.values("pk"))
+    found = list(units.values_list("school_id", "run_id"))
+    return Busy(len({school for school, _ in found}), tuple(sorted({run for _, run in found})))
+
+
+def _scope(levels, offices, codes):
+    schools = School.objects.filter(level__in=levels, active=True)
+    if offices:
+        schools = schools.filter(office_id__in=list(offices))
+    if codes:
+        schools = schools.filter(code__in=list(codes))
+    return schools
+
+
 def select_schools(
     levels: list[str],
     offices: Iterable[str] = (),
@@ -171,15 +213,16 @@ def select_schools(
     *,
     window: tuple[datetime.date, datetime.date] | None = None,
     reprocess: str = Reprocess.ALL,
+    force: bool = False,
 ):
-    """Active schools of the levels, offices and codes asked for, less what ``reprocess`` skips."""
+    """Active schools of the levels, offices and codes asked for, less what ``reprocess``
+    skips and, unless ``force``, less the schools an open run is collecting for ``window``
+    (``being_collected``): a second run of an open window would spend every request again."""
     if reprocess not in Reprocess.CHOICES:
         raise PipelineError(f"unknown reprocess mode {reprocess!r}")
-    schools = School.objects.filter(level__in=levels, active=True)
-    if offices:
-        schools = schools.filter(office_id__in=list(offices))
-    if codes:
-        schools = schools.filter(code__in=list(codes))
+    schools = _scope(levels, offices, codes)
+    if window and not force:
+        schools = schools.exclude(pk__in=being_collected(*window).values("school_id"))
     if window and reprocess == Reprocess.NONE:
         collected = _covering_units(*window).filter(
             status__in=[UnitStatus.DONE, UnitStatus.NO_DATA]
@@ -239,30 +282,34 @@ def create_run(
     client: NeisClient | None = None,
     refresh_registry: bool | None = None,
     reprocess: str = Reprocess.ALL,
+    force: bool = False,
 ) -> CollectionRun:
     """Create a run and its ledger rows; refresh the school registry first if it is stale.
 
     Returns the run (status pending) with one unit per active school of the level(s),
-    office(s) and school code(s) asked for. Raises PipelineError, having written nothing and
-    spent no request, when the request is invalid (``validate_request``), and after the
-    registry refresh when it would select no school: a run with nothing to do is refused,
-    never recorded as done.
+    office(s) and school code(s) asked for, less those an open run is collecting for the same
+    window unless ``force`` (``run.busy`` says how many and which runs; it is not stored).
+    Raises PipelineError, having written nothing and spent no request, when the request is
+    invalid (``validate_request``), and after the registry refresh when it would select no
+    school: a run with nothing to do is refused, never recorded as done.
     """
     offices, school_codes = sorted(set(offices)), sorted(set(school_codes))
     levels = validate_request(level, date_from, date_to, offices, school_codes)
     if refresh_registry is None:
         refresh_registry = registry.is_stale(levels, offices)
     if refresh_registry:
-        registry.sync_school_registry(client or NeisClient.from_settings(), offices=offices or None)
+        registry.sync_school_registry(client or registry_client(), offices=offices or None)
     with transaction.atomic():
         window = (date_from, date_to)
         schools = list(
             select_schools(
-                levels, offices, school_codes, window=window, reprocess=reprocess
+                levels, offices, school_codes, window=window, reprocess=reprocess, force=force
             ).values_list("pk", flat=True)
         )
+        busy = Busy() if force else busy_schools(_scope(levels, offices, school_codes), window)
         if not schools:
-            raise PipelineError(_nothing_to_collect(level, offices, school_codes, reprocess))
+            reason = _nothing_to_collect(level, offices, school_codes, reprocess)
+            raise PipelineError(f"{reason}; {busy}" if busy.schools else reason)
         run = CollectionRun.objects.create(
             level=level,
             offices=offices,
@@ -277,7 +324,18 @@ def create_run(
         SchoolRun.objects.bulk_create(
             [SchoolRun(run=run, school_id=pk) for pk in schools], batch_size=2000
         )
+    run.busy = busy
+    if busy.schools:
+        log.info("run %s: %s", run.pk, busy)
     return run
+
+
+def registry_client() -> NeisClient:
+    """A client for schoolInfo with the key that has the most left today, inside its budget:
+    the registry's requests count against the key's quota like any other."""
+    pool = _pool()
+    budget = pool.pick() or pool.budgets[0]
+    return NeisClient.from_settings(api_key=budget.api_key, limiter=budget)
 
 
 def _nothing_to_collect(level, offices, codes, reprocess) -> str:
@@ -321,13 +379,16 @@ def waiting_messages() -> int | None:
         return None
 
 
-def _budget() -> RequestBudget:
-    return budget_from_settings()
+def _pool(budget: RequestBudget | KeyPool | None = None) -> KeyPool:
+    """The keys to spend requests with: ``budget`` (one key, or a pool) when given, else every
+    configured key with its planned daily budget."""
+    return quota.key_pool() if budget is None else as_pool(budget)
 
 
-def _quota_blocked_until(budget: RequestBudget) -> datetime.datetime | None:
-    """When the key's spent quota resets, or None while requests may be made."""
-    blocked = budget.blocked_until()
+def _quota_blocked_until(pool: KeyPool) -> datetime.datetime | None:
+    """When the first spent quota resets if every usable key's is spent, or None while
+    requests may be made with some key."""
+    blocked = pool.blocked_until()
     return datetime.datetime.fromtimestamp(blocked, tz=datetime.UTC) if blocked else None
 
 
@@ -335,14 +396,14 @@ def dispatch(
     run: CollectionRun,
     *,
     units=None,
-    budget: RequestBudget | None = None,
+    budget: RequestBudget | KeyPool | None = None,
     send: Sender | None = None,
 ) -> int:
     """Send one collect message per pending unit of ``run``; returns how many were sent.
 
-    While the key's daily quota is spent nothing is sent: the units are deferred until the
-    reset instead, and ``resume_deferred`` sends them then. ``send`` defaults to
-    ``send_collect``.
+    While every key's daily quota is spent nothing is sent: the units are deferred until the
+    reset instead, and ``resume_deferred`` sends them then. When NEIS refused every key the
+    units fail untried. ``send`` defaults to ``send_collect``.
     """
     send = send_collect if send is None else send
     units = units if units is not None else run.units.all()
@@ -352,10 +413,10 @@ def dispatch(
     if not unit_ids:
         run.close_if_complete()
         return 0
-    budget = budget or _budget()
-    if _fail_for_rejected_key(run, budget, SchoolRun.objects.filter(pk__in=unit_ids)):
+    pool = _pool(budget)
+    if _fail_for_rejected_key(run, pool, SchoolRun.objects.filter(pk__in=unit_ids)):
         return 0
-    until = _quota_blocked_until(budget)
+    until = _quota_blocked_until(pool)
     if until:
         SchoolRun.objects.filter(pk__in=unit_ids).defer_pending(until)
         return 0
@@ -374,10 +435,16 @@ def collect_unit(
     *,
     task_id: str = "",
     client: NeisClient | None = None,
-    budget: RequestBudget | None = None,
+    budget: RequestBudget | KeyPool | None = None,
     policy: RetryPolicy | None = None,
 ) -> Outcome:
     """Collect one school's window: fetch every page, store, record, maybe close the run.
+
+    The request goes with the usable key that has the most requests left today
+    (``KeyPool.pick``). When NEIS says that key's quota is spent (ERROR-337) or refuses it
+    (ERROR-290, INFO-300), the key is set aside for every process and the school is tried at
+    once with the next usable key; it is deferred only when no key is left (or failed, when
+    NEIS refused them all). A ``client`` given is bound to its own key and never switched.
 
     A transient NEIS error is retried while ``policy`` (default: the settings') allows it:
     the unit goes back to pending and ``RetryLater`` says after how long; once the retry
@@ -397,49 +464,62 @@ def collect_unit(
         run.close_if_complete()
         return Outcome(unit_id, UnitStatus.CANCELLED, "run is closed")
 
-    budget = budget or _budget()
-    rejected = budget.rejection()
+    pool = _pool(budget)
+    rejected = pool.rejection()
     if rejected:
         unit.fail(_untried(*rejected))
         run.close_if_complete()
         return Outcome(unit_id, UnitStatus.FAILED, rejected[0])
-    until = _quota_blocked_until(budget)
-    if until:
+    until = _quota_blocked_until(pool)
+    chosen = None if until else pool.pick()
+    if chosen is None:
+        until = until or _quota_blocked_until(pool) or clock.now() + lease_length()
         unit.defer(until, NeisQuotaError("ERROR-337", "quota spent (seen by another unit)", until))
         return Outcome(unit_id, UnitStatus.DEFERRED, f"quota spent until {until.isoformat()}")
-    probe_at = budget.allow()
-    if probe_at:  # NEIS is down and this is not the probe: wait for it with the others
-        unit.defer(_moment(probe_at), _neis_down("the breaker is open", probe_at))
-        return Outcome(unit_id, UnitStatus.DEFERRED, NEIS_DOWN)
-
-    client = client or NeisClient.from_settings(limiter=budget)
     with heartbeat(unit):
-        return _fetch_and_store(unit, run, school, client, budget, policy)
+        return _fetch_and_store(unit, run, school, client, pool, chosen, policy)
 
 
-def _fetch_and_store(unit, run, school, client, budget, policy) -> Outcome:
+def _fetch_and_store(unit, run, school, client, pool, budget, policy) -> Outcome:
     unit_id = unit.pk
-    try:
-        fetched = client.timetable(
-            Level(school.level), school.office_id, school.code, run.date_from, run.date_to
-        )
-    except NeisQuotaError as exc:
-        budget.block_until(exc.resets_at.timestamp())
-        unit.defer(exc.resets_at, exc)
-        return Outcome(unit_id, UnitStatus.DEFERRED, exc.code)
-    except NeisKeyError as exc:
-        # Every request with this key would fail alike: set it aside, and fail the run's
-        # waiting units now instead of spending one request per school to learn the same.
-        budget.reject(exc.code, exc.message)
-        unit.fail(exc)
-        _fail_for_rejected_key(run, budget, run.units.all())
-        return Outcome(unit_id, UnitStatus.FAILED, exc.code)
-    except NeisPermanentError as exc:
-        unit.fail(exc)
-        run.close_if_complete()
-        return Outcome(unit_id, UnitStatus.FAILED, exc.code)
-    except NeisTransientError as exc:
-        return _transient(unit, run, exc, budget, policy or RetryPolicy.from_settings())
+    own_client = client is None
+    while True:
+        probe_at = budget.allow()
+        if probe_at:  # NEIS is down and this is not the probe: wait for it with the others
+            unit.defer(_moment(probe_at), _neis_down("the breaker is open", probe_at))
+            return Outcome(unit_id, UnitStatus.DEFERRED, NEIS_DOWN)
+        if own_client:
+            client = NeisClient.from_settings(api_key=budget.api_key, limiter=budget)
+        try:
+            fetched = client.timetable(
+                Level(school.level), school.office_id, school.code, run.date_from, run.date_to
+            )
+            break
+        except NeisQuotaError as exc:
+            budget.block_until(exc.resets_at.timestamp())
+            quota_spent(budget, exc)
+            budget = pool.pick() if own_client else None
+            if budget is not None:
+                continue  # the same school with a key that has quota left
+            unit.defer(_quota_blocked_until(pool) or exc.resets_at, exc)
+            return Outcome(unit_id, UnitStatus.DEFERRED, exc.code)
+        except NeisKeyError as exc:
+            key_refused(budget, exc)
+            budget = pool.pick() if own_client else None
+            if budget is not None and not pool.rejection():
+                continue
+            # Every request with these keys would fail alike: fail the run's waiting units
+            # now instead of spending one request per school to learn the same.
+            unit.fail(exc)
+            if not _fail_for_rejected_key(run, pool, run.units.all()):
+                run.close_if_complete()
+            return Outcome(unit_id, UnitStatus.FAILED, exc.code)
+        except NeisPermanentError as exc:
+            unit.fail(exc)
+            run.close_if_complete()
+            return Outcome(unit_id, UnitStatus.FAILED, exc.code)
+        except NeisTransientError as exc:
+            return _transient(unit, run, exc, budget, policy or RetryPolicy.from_settings())
     reopened = budget.record_success()
     if reopened:
         log.warning("NEIS answers again (school %s): breaker closed", school.code)
@@ -504,6 +584,35 @@ def _transient(unit, run, exc: NeisTransientError, budget, policy: RetryPolicy) 
     raise RetryLater(exc, countdown)
 
 
+def key_refused(budget: RequestBudget, exc: NeisKeyError) -> None:
+    """NEIS refused the key (ERROR-290, INFO-300): out of rotation for every process for
+    ``limiter.REJECTION_SECONDS`` (the console's quota panel says so), loudly."""
+    budget.reject(exc.code, exc.message)
+    log.error(
+        "key %s refused by NEIS (%s: %s): out of rotation for %s s; other keys go on",
+        budget.key,
+        exc.code,
+        exc.message,
+        REJECTION_SECONDS,
+    )
+
+
+def quota_spent(budget: RequestBudget, exc: NeisQuotaError) -> None:
+    """NEIS said the key's daily quota is spent: record the count it came at (the observed
+    cap) and write the day's history now, not at the next watchdog."""
+    cap = budget.note_quota_hit()
+    log.warning(
+        "key %s: daily quota spent (ERROR-337) after %s requests today; blocked until %s",
+        budget.key,
+        cap,
+        exc.resets_at.isoformat(),
+    )
+    try:
+        quota.flush_key(budget)
+    except Exception as error:  # the watchdog writes it a minute later
+        log.warning("key %s: quota history not written: %s", budget.key, error)
+
+
 def _moment(epoch: float) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(epoch, tz=datetime.UTC)
 
@@ -551,9 +660,9 @@ def _untried(code: str, message: str) -> NeisKeyError:
     return NeisKeyError(code, f"not tried: NEIS refused the key ({message})")
 
 
-def _fail_for_rejected_key(run: CollectionRun, budget: RequestBudget, units) -> bool:
-    """Fail ``units`` still waiting, untried, when NEIS refused the key; True if it had."""
-    rejected = budget.rejection()
+def _fail_for_rejected_key(run: CollectionRun, pool: KeyPool, units) -> bool:
+    """Fail ``units`` still waiting, untried, when NEIS refused every key; True if it had."""
+    rejected = pool.rejection()
     if not rejected:
         return False
     failed = units.fail_waiting(_untried(*rejected), clock.now())
@@ -599,15 +708,15 @@ def resume_deferred(*, now: datetime.datetime | None = None, budget=None, send=N
     (``NEIS_DOWN``) go all together once the breaker has closed; while it is open, one of them
     goes when a probe is due, to find out whether NEIS is back.
     """
-    budget = budget or _budget()
+    pool = _pool(budget)
     now = now or clock.now()
-    until = _quota_blocked_until(budget)
+    until = _quota_blocked_until(pool)
     if until and until > now:
         return 0
-    budget.clear_block()
+    pool.clear_block()
     deferred = SchoolRun.objects.filter(status=UnitStatus.DEFERRED, run__status=RunStatus.RUNNING)
     down = deferred.filter(last_error_code=NEIS_DOWN)
-    probe_at = budget.probe_at()
+    probe_at = pool.probe_at()
     if not probe_at:
         due = SchoolRun.objects.due(now) | down
     elif probe_at <= now.timestamp():
@@ -618,7 +727,7 @@ def resume_deferred(*, now: datetime.datetime | None = None, budget=None, send=N
     for run in CollectionRun.objects.filter(pk__in=due.values("run_id")):
         ids = list(due.filter(run=run).values_list("pk", flat=True))
         SchoolRun.objects.filter(pk__in=ids).resume()
-        total += dispatch(run, units=SchoolRun.objects.filter(pk__in=ids), budget=budget, send=send)
+        total += dispatch(run, units=SchoolRun.objects.filter(pk__in=ids), budget=pool, send=send)
     return total
 
 
@@ -653,6 +762,10 @@ def watchdog(*, now: datetime.datetime | None = None, send=None, **options) -> d
     """Re-send lost units and close running runs that have nothing open; safe to run in
     several places at once (every transition it makes is conditional)."""
     requeued = requeue_stuck(now=now, send=send, **options)
+    try:
+        quota.flush()
+    except Exception as exc:  # the history waits for the next minute; the rest must go on
+        log.warning("quota history not written: %s", exc)
     closed = sum(
         run.close_if_complete() for run in CollectionRun.objects.filter(status=RunStatus.RUNNING)
     )
@@ -693,12 +806,16 @@ def refresh_calendars(
     """
     from django.db.models import Exists
 
+    from collector.completeness import Refresh
     from collector.completeness import refresh_calendars as refresh
 
     if not 1 <= max_requests <= MAX_CALENDAR_REQUESTS:
         raise PipelineError(f"max_requests must be 1..{MAX_CALENDAR_REQUESTS}, got {max_requests}")
-    budget = budget or _budget()
-    client = client or NeisClient.from_settings(limiter=budget)
+    if budget is None:  # the key with the most requests left today
+        budget = _pool().pick()
+        if budget is None:
+            return Refresh(stopped="no key is usable (quota spent or refused)").as_dict()
+    client = client or NeisClient.from_settings(api_key=budget.api_key, limiter=budget)
     schools = School.objects.filter(active=True).exclude(level="")
     if levels:
         schools = schools.filter(level__in=list(levels))
@@ -718,7 +835,7 @@ def run_in_process(
     run: CollectionRun,
     *,
     client: NeisClient | None = None,
-    budget: RequestBudget | None = None,
+    budget: RequestBudget | KeyPool | None = None,
     policy: RetryPolicy | None = None,
     progress: Callable[[Outcome], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
@@ -729,17 +846,16 @@ def run_in_process(
     sleeping out each countdown; a unit deferred because NEIS is down waits here for the
     breaker's next probe and tries again.
     """
-    budget = budget or _budget()
-    client = client or NeisClient.from_settings(limiter=budget)
+    pool = _pool(budget)
     policy = policy or RetryPolicy.from_settings()
     run.start()
     for unit_id in run.units.filter(status=UnitStatus.PENDING).values_list("pk", flat=True):
         while True:
             try:
-                outcome = collect_unit(unit_id, client=client, budget=budget, policy=policy)
+                outcome = collect_unit(unit_id, client=client, budget=pool, policy=policy)
                 if outcome.detail != NEIS_DOWN:
                     break
-                sleep(max(1.0, budget.probe_at() - clock.now().timestamp()))
+                sleep(max(1.0, pool.probe_at() - clock.now().timestamp()))
             except RetryLater as later:
                 sleep(later.countdown)
             except Exception as exc:
@@ -773,6 +889,7 @@ class Plan:
     by_office: dict[str, int]
     requests: int
     rows: int
+    busy: Busy = Busy()
 
 
 def plan(
@@ -783,11 +900,13 @@ def plan(
     codes: Iterable[str] = (),
     *,
     reprocess: str = Reprocess.NONE,
+    force: bool = False,
 ) -> Plan:
     """Estimate a run from the stored registry and lessons; makes no request, writes nothing."""
     window = (date_from, date_to)
-    chosen = select_schools(levels, offices, codes, window=window, reprocess=reprocess)
+    chosen = select_schools(levels, offices, codes, window=window, reprocess=reprocess, force=force)
     every = select_schools(levels, offices, codes)
+    busy = Busy() if force else busy_schools(every, window)
     weeks = ((date_to - date_from).days + 1) / 7
     by_office: dict[str, int] = {}
     requests = rows = 0
@@ -797,4 +916,5 @@ def plan(
         rows += school_rows
         requests += max(1, -(-school_rows // settings.NEIS_PAGE_SIZE))
     count = sum(by_office.values())
-    return Plan(levels, date_from, date_to, count, every.count() - count, by_office, requests, rows)
+    skipped = every.count() - count
+    return Plan(levels, date_from, date_to, count, skipped, by_office, requests, rows, busy)

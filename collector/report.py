@@ -42,7 +42,8 @@ def _table(headers: list[str], rows: list[list]) -> str:
 def format_plan(plan) -> str:
     lines = [
         f"Dry run: {', '.join(plan.levels)} from {plan.date_from} to {plan.date_to}.",
-        f"Would collect {plan.schools} schools ({plan.skipped} skipped as already collected).",
+        f"Would collect {plan.schools} schools ({plan.skipped - plan.busy.schools} skipped as "
+        "already collected" + (f"; {plan.busy}" if plan.busy.schools else "") + ").",
         _table(["office", "schools"], sorted(plan.by_office.items())),
         f"Estimated: {plan.requests} NEIS requests (the same quota use), "
         f"about {plan.rows:,} lessons. Nothing was fetched or written.",

@@ -18,7 +18,6 @@ from django.db import IntegrityError, connections
 
 from collector import clock, pipeline
 from collector.ledger import CollectionRun, Trigger
-from collector.neis.client import NeisClient
 from collector.neis.errors import NeisError
 from collector.retry import RetryPolicy, is_infrastructure_error
 
@@ -259,4 +258,4 @@ def sync_schools(offices: list[str] | None = None) -> dict:
     """Refresh the school registry from ``schoolInfo``."""
     from collector.registry import sync_school_registry
 
-    return sync_school_registry(NeisClient.from_settings(), offices=offices or None).as_dict()
+    return sync_school_registry(pipeline.registry_client(), offices=offices or None).as_dict()

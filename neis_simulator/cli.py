@@ -91,6 +91,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--quota-reset", default="00:00", help="KST time of day the quotas reset (HH:MM).")
     add(
+        "--key-quota",
+        nargs="*",
+        default=[],
+        metavar="KEY:N",
+        help="A daily quota of its own for a key (default: --quota for every key).",
+    )
+    add(
         "--keys",
         nargs="*",
         default=[],
@@ -146,6 +153,12 @@ def config_from_options(options: dict) -> SimulatorConfig:
         if not key or state not in KEY_STATES:
             raise ValueError(f"bad --keys item {item!r}: use KEY or KEY:{'|'.join(KEY_STATES)}")
         keys.append((key, state))
+    key_quotas = []
+    for item in options.get("key_quota") or ():
+        key, _, number = item.rpartition(":")
+        if not key or not number.isdigit():
+            raise ValueError(f"bad --key-quota item {item!r}: use KEY:N, N a whole number")
+        key_quotas.append((key, int(number)))
     windows = []
     for item in options.get("maintenance") or ():
         start, sep, end = item.partition("/")
@@ -182,6 +195,7 @@ def config_from_options(options: dict) -> SimulatorConfig:
         keyless_daily_cap=options["keyless_cap"],
         quota_reset=reset,
         keys=tuple(keys),
+        key_quotas=tuple(key_quotas),
         json_content_type=options["content_type"],
         long_messages=not options["short_messages"],
         archive_before_ay=options.get("archive_before"),

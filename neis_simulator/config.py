@@ -261,6 +261,7 @@ class SimulatorConfig:
     keyless_daily_cap: int = _runtime(1000)  # [?] one client's claim
     quota_reset: str = _runtime("00:00")  # [?] assumed midnight KST
     keys: tuple = _runtime(())  # extra (key, state) pairs; the default key is always valid
+    key_quotas: tuple = _runtime(())  # (key, calls a day) pairs overriding daily_quota
 
     # ---- Faults (runtime).
     fault_rate: float = _runtime(0.0)

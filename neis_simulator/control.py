@@ -23,6 +23,7 @@ _DEDICATED = {
     "clock": "set_clock",
     "freeze_clock": "freeze",
     "keys": "set_key_state",
+    "key_quotas": "set_key_quota",
     "maintenance": "add_maintenance",
 }
 
@@ -39,6 +40,7 @@ class Control:
         "configure",
         "settings",
         "set_quota",
+        "set_key_quota",
         "set_keyless_cap",
         "reset_quota",
         "quota_used",
@@ -105,6 +107,17 @@ class Control:
 
     def set_quota(self, quota: int) -> None:
         self._state.configure(daily_quota=int(quota))
+
+    def set_key_quota(self, key: str, quota: int | None) -> None:
+        """Give ``key`` its own daily quota (None: back to ``daily_quota``)."""
+        quotas = dict(self._state.config.key_quotas)
+        if quota is None:
+            quotas.pop(key, None)
+        else:
+            if int(quota) < 0:
+                raise ValueError("a key's quota must not be negative")
+            quotas[key] = int(quota)
+        self._state.configure(key_quotas=tuple(sorted(quotas.items())))
 
     def set_keyless_cap(self, cap: int) -> None:
         self._state.configure(keyless_daily_cap=int(cap))

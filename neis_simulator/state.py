@@ -185,7 +185,7 @@ class RuntimeState:
         today.
         """
         cfg = self.config
-        limit = cfg.keyless_daily_cap if key == KEYLESS else cfg.daily_quota
+        limit = cfg.keyless_daily_cap if key == KEYLESS else self.quota_of(key)
         slot = (key, self.quota_day(now))
         with self._lock:
             after = slot in self._exhausted
@@ -195,6 +195,10 @@ class RuntimeState:
                 return False, after
             self._used[slot] = used + 1
             return True, after
+
+    def quota_of(self, key: str) -> int:
+        """Calls ``key`` may make a day: its own quota if it has one, else ``daily_quota``."""
+        return dict(self.config.key_quotas).get(key, self.config.daily_quota)
 
     def used(self, key: str, now: datetime.datetime) -> int:
         with self._lock:

@@ -14,14 +14,14 @@ from typing import Any
 
 from django.views import debug
 
-from collector.neis.redact import configured_key
+from collector.neis.redact import configured_keys
 from collector.neis.redact import redact as redact_key
 from proj.env import mask_password
 
 
 def redact(text: str) -> str:
     """``text`` with URL passwords and the NEIS key masked."""
-    return redact_key(mask_password(text), configured_key())
+    return redact_key(mask_password(text), configured_keys())
 
 
 class _Shown:

@@ -274,11 +274,29 @@ CELERY_TASK_ROUTES = {"collector.collect_school": {"queue": "neis"}}
 # --- NEIS -----------------------------------------------------------------------------------
 NEIS_REAL_HOST = "open.neis.go.kr"
 NEIS_BASE_URL = env_url("NEIS_BASE_URL", f"https://{NEIS_REAL_HOST}", {"http", "https"}).rstrip("/")
-NEIS_API_KEY = env_secret("NEIS_API_KEY")
+# Several keys, each with its own daily quota: NEIS_API_KEYS (comma-separated), or
+# NEIS_API_KEY_FILE holding one key a line (# starts a comment), or the one NEIS_API_KEY.
+# NEIS_API_KEY is the first of them (collector/limiter.py api_keys() spreads work over all).
+NEIS_API_KEYS = tuple(env_list("NEIS_API_KEYS", []))
+if not NEIS_API_KEYS and env_str("NEIS_API_KEY"):
+    NEIS_API_KEYS = (env_str("NEIS_API_KEY"),)
+elif not NEIS_API_KEYS:
+    NEIS_API_KEYS = tuple(
+        line.strip()
+        for line in env_secret("NEIS_API_KEY").splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    )
 # The key rides in every URL; a stray space or newline from a copy-paste would make every
 # request "invalid key" (ERROR-290), failing every school of a run.
-if any(char.isspace() or not char.isprintable() for char in NEIS_API_KEY):
-    raise ImproperlyConfigured("NEIS_API_KEY (or its file) holds spaces or control characters")
+for _number, _key in enumerate(NEIS_API_KEYS, 1):
+    if any(char.isspace() or not char.isprintable() for char in _key):
+        raise ImproperlyConfigured(
+            f"NEIS key {_number} (NEIS_API_KEYS, NEIS_API_KEY or its file) holds spaces or "
+            "control characters"
+        )
+if len(set(NEIS_API_KEYS)) != len(NEIS_API_KEYS):
+    raise ImproperlyConfigured("a NEIS key is listed twice (NEIS_API_KEYS or NEIS_API_KEY_FILE)")
+NEIS_API_KEY = NEIS_API_KEYS[0] if NEIS_API_KEYS else ""
 # Seconds. A timeout of nan or inf would wait forever on a hung NEIS.
 NEIS_CONNECT_TIMEOUT = env_float("NEIS_CONNECT_TIMEOUT", 5.0, minimum=0.1, maximum=60)
 NEIS_READ_TIMEOUT = env_float("NEIS_READ_TIMEOUT", 30.0, minimum=0.1, maximum=600)
@@ -296,6 +314,11 @@ if 0 < NEIS_ARCHIVE_BEFORE_AY < 2000:
     )
 # The daily quota resets at this hour, Asia/Seoul.
 NEIS_QUOTA_RESET_HOUR = env_int("NEIS_QUOTA_RESET_HOUR", 0, minimum=0, maximum=23)
+# NEIS does not publish its daily quota per key. Plans use the lowest cap observed in the last
+# two weeks (the count at a day's first ERROR-337, collector/quota.py), this until one is
+# observed, less a safety margin (percent) for requests other tools make with the same key.
+NEIS_DAILY_QUOTA = env_int("NEIS_DAILY_QUOTA", 10_000, minimum=1, maximum=10_000_000)
+NEIS_QUOTA_MARGIN_PERCENT = env_int("NEIS_QUOTA_MARGIN_PERCENT", 5, minimum=0, maximum=90)
 # One request budget per key across every worker: requests per second and requests in flight.
 NEIS_MAX_RPS = env_float("NEIS_MAX_RPS", 20.0, minimum=0.1, maximum=1000)
 NEIS_MAX_CONCURRENCY = env_int("NEIS_MAX_CONCURRENCY", 4, minimum=1, maximum=256)

@@ -19,7 +19,8 @@ DB_PASSWORD = "db-pw-4e1a"
 BROKER_PASSWORD = "broker-pw-0b7d"
 LIMITER_PASSWORD = "limiter-pw-c35f"
 NEIS_KEY = "neiskey7f20d9c1b8e3"
-SECRETS = (DB_PASSWORD, BROKER_PASSWORD, LIMITER_PASSWORD, NEIS_KEY)
+SECOND_KEY = "neiskey91c4e0a2d7f6"
+SECRETS = (DB_PASSWORD, BROKER_PASSWORD, LIMITER_PASSWORD, NEIS_KEY, SECOND_KEY)
 
 LISTINGS = """
 import json, django
@@ -45,6 +46,7 @@ def test_the_conf_command_and_the_report_mask_every_credential():
             "CELERY_BROKER_URL": f"redis://:{BROKER_PASSWORD}@127.0.0.1:6379/0",
             "NEIS_LIMITER_URL": f"redis://default:{LIMITER_PASSWORD}@127.0.0.1:6379/1",
             "NEIS_API_KEY": NEIS_KEY,
+            "NEIS_API_KEYS": f"{NEIS_KEY},{SECOND_KEY}",
         }
     )
     done = subprocess.run(

@@ -12,14 +12,18 @@ DB_PASSWORD = "db-pw-1d8f"
 BROKER_PASSWORD = "broker-pw-7c2e"
 LIMITER_PASSWORD = "limiter-pw-93ab"
 NEIS_KEY = "neiskey5b1c0e7a9d24f6"
-SECRETS = (DB_PASSWORD, BROKER_PASSWORD, LIMITER_PASSWORD, NEIS_KEY)
+SECOND_KEY = "neiskey2c9a1f03e6b7d8"  # several keys (NEIS_API_KEYS): the second is as secret
+SECRETS = (DB_PASSWORD, BROKER_PASSWORD, LIMITER_PASSWORD, NEIS_KEY, SECOND_KEY)
 
 DEPLOYED = {
     "DATABASE_URL": f"postgres://neis:{DB_PASSWORD}@db:5432/neis",
     "CELERY_BROKER_URL": f"redis://:{BROKER_PASSWORD}@redis:6379/0",
     "NEIS_LIMITER_URL": f"redis://default:{LIMITER_PASSWORD}@redis:6379/1",
     "NEIS_API_KEY": NEIS_KEY,
+    "NEIS_API_KEYS": f"{NEIS_KEY},{SECOND_KEY}",
 }
+# The same as settings: NEIS_API_KEYS is a tuple there.
+SETTINGS = {**DEPLOYED, "NEIS_API_KEYS": (NEIS_KEY, SECOND_KEY)}
 
 
 def boom(request):
@@ -27,7 +31,7 @@ def boom(request):
     broker = settings.CELERY_BROKER_URL
     limiter = settings.NEIS_LIMITER_URL
     neis_url = f"https://open.neis.go.kr/hub/misTimetable?KEY={settings.NEIS_API_KEY}&pIndex=1"
-    params = {"KEY": settings.NEIS_API_KEY, "pSize": 1000}
+    params = {"KEY": settings.NEIS_API_KEY, "pSize": 1000, "other": settings.NEIS_API_KEYS[1]}
     try:
         raise OSError(f"Error 111 connecting to {limiter}")
     except OSError as exc:
@@ -39,7 +43,7 @@ urlpatterns = [path("boom/", boom)]
 
 @pytest.fixture
 def debug_page_client():
-    with override_settings(ROOT_URLCONF=__name__, DEBUG=True, **DEPLOYED):
+    with override_settings(ROOT_URLCONF=__name__, DEBUG=True, **SETTINGS):
         yield Client(raise_request_exception=False)
 
 
@@ -61,7 +65,7 @@ def test_the_debug_page_shows_no_password_and_no_key(debug_page_client, accept):
     _assert_clean(body)
 
 
-@override_settings(**DEPLOYED)
+@override_settings(**SETTINGS)
 def test_the_error_report_holds_no_password_and_no_key(rf):
     request = rf.get("/boom/")
     try:
@@ -73,8 +77,9 @@ def test_the_error_report_holds_no_password_and_no_key(rf):
 
 
 def test_it_masks_credentials_wherever_they_appear():
-    with override_settings(NEIS_API_KEY=NEIS_KEY):
+    with override_settings(NEIS_API_KEY=NEIS_KEY, NEIS_API_KEYS=(NEIS_KEY, SECOND_KEY)):
         masked = redact.redact(
             f"postgres://neis:{DB_PASSWORD}@db/neis and /hub?key=abc&x=1 and {NEIS_KEY}"
+            f" or {SECOND_KEY}"
         )
-    assert masked == "postgres://neis:***@db/neis and /hub?key=***&x=1 and ***"
+    assert masked == "postgres://neis:***@db/neis and /hub?key=***&x=1 and *** or ***"

@@ -248,3 +248,59 @@ def test_it_stops_start_up_naming_the_bad_variable(overrides, named):
     assert done.returncode != 0
     assert "ImproperlyConfigured" in done.stderr
     assert named in done.stderr.strip().splitlines()[-1]
+
+
+def _keys(overrides) -> subprocess.CompletedProcess:
+    code = (
+        "import django\n"
+        "from django.conf import settings\n"
+        "django.setup()\n"
+        "keys = settings.NEIS_API_KEYS\n"
+        "print(len(keys), keys.index(settings.NEIS_API_KEY) if keys else -1)\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=child_env(overrides),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides, found",
+    [
+        ({"NEIS_API_KEYS": "aaa1, bbb2,ccc3"}, "3 0"),
+        ({"NEIS_API_KEY": "aaa1"}, "1 0"),
+        ({}, "0 -1"),
+    ],
+)
+def test_it_reads_several_keys_and_keeps_the_first_as_neis_api_key(overrides, found):
+    done = _keys({"NEIS_API_KEY": "", "NEIS_API_KEYS": "", **overrides})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == found
+
+
+def test_it_reads_one_key_a_line_from_the_key_file(tmp_path):
+    secret = tmp_path / "keys"
+    secret.write_text("# production keys\naaa1\n\nbbb2\n", encoding="utf-8")
+    done = _keys({"NEIS_API_KEY": "", "NEIS_API_KEYS": "", "NEIS_API_KEY_FILE": str(secret)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2 0"
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"NEIS_API_KEYS": "aaa1,aaa1"}, "a NEIS key is listed twice"),
+        ({"NEIS_API_KEYS": "aaa1,b\x07b"}, "NEIS key 2 (NEIS_API_KEYS"),
+        ({"NEIS_API_KEY": "abc def"}, "NEIS key 1 (NEIS_API_KEYS, NEIS_API_KEY"),
+    ],
+)
+def test_it_refuses_a_key_list_with_a_bad_or_repeated_key(overrides, message):
+    done = _keys({"NEIS_API_KEY": "", "NEIS_API_KEYS": "", **overrides})
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert message in last
+    assert "aaa1" not in done.stderr and "b\x07b" not in done.stderr

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("collector", "0009_unit_retrying_since"),
+        ("collector", "0010_quota"),
     ]
 
     operations = [

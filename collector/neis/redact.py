@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 
 _KEY_PARAM = re.compile(r"(?i)\b(key=)[^&\s#'\"<>]+")
 _MASK = "***"
 
 
-def redact(text: str, secret: str | None = None) -> str:
-    """Return ``text`` with the key parameter and the literal ``secret`` masked."""
+def redact(text: str, secret: str | Iterable[str] | None = None) -> str:
+    """Return ``text`` with the key parameter and the literal ``secret`` (or each of several
+    secrets) masked."""
     if not text:
         return text
-    if secret:
-        text = text.replace(secret, _MASK)
+    for one in (secret,) if isinstance(secret, str) else secret or ():
+        if one:
+            text = text.replace(one, _MASK)
     return _KEY_PARAM.sub(lambda match: match.group(1) + _MASK, text)
 
 
@@ -37,14 +40,16 @@ def printable(text: str) -> str:
     )
 
 
-def configured_key() -> str:
-    """The key from Django settings, or "" when settings are not configured."""
+def configured_keys() -> tuple[str, ...]:
+    """Every key in Django settings (``NEIS_API_KEYS`` and ``NEIS_API_KEY``), or () when
+    settings are not configured."""
     try:
         from django.conf import settings
 
-        return getattr(settings, "NEIS_API_KEY", "") or ""
+        keys = (*(getattr(settings, "NEIS_API_KEYS", ()) or ()), settings.NEIS_API_KEY or "")
     except Exception:  # settings not configured: nothing literal to scrub
-        return ""
+        return ()
+    return tuple(key for key in keys if key)
 
 
 class RedactKeyFilter(logging.Filter):
@@ -55,11 +60,11 @@ class RedactKeyFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken format string is not ours to fix here
             return True
-        cleaned = redact(message, configured_key())
+        cleaned = redact(message, configured_keys())
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text, configured_key())
+            record.exc_text = redact(record.exc_text, configured_keys())
         if cleaned != message or record.args:
             record.msg, record.args = cleaned, None
         return True

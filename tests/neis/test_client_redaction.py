@@ -140,3 +140,19 @@ def test_it_keeps_the_key_out_of_every_outcome_against_the_simulator(neis_sim_fa
     assert any("urllib3" in record.name for record in caplog.records)
     assert sim.key not in caplog.text
     assert all(sim.key not in record.getMessage() for record in caplog.records)
+
+
+def test_every_configured_key_is_kept_out_of_logs_and_the_ledger(settings, caplog):
+    """With several keys (NEIS_API_KEYS) each of them is a secret, not only the first."""
+    from collector.ledger import error_fields
+    from collector.neis.redact import RedactKeyFilter
+
+    second = "fedcba9876543210fedcba9876543210"
+    settings.NEIS_API_KEY, settings.NEIS_API_KEYS = KEY, (KEY, second)
+    logger = logging.getLogger("tests.redaction.several")
+    logger.addFilter(RedactKeyFilter())
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        logger.info("asked with %s then %s", KEY, second)
+    assert caplog.records[-1].getMessage() == "asked with *** then ***"
+    fields = error_fields(NeisError("ERROR-290", f"key {second} refused"))
+    assert second not in fields["last_error"] and "***" in fields["last_error"]

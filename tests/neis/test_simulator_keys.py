@@ -2,6 +2,7 @@
 
 import datetime
 
+import pytest
 import requests
 
 from neis_simulator import KST, key_tag
@@ -87,3 +88,37 @@ def test_it_caps_keyless_calls_per_day(neis_sim_factory):
     codes = [_code(sim.get("schoolInfo", key=None)) for _ in range(3)]
     assert codes == ["INFO-000", "INFO-000", "ERROR-337"]
     assert _code(sim.get("schoolInfo", pSize=1)) == "INFO-000"  # keyed calls unaffected
+
+
+def test_each_key_may_have_a_daily_quota_of_its_own(neis_sim_factory):
+    other = "feedfacefeedfacefeedfacefeedface"
+    sim = neis_sim_factory(daily_quota=5, keys=((other, "valid"),), key_quotas=((other, 2),))
+    assert [_code(sim.get("schoolInfo", key=other, pSize=1)) for _ in range(3)] == (
+        ["INFO-000"] * 2 + ["ERROR-337"]
+    )
+    assert [_code(sim.get("schoolInfo", pSize=1)) for _ in range(6)] == (
+        ["INFO-000"] * 5 + ["ERROR-337"]
+    )
+    sim.control.set_key_quota(sim.key, 1)
+    sim.control.set_key_quota(other, None)  # back to the common quota: 3 calls left today
+    sim.control.reset_quota()
+    assert _code(sim.get("schoolInfo", pSize=1)) == "INFO-000"
+    assert _code(sim.get("schoolInfo", pSize=1)) == "ERROR-337"
+    assert [_code(sim.get("schoolInfo", key=other, pSize=1)) for _ in range(6)] == (
+        ["INFO-000"] * 5 + ["ERROR-337"]
+    )
+
+
+def test_the_command_line_gives_keys_their_own_quota():
+    import argparse
+
+    from neis_simulator.cli import add_arguments, config_from_options
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    options = vars(parser.parse_args(["--keys", "k1", "--key-quota", "k1:7", "--quota", "9"]))
+    config = config_from_options(options)
+    assert (config.daily_quota, config.key_quotas) == (9, (("k1", 7),))
+    bad = vars(parser.parse_args(["--key-quota", "k1:lots"]))
+    with pytest.raises(ValueError, match="bad --key-quota item 'k1:lots'"):
+        config_from_options(bad)

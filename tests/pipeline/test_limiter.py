@@ -161,3 +161,66 @@ def test_it_lets_one_probe_through_per_interval_and_closes_on_an_answer(make_bud
         assert budget.allow() == 0
         assert budget.record_success() is True
         assert (budget.probe_at(), budget.allow()) == (0, 0)
+
+
+def test_it_counts_every_request_on_its_quota_day(make_budget):
+    budget = make_budget()
+    today = budget.quota_day()
+    for _ in range(3):
+        with budget.slot():
+            pass
+    assert budget.usage([today]) == {today: limiter.Usage(3, None)}
+    assert budget.used_today() == 3
+    # The next quota day starts at zero, and the past day keeps its count.
+    with _at(86400):
+        tomorrow = budget.quota_day()
+        with budget.slot():
+            pass
+        assert budget.usage([today, tomorrow]) == {
+            today: limiter.Usage(3, None),
+            tomorrow: limiter.Usage(1, None),
+        }
+
+
+def test_the_quota_day_starts_at_the_reset_hour(make_budget):
+    budget = make_budget(quota_reset_hour=6)
+    moment = datetime.datetime(2026, 11, 21, 5, 59, tzinfo=clock.SEOUL)
+    assert budget.quota_day(moment) == datetime.date(2026, 11, 20)
+    assert budget.quota_day(moment + datetime.timedelta(minutes=1)) == datetime.date(2026, 11, 21)
+
+
+def test_the_first_refusal_of_the_day_records_the_count_before_it_as_the_cap(make_budget):
+    budget = make_budget()
+    today = budget.quota_day()
+    assert budget.note_quota_hit() is None  # nothing sent yet on this thread
+    for _ in range(5):
+        with budget.slot():
+            pass
+    assert budget.note_quota_hit() == 4  # the fifth request was refused: four went through
+    with budget.slot():
+        pass
+    assert budget.note_quota_hit() == 4  # a later refusal keeps the lowest count
+    assert budget.usage([today]) == {today: limiter.Usage(6, 4)}
+
+
+def test_a_pool_picks_the_usable_key_with_the_most_left_today(make_budget, tmp_path):
+    keys = [f"pool-{uuid.uuid4().hex}" for _ in range(3)]
+    budgets = [limiter.FileBudget(key, limiter.Budget(1000.0, 4), tmp_path) for key in keys]
+    first, second, third = budgets
+    pool = limiter.KeyPool(budgets, caps={third.key: 2}, default_cap=10)
+    for _ in range(3):
+        with first.slot():
+            pass
+    assert pool.pick() is second  # 10 left; first has 7, third 2
+    second.block_until(clock.now().timestamp() + 60)
+    assert pool.pick() is first and pool.blocked_until() == 0
+    first.reject("ERROR-290", "invalid key")
+    assert pool.pick() is third and pool.rejection() is None
+    assert pool.pick(exclude=[third.key]) is None
+    third.block_until(clock.now().timestamp() + 30)
+    assert pool.pick() is None
+    assert pool.blocked_until() == pytest.approx(clock.now().timestamp() + 30, abs=1)
+    third.reject("INFO-300", "blocked")
+    second.reject("ERROR-290", "invalid key")
+    assert pool.rejection() == ("ERROR-290", "invalid key")
+    assert pool.blocked_until() == 0

@@ -2,7 +2,7 @@ import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
-from collector import pipeline, report
+from collector import pipeline, planning, quota, report
 from collector.ledger import RunLevel, Trigger, UnitStatus
 
 
@@ -62,6 +62,12 @@ class Command(BaseCommand):
             help="School-weeks already collected: 'none' skips them (default), 'failed' "
             "collects only those whose last attempt failed, 'all' collects everything again.",
         )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Also collect schools an open run is collecting for this window (skipped "
+            "otherwise: their requests would be spent twice).",
+        )
 
     def handle(self, *args, **opts):
         date_from, date_to = _date(opts["date_from"]), _date(opts["date_to"])
@@ -73,9 +79,22 @@ class Command(BaseCommand):
 
         if opts["dry_run"]:
             plan = pipeline.plan(
-                levels, date_from, date_to, offices, codes, reprocess=opts["reprocess"]
+                levels,
+                date_from,
+                date_to,
+                offices,
+                codes,
+                reprocess=opts["reprocess"],
+                force=opts["force"],
             )
             self.stdout.write(report.format_plan(plan))
+            days, daily = planning.days_of_quota(plan.requests)
+            keys = len(quota.configured_key_ids())
+            self.stdout.write(
+                f"Quota: {days} day{'s' if days != 1 else ''} of the "
+                f"{keys} configured key{'s' if keys != 1 else ''} "
+                f"({daily:,} requests a day after the margin; manage.py quota_plan)."
+            )
             return
 
         try:
@@ -88,9 +107,12 @@ class Command(BaseCommand):
                 trigger=Trigger.BACKFILL,
                 requested_by="backfill_timetables",
                 reprocess=opts["reprocess"],
+                force=opts["force"],
             )
         except pipeline.PipelineError as exc:
             raise CommandError(str(exc)) from None
+        if run.busy.schools:
+            self.stdout.write(f"Run {run.pk}: {run.busy}.")
         if opts["sync"]:
             run = self._collect_here(run)
         else:

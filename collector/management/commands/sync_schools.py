@@ -1,7 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from collector import pipeline
-from collector.neis.client import NeisClient
 from collector.neis.errors import NeisError
 from collector.registry import sync_school_registry
 
@@ -27,7 +26,7 @@ class Command(BaseCommand):
         except pipeline.PipelineError as exc:
             raise CommandError(str(exc)) from None
         try:
-            result = sync_school_registry(NeisClient.from_settings(), offices=office or None)
+            result = sync_school_registry(pipeline.registry_client(), offices=office or None)
         except NeisError as exc:
             raise CommandError(f"NEIS refused the school list: {exc}") from None
         scope = ", ".join(office) if office else "all offices"
