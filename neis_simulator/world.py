@@ -263,7 +263,8 @@ class World:
         school-weeks already published at ``since`` (a week first published in between is new
         as a whole, not edited), oldest first, with their rows as served (dicts, LOAD_DTM
         included). Edits never overlap, so together they are exactly the difference between
-        ``timetable(..., as_of=since)`` and ``timetable(..., as_of=until)``.
+        ``timetable(..., as_of=since)`` and ``timetable(..., as_of=until)``, save classes
+        uploaded late in between (``late_classes``; none with ``late_class_rate=0``).
         """
         school = self.school(code)
         if school.level is None:

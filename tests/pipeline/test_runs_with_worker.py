@@ -45,8 +45,11 @@ def wired(neis_sim, settings):
 @pytest.fixture
 def revising(neis_sim_factory, settings):
     """``wired``, with a simulator that revises every school-week, some twice, several edits
-    at a time, so that every kind of edit happens in one office."""
-    sim = neis_sim_factory(revision_rate=1.0, second_revision_rate=0.5, revision_edits=(2, 4))
+    at a time, so that every kind of edit happens in one office. No class is uploaded late:
+    a late class appearing between the two moments is publication, not an edit."""
+    sim = neis_sim_factory(
+        revision_rate=1.0, second_revision_rate=0.5, revision_edits=(2, 4), late_class_rate=0.0
+    )
     return _wire(sim, settings)
 
 
