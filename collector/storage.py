@@ -545,27 +545,6 @@ def _first_load(cursor, school: School, rows: dict, observer: Observer | None, n
     return len(rows)
 
 
-def _first_load(cursor, school: School, rows: dict, observer: Observer | None, now) -> int:
-    """COPY ``rows`` into the lessons of a window that holds none (under the school's lock),
-    with the history's ``baseline`` row; return how many were inserted.
-
-    No stage table and no merge: nothing stored can conflict or differ. About twice the
-    merge's rate (bench/bench_storage.py, "first load").
-    """
-    if not rows:
-        return 0
-    school_id, stamp = (school.pk,), (now, now)  # (pk is a property: not once a row)
-    with cursor.copy(_COPY_LESSONS) as copy:
-        copy.write(copy_text([school_id + key + value + stamp for key, value in rows.items()]))
-    if observer is not None:
-        # What the merge's history records when no day of the window held lessons before.
-        cursor.execute(
-            _BASELINE,
-            [now, observer.run_id, observer.unit_id, school.pk, len(rows), min(k[0] for k in rows)],
-        )
-    return len(rows)
-
-
 def _merge_orm(
     school: School,
     date_from: datetime.date,
