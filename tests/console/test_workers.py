@@ -85,7 +85,8 @@ def test_it_shows_the_quota_block_and_a_refused_key_by_key_id(admin_client, open
     settings.NEIS_API_KEY = "SECRET-KEY-1234"
     budget = budget_from_settings()
     page = _text(admin_client.get(RUNS))
-    assert f"key {key_id('SECRET-KEY-1234')}: requests allowed" in page
+    budget_text = "0 requests today of a 9,500 budget (cap 10,000, configured (NEIS_DAILY_QUOTA))"
+    assert f"key {key_id('SECRET-KEY-1234')}: {budget_text}, requests allowed" in page
     reset = datetime.datetime(2026, 11, 22, 0, 0, tzinfo=clock.SEOUL)
     budget.block_until(reset.timestamp())
     budget.reject("ERROR-290", "인증키가 유효하지 않습니다.")
