@@ -601,10 +601,12 @@ class KeyPool:
             untils.append(until)
         return min(untils) if untils else 0.0
 
-    def clear_block(self) -> None:
-        """Forget the quota blocks whose reset has passed."""
+    def clear_block(self, now: float | None = None) -> None:
+        """Forget the quota blocks whose reset has passed, by the clock or by ``now`` (epoch
+        seconds) when the caller is told the time (``pipeline.resume_deferred(now=...)``)."""
         for budget in self.budgets:
-            if not budget.blocked_until():
+            until = budget.blocked_until()
+            if not until or (now is not None and until <= now):
                 budget.clear_block()
 
     def probe_at(self) -> float:

@@ -713,7 +713,7 @@ def resume_deferred(*, now: datetime.datetime | None = None, budget=None, send=N
     until = _quota_blocked_until(pool)
     if until and until > now:
         return 0
-    pool.clear_block()
+    pool.clear_block(now.timestamp())
     deferred = SchoolRun.objects.filter(status=UnitStatus.DEFERRED, run__status=RunStatus.RUNNING)
     down = deferred.filter(last_error_code=NEIS_DOWN)
     probe_at = pool.probe_at()
