@@ -52,6 +52,7 @@ _WINDOW_KEY = _KEY_COLUMNS[1:]  # everything after school_id
 _STAGE_COLUMNS = (*_WINDOW_KEY, *LESSON_VALUES)
 # A record's key columns between the school and the subject (the subject becomes its id).
 _record_slot = operator.attrgetter(*RECORD_KEY[1:-1])
+_day = operator.itemgetter(0)  # of a key (the window's key columns start with the date)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -425,17 +426,25 @@ def _merge_sql(record_changes: bool) -> str:
            (SELECT count(*) FROM removed)
     """
         )
+
     # The lessons the merge changed, for the history (written by the caller in the same
     # transaction): an INSERT of the history inside this statement cost more to plan than
     # the rest of the merge's history work, on every merge, even one that changes nothing.
-    none = "NULL::smallint, NULL::smallint, NULL::timestamptz"
-    old = ", ".join(f"old_{column}" for column in LESSON_VALUES)
+    # LOAD_DTM comes back as text: it only passes through to the history's COPY text, and
+    # Django's timestamptz loader is Python, once per value.
+    def returned(prefix: str) -> str:
+        return ", ".join(
+            f"{prefix}{column}::text" if column == "load_dtm" else f"{prefix}{column}"
+            for column in LESSON_VALUES
+        )
+
+    none = "NULL::smallint, NULL::smallint, NULL::text"
     return (
         sql
         + f"""
-    SELECT 'i', {key}, {values}, {none} FROM inserted
-    UNION ALL SELECT 'r', {key}, {values}, {none} FROM removed
-    UNION ALL SELECT 'u', {key}, {values}, {old} FROM updated
+    SELECT 'i', {key}, {returned("")}, {none} FROM inserted
+    UNION ALL SELECT 'r', {key}, {returned("")}, {none} FROM removed
+    UNION ALL SELECT 'u', {key}, {returned("")}, {returned("old_")} FROM updated
     """
     )
 
@@ -490,21 +499,28 @@ def _merge_copy(
             inserted, updated, removed = cursor.fetchone()
             return inserted, updated, removed
         changed = cursor.fetchall()
+        if not changed:  # an unchanged re-run: no history, and nothing to work out for it
+            return 0, 0, 0
         width, after = len(_WINDOW_KEY), len(_WINDOW_KEY) + len(LESSON_VALUES)
         inserted, updated, removed = [], [], []
-        for op, *row in changed:
-            key, value, old = tuple(row[:width]), tuple(row[width:after]), tuple(row[after:])
+        for row in changed:
+            key, value = row[1 : width + 1], row[width + 1 : after + 1]
+            op = row[0]
             if op == "i":
                 inserted.append((key, value))
             elif op == "r":
                 removed.append((key, value))
             else:
-                updated.append((key, old, value))
+                updated.append((key, row[after + 1 :], value))
         # A day had lessons before the merge if one of them was removed, or if not every lesson
-        # it holds now was inserted.
-        new = Counter(key[0] for key, _ in inserted)
-        now_held = Counter(key[0] for key in rows)
-        days_before = {day for day, count in now_held.items() if count > new[day]}
+        # it holds now was inserted. (map and Counter over the window's keys run in C.)
+        days_after = set(map(_day, rows))
+        if inserted:
+            new = Counter(key[0] for key, _ in inserted)
+            held = Counter(map(_day, rows))
+            days_before = {day for day, count in held.items() if count > new[day]}
+        else:
+            days_before = set(days_after)
         days_before |= {key[0] for key, _ in removed}
         _record(
             school,
@@ -514,7 +530,7 @@ def _merge_copy(
             updated,
             removed,
             days_before,
-            set(now_held),
+            days_after,
             cursor,
         )
     return len(inserted), len(updated), len(removed)
