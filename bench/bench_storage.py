@@ -828,9 +828,6 @@ def main() -> int:
         action="store_true",
         help="CPU cost of the change history: the same merges with and without it",
     )
-    parser.add_argument(
-        "--database", default=BENCH_DB, help=f"the scratch database to create (default {BENCH_DB})"
-    )
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
     if urlsplit(url).scheme not in ("postgres", "postgresql", "pgsql"):
