@@ -11,6 +11,18 @@ from proj import env
 from tests.processes import ROOT, child_env
 
 
+def _run_child(code: str, overrides) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter with the environment ``overrides``."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=child_env(overrides),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def _load_settings(overrides):
     """Import the settings module in a fresh interpreter with ``overrides`` in the env."""
     code = (
@@ -23,14 +35,7 @@ def _load_settings(overrides):
         " 'hosts': settings.ALLOWED_HOSTS, 'use_tz': settings.USE_TZ,"
         " 'limiter': settings.NEIS_LIMITER_URL}))\n"
     )
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=child_env(overrides),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return _run_child(code, overrides)
 
 
 def test_it_reads_booleans():
@@ -258,14 +263,7 @@ def _keys(overrides) -> subprocess.CompletedProcess:
         "keys = settings.NEIS_API_KEYS\n"
         "print(len(keys), keys.index(settings.NEIS_API_KEY) if keys else -1)\n"
     )
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=child_env(overrides),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return _run_child(code, overrides)
 
 
 @pytest.mark.parametrize(
