@@ -118,6 +118,18 @@ class GuardedDatabaseScheduler(DatabaseScheduler):
             self._standing_by = False
         return super().tick(*args, **kwargs)
 
+    def reserve(self, entry):
+        # django-celery-beat's reserve advances the entry's model but leaves the schedule's own
+        # entry as it was read, with the old last_run_at. When a "schedule changed" re-read lands
+        # in the middle of the tick that sends (between the heap check and populate_heap), the
+        # next tick rebuilds the heap from that stale entry and sends it again, milliseconds
+        # after the first. Keeping the advanced entry in the schedule, as Celery's own
+        # scheduler does, makes every rebuild see the send.
+        new_entry = super().reserve(entry)
+        if self._schedule is not None and entry.name in self._schedule:
+            self._schedule[entry.name] = new_entry
+        return new_entry
+
     def _reload(self) -> None:
         # The copy in memory dates from before standing by. Since then the other beat has sent
         # entries and saved when they last ran, and a beat's own saves do not mark the schedule
