@@ -212,6 +212,19 @@ def start_scheduled_run(
     )
 
 
+@shared_task(bind=True, name="collector.start_refresh")
+def start_refresh(self, level: str = "all", weeks_before: int = 0, weeks_after: int = 1) -> dict:
+    """The refresh schedule's entry point: the current and next school week (Seoul), as far
+    as what the day's quota leaves goes (``planning.start_refresh``). A second firing the same
+    day is refused."""
+    from collector import planning
+
+    result = planning.start_refresh(level, weeks_before=weeks_before, weeks_after=weeks_after)
+    if result.get("refused"):
+        _refused(self, result)
+    return result
+
+
 @shared_task(name="collector.resume_deferred")
 def resume_deferred() -> dict:
     """Put units deferred by a spent quota back in the queue once the quota has reset."""

@@ -52,7 +52,10 @@ def test_it_plans_the_weekly_runs_against_every_keys_budget(registry, settings):
         f"collect-middle-weekly: {middle:,} schools x 2.00 requests for 3 weeks (estimate) = "
         f"{2 * middle:,}; done Sat 2026-11-28"
     ) in out
-    assert out.rstrip().endswith("Fits: yes, every schedule's work within its own day.")
+    assert out.rstrip().endswith(
+        "Fits: yes, every schedule's work within its own day.\n"
+        "Refresh: its full work fits on every day it fires."
+    )
 
     settings.NEIS_DAILY_QUOTA = 10
     quota.QuotaDay.objects.create(key_id=key_id("second-key"), day=MONDAY, observed_cap=5)
