@@ -381,19 +381,19 @@ class Job:
     refresh: tuple[str, ...] = ()  # its weeks' names, by value (current, next, ...)
     levels: tuple[str, ...] = ()
     week_need: int = 0  # requests of one week of its schools
+    room: int = 0  # requests its day had left after committed work
 
     def covers(self) -> str:
         """A refresh's share of its work, as the highest-value-first order spends it."""
-        taken = self.requests - self.left
         if not self.left:
-            return f"{taken:,} left after committed work covers all of it"
+            return f"{self.room:,} left after committed work: covers all of it"
         per = self.week_need / self.schools if self.schools else 0.0
-        parts, left = [], float(taken)
+        parts, left = [], float(self.requests - self.left)
         for name in self.refresh:
             got = min(self.schools, int(left / per)) if per else self.schools
             left -= got * per
             parts.append(f"the {name} week {got:,} of {self.schools:,} school-weeks")
-        return f"{taken:,} left after committed work covers {', '.join(parts)}"
+        return f"{self.room:,} left after committed work: covers {', '.join(parts)}"
 
 
 @dataclasses.dataclass
@@ -525,6 +525,7 @@ def _refresh_job(name: str, options: dict, day: datetime.date, left: int, costs,
     per = week_need * len(names) / schools if schools else 0.0
     job = Job(name, level, day, len(names), schools, per, history, need, need - min(need, left))
     job.refresh, job.levels, job.week_need = names, levels, math.ceil(week_need)
+    job.room = max(0, left)
     # Its levels' current week is fresh when the day covers that week in full.
     job.done_on = day if min(need, left) >= week_need else None
     return job
