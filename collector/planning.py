@@ -185,9 +185,10 @@ class Item:
 
 
 def week_name(monday: datetime.date, today: datetime.date) -> str:
+    """``monday``'s school week as seen from ``today``: "current week", "next week", ..."""
     weeks = (monday - clock.monday_of(today)).days // 7
-    names = {0: "current", 1: "next", -1: "previous"}
-    return names.get(weeks, f"{weeks:+d} weeks")
+    names = {0: "current week", 1: "next week", -1: "previous week"}
+    return names.get(weeks, f"week {weeks:+d}")
 
 
 @dataclasses.dataclass
@@ -221,7 +222,7 @@ class RefreshPlan:
     def note(self) -> str:
         """What the plan covers, in one paragraph: the log line and the runs' note."""
         weeks = " and ".join(
-            f"the {week_name(monday, self.day)} week ({monday})" for monday in self.weeks
+            f"the {week_name(monday, self.day)} ({monday})" for monday in self.weeks
         )
         text = (
             f"Refresh of {self.level} on {self.day:%a %Y-%m-%d}, {weeks}: {len(self.items):,} "
@@ -242,7 +243,7 @@ class RefreshPlan:
                 if any(i.reason == reason for i in wanted)
             )
             parts.append(
-                f"the {week_name(monday, self.day)} week {len(got):,} of {len(wanted):,}"
+                f"the {week_name(monday, self.day)} {len(got):,} of {len(wanted):,}"
                 + (f" ({by_reason})" if by_reason else "")
             )
         return (
@@ -297,6 +298,12 @@ def refresh_key(level: str, day: datetime.date, monday: datetime.date) -> str:
     return f"refresh:{level}:{day.isoformat()}:{monday.isoformat()}"
 
 
+def refresh_started(level: str, day: datetime.date) -> CollectionRun | None:
+    """The first run of ``level``'s refresh of ``day``, or None if it has not started."""
+    runs = CollectionRun.objects.filter(trigger_key__startswith=f"refresh:{level}:{day}:")
+    return runs.order_by("pk").first()
+
+
 def start_refresh(
     level: str = RunLevel.ALL,
     *,
@@ -312,8 +319,7 @@ def start_refresh(
     (with the run) when today's refresh has started already: a second firing spends nothing.
     Nothing fits: no run, and the note says so."""
     today = today or clock.today()
-    started = CollectionRun.objects.filter(trigger_key__startswith=f"refresh:{level}:{today}:")
-    first = started.order_by("pk").first()
+    first = refresh_started(level, today)
     if first is not None:
         return _refused(first, today)
     plan = plan_refresh(level, weeks_before=weeks_before, weeks_after=weeks_after, today=today)
@@ -338,7 +344,7 @@ def start_refresh(
                 note=note,
             )
         except IntegrityError:  # another beat started it a moment ago
-            return _refused(started.order_by("pk").first(), today)
+            return _refused(refresh_started(level, today), today)
         except pipeline.PipelineError as exc:  # its schools were taken by a run meanwhile
             log.warning("refresh of the week of %s: %s", monday, exc)
             continue
@@ -392,7 +398,7 @@ class Job:
         for name in self.refresh:
             got = min(self.schools, int(left / per)) if per else self.schools
             left -= got * per
-            parts.append(f"the {name} week {got:,} of {self.schools:,} school-weeks")
+            parts.append(f"the {name} {got:,} of {self.schools:,} school-weeks")
         return f"{self.room:,} left after committed work: covers {', '.join(parts)}"
 
 
@@ -496,7 +502,10 @@ def forecast(days: int = 7, today: datetime.date | None = None) -> Forecast:
             left_today = min(left_today, budget_left(today).left)
         refreshed = 0
         for name, options in refreshes:
-            job = _refresh_job(name, options, day, left_today, costs, counts)
+            try:
+                job = _refresh_job(name, options, day, left_today, costs, counts)
+            except (pipeline.PipelineError, TypeError, ValueError):
+                continue  # kwargs edited into something the task refuses too
             jobs.append(job)
             left_today -= job.requests - job.left
             refreshed += job.requests - job.left
