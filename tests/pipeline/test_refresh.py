@@ -10,6 +10,7 @@ import logging
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 
 from collector import clock, pipeline, planning
 from collector.completeness import SchoolWeek
@@ -107,7 +108,7 @@ def test_the_refresh_spends_only_what_is_left_after_spent_and_committed_work(reg
 
 
 def test_a_short_refresh_says_so_before_it_starts_and_covers_the_current_week_first(
-    registry, settings, caplog
+    registry, settings, caplog, admin_client
 ):
     settings.NEIS_DAILY_QUOTA = len(registry) + 2
     partial = registry[-1]
@@ -133,6 +134,8 @@ def test_a_short_refresh_says_so_before_it_starts_and_covers_the_current_week_fi
         assert "SHORT of a full refresh" in run.note
         assert f"the next week 2 of {len(registry)} (partial 1 of 1, steady 1 of" in run.note
     assert result["note"] == current.note
+    page = admin_client.get(reverse("admin:collector_collectionrun_change", args=[coming.pk]))
+    assert "SHORT of a full refresh" in page.content.decode()  # the console shows the note
 
     again = planning.start_refresh("middle", today=TODAY, send=send)
     assert again["refused"] and again["run"] == current.pk
