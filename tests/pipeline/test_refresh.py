@@ -156,3 +156,15 @@ def test_the_quota_plan_says_what_the_refresh_covers(registry, settings):
         f"{n:,} of {n:,} school-weeks, the next week 5 of {n:,} school-weeks"
     ) in text
     assert "Refresh: short of its full work on 3 of 3 day(s)" in text
+
+
+def test_the_plan_gives_the_refresh_only_what_the_weekly_runs_leave(registry, settings):
+    settings.NEIS_DAILY_QUOTA = 150  # the Saturday runs of I10 need more than two days' worth
+    call_command("setup_schedules", stdout=io.StringIO())
+    days = {day.day: day for day in planning.forecast(8, today=TODAY).days}
+    saturday, sunday, monday = (days[NEXT - datetime.timedelta(days=n)] for n in (2, 1, 0))
+    assert saturday.refresh == sunday.refresh == 0  # it does not fire at weekends
+    assert saturday.waiting > 150 and sunday.waiting > 0
+    # Monday: the weekly runs' last requests first, the refresh the rest of the day.
+    assert monday.spent == sunday.waiting and monday.waiting == 0
+    assert monday.refresh == 150 - monday.spent
