@@ -201,6 +201,7 @@ class CollectionRunAdmin(NoDelete, RunPermissions, admin.ModelAdmin):
                     "trigger",
                     "trigger_key",
                     "requested_by",
+                    "note",
                     "status",
                     "created_kst",
                     "started_kst",

@@ -279,6 +279,12 @@ class CollectionRun(models.Model):
         "is refused, so a duplicate beat cannot start a run twice.",
     )
     requested_by = models.CharField("requested by", max_length=150, blank=True)
+    note = models.TextField(
+        "note",
+        blank=True,
+        help_text="What the run's plan said before it started: a refresh the day's quota "
+        "cannot cover in full says which school-weeks it covers and which it leaves out.",
+    )
     status = models.CharField(
         "status", max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING
     )

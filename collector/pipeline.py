@@ -283,6 +283,7 @@ def create_run(
     refresh_registry: bool | None = None,
     reprocess: str = Reprocess.ALL,
     force: bool = False,
+    note: str = "",
 ) -> CollectionRun:
     """Create a run and its ledger rows; refresh the school registry first if it is stale.
 
@@ -319,6 +320,7 @@ def create_run(
             trigger=trigger,
             trigger_key=trigger_key,
             requested_by=requested_by,
+            note=note,
             units_total=len(schools),
         )
         SchoolRun.objects.bulk_create(

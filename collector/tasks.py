@@ -16,7 +16,7 @@ from celery.utils.log import get_task_logger
 from django.conf import settings
 from django.db import IntegrityError, connections
 
-from collector import clock, pipeline
+from collector import clock, pipeline, planning
 from collector.ledger import CollectionRun, Trigger
 from collector.neis.errors import NeisError
 from collector.retry import RetryPolicy, is_infrastructure_error
@@ -210,6 +210,17 @@ def start_scheduled_run(
         trigger=Trigger.SCHEDULE,
         trigger_key=key,
     )
+
+
+@shared_task(bind=True, name="collector.start_refresh")
+def start_refresh(self, level: str = "all", weeks_before: int = 0, weeks_after: int = 1) -> dict:
+    """The refresh schedule's entry point: the current and next school week (Seoul), as far
+    as what the day's quota leaves goes (``planning.start_refresh``). A second firing the same
+    day is refused."""
+    result = planning.start_refresh(level, weeks_before=weeks_before, weeks_after=weeks_after)
+    if result.get("refused"):
+        _refused(self, result)
+    return result
 
 
 @shared_task(name="collector.resume_deferred")

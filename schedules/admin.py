@@ -20,7 +20,7 @@ from django.contrib import admin, messages
 from django_celery_beat import admin as beat_admin
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from collector import clock, pipeline
+from collector import clock, pipeline, planning
 from collector.admin_runs import SafeDateChangeList, confirmation, confirmed, counted
 from collector.ledger import CollectionRun
 from collector.models import School
@@ -137,6 +137,7 @@ class PeriodicTaskAdmin(Stock):
 # Tasks that start a collection run, and the one that reads the school registry.
 COLLECTING = ("collector.start_scheduled_run", "collector.start_run")
 REGISTRY = "collector.sync_schools"
+REFRESH = planning.REFRESH_TASK
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +165,8 @@ def estimate(task: PeriodicTask) -> Estimate:
         schools = School.objects.count()
         pages = max(1, math.ceil(schools / settings.NEIS_PAGE_SIZE))
         return Estimate(requests=pages, note="refreshes the school registry (schoolInfo)")
+    if task.task == REFRESH:
+        return _refresh_estimate(kwargs)
     if task.task not in COLLECTING:
         return Estimate(note="no NEIS request")
     try:
@@ -199,3 +202,30 @@ def estimate(task: PeriodicTask) -> Estimate:
                 window=window, note=f"already started as run {existing[0]}: it will be refused"
             )
     return Estimate(window=window, schools=plan.schools, requests=plan.requests)
+
+
+def _refresh_estimate(kwargs: dict) -> Estimate:
+    """The refresh's plan for today (``planning.plan_refresh``): what the day leaves it covers."""
+    try:
+        level = kwargs.get("level", "all")
+        plan = planning.plan_refresh(
+            level,
+            weeks_before=int(kwargs.get("weeks_before", 0)),
+            weeks_after=int(kwargs.get("weeks_after", 1)),
+        )
+    except (TypeError, ValueError, pipeline.PipelineError) as exc:
+        return Estimate(note=f"would be refused: {exc}")
+    first, last = min(plan.weeks), max(plan.weeks) + datetime.timedelta(days=6)
+    window = f"{first} – {last}"
+    started = planning.refresh_started(level, plan.day)
+    if started is not None:
+        return Estimate(window=window, note=f"already started today as run {started.pk}")
+    note = (
+        ""
+        if plan.full
+        else (
+            f"short of a full refresh: {plan.fits:,} of {len(plan.items):,} school-weeks fit what "
+            "the day leaves, the current week's first"
+        )
+    )
+    return Estimate(window=window, schools=plan.fits, requests=plan.spends, note=note)

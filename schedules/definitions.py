@@ -55,6 +55,17 @@ SCHEDULES: tuple[ScheduleDef, ...] = (
     _weekly("high", 8),
     _weekly("special", 11),
     ScheduleDef(
+        name="refresh-current-weeks",
+        task="collector.start_refresh",
+        # School days, after the night's calendar refresh (02:30) and before lessons start.
+        schedule=Crontab(minute="0", hour="6", day_of_week="1-5"),
+        kwargs={"level": "all", "weeks_before": 0, "weeks_after": 1},
+        description="Re-poll the current and next school week with what the day's quota "
+        "leaves after committed work (open runs first): the current week first, partial "
+        "school-weeks, then schools whose timetables changed recently, then the rest. When "
+        "the quota cannot cover it all, the runs' note and the log say what is left out.",
+    ),
+    ScheduleDef(
         name="refresh-school-registry",
         task="collector.sync_schools",
         schedule=Crontab(minute="30", hour="23", day_of_week="5"),

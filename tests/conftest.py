@@ -51,3 +51,14 @@ def local_budget(settings, tmp_path):
     """The request budget in a lock file of this test's own, not in a shared Redis."""
     settings.NEIS_LIMITER_URL = ""
     settings.VAR_DIR = tmp_path
+
+
+@pytest.fixture
+def fresh_caps():
+    """Each key's planned budget read afresh from the database: ``quota.planned_caps`` keeps
+    it for a minute per process, which would carry one test's caps into the next."""
+    from collector import quota
+
+    quota.forget_cached_caps()
+    yield
+    quota.forget_cached_caps()

@@ -12,16 +12,9 @@ from collector.ledger import UnitStatus
 from collector.limiter import budget_from_settings, key_id
 
 pytest_plugins = ["tests.fixtures_neis"]
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("local_budget")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("local_budget", "fresh_caps")]
 
 MONDAY, FRIDAY = datetime.date(2026, 11, 16), datetime.date(2026, 11, 20)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_caps():
-    quota.forget_cached_caps()
-    yield
-    quota.forget_cached_caps()
 
 
 def _spend(budget, n):

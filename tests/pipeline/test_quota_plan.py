@@ -13,16 +13,9 @@ from collector.limiter import key_id
 from collector.models import School
 
 pytest_plugins = ["tests.fixtures_neis"]
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("local_budget")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("local_budget", "fresh_caps")]
 
 MONDAY, FRIDAY = datetime.date(2026, 11, 16), datetime.date(2026, 11, 20)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_caps():
-    quota.forget_cached_caps()
-    yield
-    quota.forget_cached_caps()
 
 
 @pytest.fixture
@@ -52,7 +45,10 @@ def test_it_plans_the_weekly_runs_against_every_keys_budget(registry, settings):
         f"collect-middle-weekly: {middle:,} schools x 2.00 requests for 3 weeks (estimate) = "
         f"{2 * middle:,}; done Sat 2026-11-28"
     ) in out
-    assert out.rstrip().endswith("Fits: yes, every schedule's work within its own day.")
+    assert out.rstrip().endswith(
+        "Fits: yes, every schedule's work within its own day.\n"
+        "Refresh: its full work fits on every day it fires."
+    )
 
     settings.NEIS_DAILY_QUOTA = 10
     quota.QuotaDay.objects.create(key_id=key_id("second-key"), day=MONDAY, observed_cap=5)

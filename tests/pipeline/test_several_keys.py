@@ -12,7 +12,7 @@ from collector.ledger import RunStatus, UnitStatus
 from collector.limiter import budget_from_settings, key_id
 
 pytest_plugins = ["tests.fixtures_neis"]
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("local_budget")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("local_budget", "fresh_caps")]
 
 MONDAY, FRIDAY = datetime.date(2026, 11, 16), datetime.date(2026, 11, 20)
 SECOND = "5eca0d5eca0d5eca0d5eca0d5eca0d5e"
@@ -22,13 +22,6 @@ ONE_DAY = datetime.timedelta(days=1)
 def _next_day(days: int):
     """The collector's clock ``days`` later: another NEIS quota day for the budget."""
     return clock.pinned(clock.now() + days * ONE_DAY)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_caps():
-    quota.forget_cached_caps()
-    yield
-    quota.forget_cached_caps()
 
 
 @pytest.fixture

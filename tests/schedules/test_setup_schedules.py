@@ -85,6 +85,9 @@ def _next_fire(task, now):
         # Friday noon: Saturday night belongs to the weekly runs, so Sunday 02:30 is next.
         ("refresh-school-calendars", (2027, 1, 1, 12, 0), (2027, 1, 3, 2, 30)),
         ("refresh-school-calendars", (2027, 1, 3, 3, 0), (2027, 1, 4, 2, 30)),
+        # School days only: from Friday noon the next refresh is Monday's.
+        ("refresh-current-weeks", (2027, 1, 1, 12, 0), (2027, 1, 4, 6, 0)),
+        ("refresh-current-weeks", (2027, 1, 4, 7, 0), (2027, 1, 5, 6, 0)),
     ],
 )
 def test_it_fires_at_the_right_time_in_seoul(name, now, expected):

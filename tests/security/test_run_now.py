@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from django.contrib.admin.models import LogEntry
 
@@ -76,3 +78,24 @@ def test_it_records_the_estimate_it_confirmed(login, world, sent, django_user_mo
         "Ran now: sent collector.start_scheduled_run (2 schools, about 4 NEIS requests)"
     )
     assert sent["tasks"] == ["collector.start_scheduled_run"]
+
+
+@pytest.mark.usefixtures("local_budget", "fresh_caps")
+def test_it_says_what_the_refresh_would_cover_of_what_the_day_leaves(login, world, sent, settings):
+    settings.NEIS_DAILY_QUOTA, settings.NEIS_QUOTA_MARGIN_PERCENT = 3, 0
+    world["weekly"].task = "collector.start_refresh"
+    world["weekly"].kwargs = '{"level": "elementary", "weeks_before": 0, "weeks_after": 1}'
+    world["weekly"].save()
+    response = _confirm_page(login("operator"), world, "weekly")
+    (row,) = response.context["rows"]
+    monday = clock.monday_of(clock.today())
+    sunday = monday + datetime.timedelta(days=13)
+    # Run B's two waiting schools still need 2 of the 3 requests: one school-week fits.
+    assert row[2:] == [
+        f"{monday} – {sunday}",
+        "1",
+        "1",
+        "short of a full refresh: 1 of 4 school-weeks fit what the day leaves, the current "
+        "week's first",
+    ]
+    assert sent == {"units": [], "tasks": []}
