@@ -202,6 +202,7 @@ class RefreshPlan:
     items: list[Item]  # every school-week wanted, by value
     fits: int  # the first ``fits`` items are covered
     busy: int = 0  # school-weeks left out because an open run is collecting them
+    cap: int | None = None  # the schedule's max_requests, when it is below what is left
 
     @property
     def covered(self) -> list[Item]:
@@ -230,6 +231,10 @@ class RefreshPlan:
         )
         if self.busy:
             text += f" {self.busy:,} school-weeks left out: open runs are collecting them."
+        if self.cap is not None:
+            text += (
+                f" Capped at {self.cap:,} requests (max_requests), the rest kept for other work."
+            )
         if self.full:
             return text + " Covers all of them."
         parts = []
@@ -260,17 +265,23 @@ def plan_refresh(
     weeks_after: int = 1,
     today: datetime.date | None = None,
     budget: DayBudget | None = None,
+    max_requests: int | None = None,
 ) -> RefreshPlan:
     """The refresh of ``today`` (Seoul): every active school of ``level`` for each week of
     ``weeks_by_value``, less the schools an open run is collecting for that week, ordered by
     value (weeks, then ``by_value``); the prefix whose estimated requests fit
-    ``budget`` (default: ``budget_left``) is what it covers. Reads only. PipelineError for an
-    unknown level or negative weeks."""
+    ``budget`` (default: ``budget_left``), and ``max_requests`` when given, is what it
+    covers. Reads only. PipelineError for an unknown level, negative weeks or a cap below 1."""
     levels = [str(each) for each in pipeline.check_levels(level)]
     if weeks_before < 0 or weeks_after < 0:
         raise pipeline.PipelineError("weeks_before and weeks_after must not be negative")
+    check_max_requests(max_requests)
     today = today or clock.today()
     budget = budget or budget_left(today)
+    room = budget.left
+    cap = max_requests if max_requests is not None and max_requests < room else None
+    if cap is not None:
+        room = cap
     costs = {each: requests_per_school(each, 1)[0] for each in levels}
     weeks = weeks_by_value(today, weeks_before, weeks_after)
     items: list[Item] = []
@@ -286,11 +297,21 @@ def plan_refresh(
             items.append(Item(code, each, monday, reason, costs[each]))
     fits, spent = 0, 0.0
     for item in items:
-        if spent + item.cost > budget.left:
+        if spent + item.cost > room:
             break
         spent += item.cost
         fits += 1
-    return RefreshPlan(level, today, weeks, budget, items, fits, busy)
+    return RefreshPlan(level, today, weeks, budget, items, fits, busy, cap)
+
+
+def check_max_requests(max_requests) -> None:
+    """A refresh's cap: None (what the day leaves) or a whole number of requests, at least 1."""
+    if max_requests is None:
+        return
+    if isinstance(max_requests, bool) or not isinstance(max_requests, int) or max_requests < 1:
+        raise pipeline.PipelineError(
+            f"max_requests must be a whole number of requests, at least 1 (got {max_requests!r})"
+        )
 
 
 def refresh_key(level: str, day: datetime.date, monday: datetime.date) -> str:
@@ -311,6 +332,7 @@ def start_refresh(
     weeks_after: int = 1,
     today: datetime.date | None = None,
     send: pipeline.Sender | None = None,
+    max_requests: int | None = None,
 ) -> dict:
     """Plan today's refresh (``plan_refresh``) and start what fits: one run per school week,
     limited to the school-weeks that fit when not all do, with the plan's note (also logged,
@@ -322,7 +344,13 @@ def start_refresh(
     first = refresh_started(level, today)
     if first is not None:
         return _refused(first, today)
-    plan = plan_refresh(level, weeks_before=weeks_before, weeks_after=weeks_after, today=today)
+    plan = plan_refresh(
+        level,
+        weeks_before=weeks_before,
+        weeks_after=weeks_after,
+        today=today,
+        max_requests=max_requests,
+    )
     note = plan.note()
     log.log(logging.INFO if plan.full else logging.WARNING, "%s", note)
     runs = []
@@ -520,6 +548,10 @@ def _refresh_job(name: str, options: dict, day: datetime.date, left: int, costs,
     level = options.get("level", RunLevel.ALL)
     levels = tuple(str(each) for each in pipeline.check_levels(level))
     before, after = int(options.get("weeks_before", 0)), int(options.get("weeks_after", 1))
+    cap = options.get("max_requests")
+    check_max_requests(cap)
+    if cap is not None:
+        left = min(left, cap)
     week_need, schools, history = 0.0, 0, True
     for each in levels:
         if (each, 1) not in costs:

@@ -213,11 +213,20 @@ def start_scheduled_run(
 
 
 @shared_task(bind=True, name="collector.start_refresh")
-def start_refresh(self, level: str = "all", weeks_before: int = 0, weeks_after: int = 1) -> dict:
+def start_refresh(
+    self,
+    level: str = "all",
+    weeks_before: int = 0,
+    weeks_after: int = 1,
+    max_requests: int | None = None,
+) -> dict:
     """The refresh schedule's entry point: the current and next school week (Seoul), as far
     as what the day's quota leaves goes (``planning.start_refresh``). A second firing the same
-    day is refused."""
-    result = planning.start_refresh(level, weeks_before=weeks_before, weeks_after=weeks_after)
+    day is refused. ``max_requests`` caps it below what the day leaves (room for ad hoc
+    collections)."""
+    result = planning.start_refresh(
+        level, weeks_before=weeks_before, weeks_after=weeks_after, max_requests=max_requests
+    )
     if result.get("refused"):
         _refused(self, result)
     return result

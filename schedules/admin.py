@@ -212,6 +212,7 @@ def _refresh_estimate(kwargs: dict) -> Estimate:
             level,
             weeks_before=int(kwargs.get("weeks_before", 0)),
             weeks_after=int(kwargs.get("weeks_after", 1)),
+            max_requests=kwargs.get("max_requests"),
         )
     except (TypeError, ValueError, pipeline.PipelineError) as exc:
         return Estimate(note=f"would be refused: {exc}")

@@ -59,9 +59,10 @@ SCHEDULES: tuple[ScheduleDef, ...] = (
         task="collector.start_refresh",
         # School days, after the night's calendar refresh (02:30) and before lessons start.
         schedule=Crontab(minute="0", hour="6", day_of_week="1-5"),
-        kwargs={"level": "all", "weeks_before": 0, "weeks_after": 1},
+        kwargs={"level": "all", "weeks_before": 0, "weeks_after": 1, "max_requests": None},
         description="Re-poll the current and next school week with what the day's quota "
-        "leaves after committed work (open runs first): the current week first, partial "
+        "leaves after committed work (open runs first), at most max_requests when set (room "
+        "kept for collections started by hand): the current week first, partial "
         "school-weeks, then schools whose timetables changed recently, then the rest. When "
         "the quota cannot cover it all, the runs' note and the log say what is left out.",
     ),

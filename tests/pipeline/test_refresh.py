@@ -107,6 +107,17 @@ def test_the_refresh_spends_only_what_is_left_after_spent_and_committed_work(reg
     assert plan.fits == min(len(plan.items), left.left)
 
 
+def test_max_requests_caps_the_refresh_below_what_the_day_leaves(registry):
+    plan = planning.plan_refresh("middle", today=TODAY, budget=_budget(10**6), max_requests=5)
+    assert plan.fits == 5 and plan.spends == 5 and not plan.full
+    assert "Capped at 5 requests (max_requests)" in plan.note()
+    roomy = planning.plan_refresh("middle", today=TODAY, budget=_budget(10**6), max_requests=10**6)
+    assert roomy.full and roomy.cap is None  # a cap above what is left changes nothing
+    for bad in (0, -3, 2.5, "9", True):
+        with pytest.raises(pipeline.PipelineError, match="max_requests must be a whole number"):
+            planning.plan_refresh("middle", today=TODAY, budget=_budget(10), max_requests=bad)
+
+
 def test_a_short_refresh_says_so_before_it_starts_and_covers_the_current_week_first(
     registry, settings, caplog, admin_client
 ):
