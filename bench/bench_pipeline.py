@@ -47,8 +47,9 @@ one 3-week window (2026-11-09..2026-11-29) of office J10 (about a quarter of the
    worker processes on the neis queue. The ceiling is 4 pages per 200 ms = 20 pages/s; the
    simulator's ``max_in_flight`` shows whether the budget ever let a fifth request through.
    Then the same with two keys (``NEIS_API_KEYS``, twice the schools, twice the worker
-   processes): each key has its own 4 in flight, so the ceiling is 20 pages/s a key, and the
-   report prints, per key, how full its budget was kept (its pages/s against 20, and its
+   processes) and 400 ms added to every answer: each key has its own 4 in flight, so the
+   ceiling is 10 pages/s a key and 20 for both, the load of the one-key case. The report
+   prints, per key, how full its budget was kept (its pages/s against its ceiling, and its
    share of the requests) beside the one-key figure; target >= 95% of each key's budget.
 
 The CPU table splits the core-seconds the machine spent during each pipeline case by process
@@ -111,6 +112,11 @@ TARGET_RSS_MIB = 250
 TARGET_RATIO = 20
 TARGET_MINUTES = 4.5  # a national weekly run, in minutes of machine time
 LATENCY_MS = 200
+# The two-key case holds each answer twice as long: each key's ceiling is then half of one
+# key's, so both keys together ask the machine for the same 20 pages/s as one key does, and
+# the case measures whether the pool keeps both budgets full, not whether 2 cores can store
+# 40 pages/s of lessons (about 30,000 lessons/s) beside the simulator and PostgreSQL.
+TWO_KEY_LATENCY_MS = 2 * LATENCY_MS
 BUDGET = 4
 TARGET_SHARE = 0.95
 # The two-key budget case's second key: the simulator knows it (--keys), valid, same quota.
@@ -379,13 +385,18 @@ def _notes(r: dict) -> str:
 
 def budget_fill(budget, two_keys) -> list[tuple[str, bool]]:
     """Print, per key, how full the budget cases kept its budget (its pages/s against the
-    ceiling of one key, 4 in flight x 200 ms); return the checks of the two-key case."""
-    ceiling = BUDGET * 1000 / LATENCY_MS
+    ceiling of one key, 4 in flight x the case's added latency); return the checks of the
+    two-key case."""
+    ceilings = {
+        "one key": BUDGET * 1000 / LATENCY_MS,
+        "two keys": BUDGET * 1000 / TWO_KEY_LATENCY_MS,
+    }
     cores = os.cpu_count() or 1
     rows = []
     for label, r in (("one key", budget), ("two keys", two_keys)):
         if r is None:
             continue
+        ceiling = ceilings[label]
         total = sum(r["by_key"].values()) or 1
         # Near 100%, the machine, not the budget, bounded the case: read "other" first.
         busy = r["cpu"]["machine"] / (r["seconds"] * cores)
@@ -395,8 +406,9 @@ def budget_fill(budget, two_keys) -> list[tuple[str, bool]]:
             rows.append((label, key, pages, pages / total, rate, rate / ceiling, busy, other))
     print()
     print(
-        f"budget kept full, per key ({BUDGET} in flight x {LATENCY_MS} ms: at most "
-        f"{ceiling:.0f} pages/s a key; from dispatch until the run closed):"
+        f"budget kept full, per key ({BUDGET} in flight x {LATENCY_MS} ms, {TWO_KEY_LATENCY_MS} ms "
+        f"with two keys: at most {ceilings['one key']:.0f} and {ceilings['two keys']:.0f} pages/s "
+        "a key; from dispatch until the run closed):"
     )
     print_table(
         ["case", "key id", "pages", "share of pages", "pages/s", "of its budget"]
@@ -412,6 +424,7 @@ def budget_fill(budget, two_keys) -> list[tuple[str, bool]]:
     )
     if two_keys is None:
         return []
+    ceiling = ceilings["two keys"]
     return [
         (
             f"two keys: key {key} kept {pages / two_keys['seconds'] / ceiling:.0%} of its "
@@ -772,6 +785,7 @@ def benchmark(args, redis_url: str, sim_pid: int, base: str, key: str) -> int:
                 # so the case lasts about as long and each key has work waiting for it.
                 print("budget case, two keys ...", file=sys.stderr)
                 reset_data(redis_url)
+                control.configure(latency_ms=TWO_KEY_LATENCY_MS)
                 two_codes = [school.code for school in chosen[: 2 * args.budget_schools]]
                 with celery_worker(
                     Path(tmp),
@@ -781,7 +795,7 @@ def benchmark(args, redis_url: str, sim_pid: int, base: str, key: str) -> int:
                 ) as worker:
                     two_keys = pipeline_case(
                         f"budget, two keys: prefork -c {2 * args.budget_concurrency}, "
-                        f"{LATENCY_MS} ms, {BUDGET} in flight a key",
+                        f"{TWO_KEY_LATENCY_MS} ms, {BUDGET} in flight a key",
                         two_codes,
                         control,
                         worker,
