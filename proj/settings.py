@@ -199,7 +199,14 @@ if BROKER_KIND == "filesystem":
         "control_folder": str(_spool / "control"),
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": BROKER_VISIBILITY_TIMEOUT,
+        # kombu sweeps for messages whose visibility ran out every 10 s but scans Redis only at
+        # every 10th sweep, so a message a dead worker held came back up to 100 s after its
+        # timeout. One small sorted-set read per worker every 10 s is nothing; the wait is not.
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
+    }
 # Retry connecting at start-up, so a worker that starts before its broker waits instead of dying.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # JSON only: task arguments are plain ids and dates, and pickle would run whatever arrives.

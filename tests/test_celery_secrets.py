@@ -61,7 +61,7 @@ def test_the_conf_command_and_the_report_mask_every_credential():
     conf = listings["conf"]
     assert conf["CELERY_BROKER_URL"] == "redis://:***@127.0.0.1:6379/0"
     assert conf["NEIS_LIMITER_URL"] == "redis://default:***@127.0.0.1:6379/1"
-    assert conf["CELERY_BROKER_TRANSPORT_OPTIONS"] == {"visibility_timeout": 3600}
+    assert conf["CELERY_BROKER_TRANSPORT_OPTIONS"]["visibility_timeout"] == 3600
     assert "CELERY_BROKER_URL" in listings["report"]
 
 
