@@ -624,7 +624,8 @@ class LatestUnit(models.Model):
     (a unit cancelled or no longer cancelled works its school's weeks out again) and a run's
     window or creation time changed are applied in the same statement, whichever code wrote
     them. Elsewhere (SQLite) the table stays empty and the console works the latest units out
-    on each read (``console.latest_states_sql``). Units deleted take their rows with them.
+    on each read (``console.latest_states_sql``). A unit deleted (retention prunes old weeks)
+    takes its rows with it: its school-weeks are then absent, not given to an older unit.
     """
 
     monday = models.DateField("week of")
@@ -633,16 +634,22 @@ class LatestUnit(models.Model):
     )
     unit = models.ForeignKey(SchoolRun, on_delete=models.CASCADE, related_name="+")
     status = models.CharField("status", max_length=16, choices=UnitStatus.choices)
+    # The unit's run and its creation: which of two units is newer, without a lookup. The
+    # unit's own foreign key removes the row with it, so the run needs no constraint.
+    run = models.ForeignKey(
+        CollectionRun,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    run_created_at = models.DateTimeField("run created")
 
     class Meta:
         verbose_name = "latest unit of a school week"
         constraints = [
-            # A week's rows with their status and unit from the index alone (coverage).
-            models.UniqueConstraint(
-                fields=["monday", "school"],
-                include=["status", "unit"],
-                name="latest_unit_week_school",
-            )
+            # Monday first: the console reads whole weeks.
+            models.UniqueConstraint(fields=["monday", "school"], name="latest_unit_week_school")
         ]
 
     def __str__(self):
