@@ -512,8 +512,8 @@ def report(rows, counts: dict[str, int], vendor: str) -> None:
     )
     if vendor == "sqlite":
         print(
-            f"SQLite: {counts['lessons']:,} lessons, not PostgreSQL's "
-            f"{DEFAULT_LESSONS['postgresql']:,} (inserted from Python); the ledger and history "
+            f"SQLite: {counts['lessons']:,} lessons (PostgreSQL's bench seeds "
+            f"{DEFAULT_LESSONS['postgresql']:,}), inserted from Python; the ledger and history "
             "are the same year. The latest unit per school-week is worked out on each read."
         )
     load = os.getloadavg()[0]
