@@ -19,7 +19,7 @@ from django.db.models import Count
 from collector import clock
 from collector import quota as quota_module
 from collector.completeness import SchoolWeek
-from collector.ledger import CollectionRun, RunLevel, SchoolRun, UnitStatus
+from collector.ledger import CollectionRun, LatestUnit, RunLevel, SchoolRun, UnitStatus
 from collector.limiter import api_keys, budget_from_settings, key_id
 from collector.models import Office, School
 
@@ -278,62 +278,50 @@ def latest_states_sql(
     active_only: bool = True,
 ) -> tuple[str, list]:
     """SQL (with its parameters) of each active school's latest unit per week: rows
-    ``(week, school_id, status, unit_id)``, ``week`` the index of the week in ``covering``.
+    ``(week, school_id, status, unit_id, office_id, monday)``, ``week`` the index of the week
+    in ``covering`` and ``monday`` the week itself.
 
-    Each week's covering runs are known here, newest first, so a school's latest unit is the
-    one of the first of those runs that holds it (cancelled units aside). On PostgreSQL each
-    week is one ``DISTINCT ON`` over index-only scans of its runs (``unit_run_school_status``)
-    with the run's rank as a constant: no estimate can go wrong, and nothing is sorted but
-    the week's own units. Elsewhere (SQLite) a window function does the same.
+    On PostgreSQL the database keeps each school-week's latest unit (``LatestUnit``): the
+    weeks' rows are read from its index, a few hundred thousand units never sorted. Elsewhere
+    (SQLite) each week's covering runs are known here, newest first, so a school's latest
+    unit is the one of the first of those runs that holds it (cancelled units aside), which a
+    window function picks.
     """
     weeks = [(index, runs) for index, runs in enumerate(covering.values()) if runs]
     if not weeks:
-        empty = "SELECT 0 AS week, 0 AS school_id, '' AS status, 0 AS unit_id, '' AS office_id"
+        empty = (
+            "SELECT 0 AS week, 0 AS school_id, '' AS status, 0 AS unit_id, '' AS office_id, "
+            "CAST(NULL AS date) AS monday"
+        )
         return f"{empty} WHERE 1 = 0", []
     cancelled = UnitStatus.CANCELLED.value
     params: list = []
-    if connection.vendor == "postgresql":
-        # One office's schools are few: each run's index is read for them alone.
-        only = []
-        if office:
-            schools = School.objects.filter(office_id=office)
-            if active_only:
-                schools = schools.filter(active=True)
-            if level != RunLevel.ALL:
-                schools = schools.filter(level=level)
-            only = list(schools.values_list("pk", flat=True))
-        parts = []
-        for index, runs in weeks:
-            children = []
-            for rank, run_id in enumerate(runs):
-                children.append(
-                    f"SELECT school_id, status, id, {rank} AS rnk FROM collector_schoolrun "
-                    "WHERE run_id = %s AND status <> %s"
-                    + (" AND school_id = ANY(%s)" if office else "")
-                )
-                params += [run_id, cancelled, *([only] if office else [])]
-            parts.append(
-                f"(SELECT DISTINCT ON (school_id) {index} AS week, school_id, status, "
-                f"id AS unit_id FROM ({' UNION ALL '.join(children)}) r "
-                "ORDER BY school_id, rnk)"
-            )
-        latest = " UNION ALL ".join(parts)
+    if LatestUnit.kept():
+        # A week without a covering run (of the level) has no latest unit: it is left out.
+        mondays = list(covering)
+        params += [mondays, [mondays[index] for index, _ in weeks]]
+        latest = (
+            "SELECT array_position(%s::date[], l.monday) - 1 AS week, l.school_id, l.status, "
+            f"l.unit_id, l.monday FROM {LatestUnit._meta.db_table} l "
+            "WHERE l.monday = ANY(%s::date[])"
+        )
     else:
         values = []
+        mondays = list(covering)
         for index, runs in weeks:
             for rank, run_id in enumerate(runs):
-                values.append("(%s, %s, %s)")
-                params += [index, run_id, rank]
+                values.append("(%s, %s, %s, %s)")
+                params += [index, run_id, rank, mondays[index]]
         params.append(cancelled)
         latest = f"""
-            WITH cover(week, run_id, rnk) AS (VALUES {", ".join(values)}),
+            WITH cover(week, run_id, rnk, monday) AS (VALUES {", ".join(values)}),
             ranked AS (
-                SELECT c.week, u.school_id, u.status, u.id AS unit_id,
+                SELECT c.week, u.school_id, u.status, u.id AS unit_id, c.monday,
                        ROW_NUMBER() OVER (PARTITION BY c.week, u.school_id ORDER BY c.rnk) AS n
                 FROM cover c JOIN collector_schoolrun u ON u.run_id = c.run_id
                 WHERE u.status <> %s
             )
-            SELECT week, school_id, status, unit_id FROM ranked WHERE n = 1
+            SELECT week, school_id, status, unit_id, monday FROM ranked WHERE n = 1
         """
     # Which schools count: the active ones of the level (and office), or with ``active_only``
     # off every school. Filtering after the choice of the latest unit gives the same answer:
@@ -350,7 +338,8 @@ def latest_states_sql(
         where.append("s.office_id = %s")
         params.append(office)
     sql = (
-        f"SELECT l.week, l.school_id, l.status, l.unit_id, s.office_id FROM ({latest}) l "
+        "SELECT l.week, l.school_id, l.status, l.unit_id, s.office_id, l.monday "
+        f"FROM ({latest}) l "
         f"JOIN collector_school s ON s.id = l.school_id WHERE {' AND '.join(where)}"
     )
     return sql, params
@@ -407,7 +396,7 @@ def coverage(level: str, weeks: list[datetime.date], office: str | None = None) 
         if office:
             cursor.execute(sql, params)
             cells = {}
-            for index, school_id, status, _, _ in cursor.fetchall():
+            for index, school_id, status, *_ in cursor.fetchall():
                 cells.setdefault(school_id, {})[weeks[index]] = _FOLD.get(status, status)
             partial = SchoolWeek.objects.filter(
                 school__office_id=office, monday__in=weeks, partial=True
@@ -422,19 +411,13 @@ def coverage(level: str, weeks: list[datetime.date], office: str | None = None) 
                     bucket[state] = bucket.get(state, 0) + 1
         else:
             # A done school-week whose classes or days fall short counts as partial.
-            monday = "CASE l.week " + " ".join(["WHEN %s THEN %s"] * len(weeks)) + " END"
             cursor.execute(
                 "SELECT l.week, l.office_id, CASE WHEN l.status = %s AND w.id IS NOT NULL "
                 f"THEN 'partial' ELSE l.status END AS state, COUNT(*) FROM ({sql}) l "
                 f"LEFT JOIN {SchoolWeek._meta.db_table} w ON w.school_id = l.school_id "
-                f"AND w.partial = %s AND w.monday = {monday} "
+                "AND w.partial = %s AND w.monday = l.monday "
                 "GROUP BY l.week, l.office_id, state",
-                [
-                    UnitStatus.DONE.value,
-                    *params,
-                    True,
-                    *(value for index, week in enumerate(weeks) for value in (index, week)),
-                ],
+                [UnitStatus.DONE.value, *params, True],
             )
             for index, code, status, n in cursor.fetchall():
                 bucket = counts.setdefault((code, weeks[index]), {})

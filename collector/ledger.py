@@ -57,6 +57,7 @@ __all__ = [
     "OPEN",
     "TERMINAL",
     "CollectionRun",
+    "LatestUnit",
     "RunLevel",
     "RunStatus",
     "SchoolRun",
@@ -618,6 +619,52 @@ class SchoolRun(models.Model):
             .exclude(status__in=[UnitStatus.DONE, UnitStatus.NO_DATA, UnitStatus.CANCELLED])
             .update(**fields)
         )
+
+
+class LatestUnit(models.Model):
+    """Each school's latest unit of each school week (Monday to Friday): its unit in the newest
+    run (by creation, then id) whose window holds the week, cancelled units aside, with the
+    unit's status copied. What the console's coverage, "latest of a week" and "missing" read.
+
+    Kept by PostgreSQL itself (triggers of migration 0012): units inserted, a status changed
+    (a unit cancelled or no longer cancelled works its school's weeks out again) and a run's
+    window or creation time changed are applied in the same statement, whichever code wrote
+    them. Elsewhere (SQLite) the table stays empty and the console works the latest units out
+    on each read (``console.latest_states_sql``). A unit deleted (retention prunes old weeks)
+    takes its rows with it: its school-weeks are then absent, not given to an older unit.
+    """
+
+    monday = models.DateField("week of")
+    school = models.ForeignKey(
+        "collector.School", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    unit = models.ForeignKey(SchoolRun, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField("status", max_length=16, choices=UnitStatus.choices)
+    # The unit's run and its creation: which of two units is newer, without a lookup. The
+    # unit's own foreign key removes the row with it, so the run needs no constraint.
+    run = models.ForeignKey(
+        CollectionRun,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    run_created_at = models.DateTimeField("run created")
+
+    class Meta:
+        verbose_name = "latest unit of a school week"
+        constraints = [
+            # Monday first: the console reads whole weeks.
+            models.UniqueConstraint(fields=["monday", "school"], name="latest_unit_week_school")
+        ]
+
+    def __str__(self):
+        return f"{self.school_id} week of {self.monday}: unit {self.unit_id} ({self.status})"
+
+    @staticmethod
+    def kept() -> bool:
+        """Whether the database keeps this table (PostgreSQL) or it stays empty."""
+        return transaction.get_connection().vendor == "postgresql"
 
 
 def error_fields(error) -> dict[str, str]:

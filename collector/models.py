@@ -375,6 +375,6 @@ from collector.completeness import (  # noqa: E402, F401
     SchoolDayOff,
     SchoolWeek,
 )
-from collector.ledger import CollectionRun, SchoolRun  # noqa: E402, F401
+from collector.ledger import CollectionRun, LatestUnit, SchoolRun  # noqa: E402, F401
 from collector.quota import QuotaDay  # noqa: E402, F401
 from collector.workers import WorkerHeartbeat  # noqa: E402, F401

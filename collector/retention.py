@@ -121,6 +121,7 @@ def _delete_in_batches(queryset, size: int) -> tuple[int, int]:
             if not ids:
                 return deleted, batches
             # Re-checked in the DELETE itself, so a row that changed since the SELECT stays.
-            count, _ = queryset.filter(pk__in=ids).delete()
-        deleted += count
+            # Counted by model: a unit's LatestUnit rows go with it, and are not units.
+            _, by_model = queryset.filter(pk__in=ids).delete()
+        deleted += by_model.get(queryset.model._meta.label, 0)
         batches += 1

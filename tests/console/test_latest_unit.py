@@ -1,0 +1,123 @@
+"""PostgreSQL keeps each school-week's latest unit (``LatestUnit``) whatever writes the ledger:
+the table always says what working it out from the ledger says (``console.latest_states_sql``
+off the table, as on SQLite), and what a plain reading of the definition says."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from collector import clock, console, pipeline
+from collector.ledger import CollectionRun, LatestUnit, RunLevel, RunStatus, SchoolRun, UnitStatus
+from tests.console.conftest import LAST_WEEK, THIS_WEEK, make_run, make_unit
+from tests.storage.factories import postgres
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(not postgres(), reason="PostgreSQL keeps the table; elsewhere it is empty"),
+]
+
+WEEKS = [LAST_WEEK - datetime.timedelta(weeks=1), LAST_WEEK, THIS_WEEK]
+
+
+def expected() -> set[tuple]:
+    """(monday, school, unit, status) by the definition: the unit of the newest run (created,
+    then id) whose window holds the school week, cancelled units aside."""
+    best: dict[tuple, SchoolRun] = {}
+    for unit in SchoolRun.objects.exclude(status=UnitStatus.CANCELLED).select_related("run"):
+        for monday in WEEKS:
+            if unit.run.date_from <= monday and unit.run.date_to >= monday + datetime.timedelta(4):
+                key = (monday, unit.school_id)
+                rank = (unit.run.created_at, unit.run_id)
+                if key not in best or rank > (best[key].run.created_at, best[key].run_id):
+                    best[key] = unit
+    return {(m, s, unit.pk, unit.status) for (m, s), unit in best.items()}
+
+
+def kept() -> set[tuple]:
+    return set(LatestUnit.objects.values_list("monday", "school_id", "unit_id", "status"))
+
+
+def worked_out(monkeypatch) -> set[tuple]:
+    """The same, from ``latest_states_sql`` as it reads the ledger without the table."""
+    from django.db import connection
+
+    with monkeypatch.context() as patch:
+        patch.setattr(LatestUnit, "kept", staticmethod(lambda: False))
+        covering = console.week_runs(WEEKS, RunLevel.ALL)
+        sql, params = console.latest_states_sql(covering, RunLevel.ALL, None, active_only=False)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT monday, school_id, unit_id, status FROM ({sql}) l", params)
+        return set(cursor.fetchall())
+
+
+def two_weeks_run(minutes_ago: int, **fields) -> CollectionRun:
+    """A run over last week and this one."""
+    run = make_run(week=LAST_WEEK, minutes_ago=minutes_ago, **fields)
+    CollectionRun.objects.filter(pk=run.pk).update(date_to=THIS_WEEK + datetime.timedelta(6))
+    run.refresh_from_db()
+    return run
+
+
+@pytest.fixture
+def world(schools):
+    """Three runs over the schools, created out of order: the newest run was stored first."""
+    newest = make_run(minutes_ago=10)
+    oldest = two_weeks_run(minutes_ago=300)
+    middle = two_weeks_run(minutes_ago=100)
+    for i, school in enumerate(schools.values()):
+        if i % 3:
+            make_unit(newest, school, UnitStatus.PENDING)
+        make_unit(oldest, school, UnitStatus.DONE)
+        if i % 2:
+            make_unit(middle, school, UnitStatus.FAILED)
+    return newest, middle, oldest
+
+
+def test_it_holds_each_school_weeks_newest_unit_however_the_runs_were_stored(world, monkeypatch):
+    assert kept() == expected() == worked_out(monkeypatch)
+    assert len(kept()) == 2 * 8  # last week and this one, every school
+
+
+def test_it_copies_every_status_change_single_or_bulk(world, monkeypatch):
+    newest, middle, _ = world
+    unit = SchoolRun.objects.filter(run=newest).first()
+    assert unit.claim("task-1")
+    SchoolRun.objects.filter(run=middle).update(status=UnitStatus.PENDING)  # as reopen() does
+    assert LatestUnit.objects.get(unit=unit).status == UnitStatus.RUNNING
+    assert kept() == expected() == worked_out(monkeypatch)
+
+
+def test_a_cancelled_unit_gives_its_weeks_back_to_the_older_runs(world, monkeypatch):
+    newest, middle, _ = world
+    before = kept()
+    newest.cancel()
+    assert kept() != before
+    assert not LatestUnit.objects.filter(unit__run=newest).exists()
+    assert kept() == expected() == worked_out(monkeypatch)
+    middle.cancel()  # failed units stay failed: cancel takes pending and deferred only
+    assert kept() == expected()
+
+
+def test_a_run_whose_creation_or_window_changes_is_worked_out_again(world, monkeypatch):
+    newest, _, oldest = world
+    CollectionRun.objects.filter(pk=oldest.pk).update(created_at=clock.now())
+    assert kept() == expected() == worked_out(monkeypatch)
+    CollectionRun.objects.filter(pk=newest.pk).update(date_from=LAST_WEEK)
+    assert kept() == expected() == worked_out(monkeypatch)
+
+
+def test_a_run_created_by_the_pipeline_takes_over_its_schools_weeks(world, monkeypatch):
+    run = pipeline.create_run(
+        "middle", LAST_WEEK, THIS_WEEK + datetime.timedelta(6), refresh_registry=False, force=True
+    )
+    assert run.status == RunStatus.PENDING
+    assert set(LatestUnit.objects.values_list("unit__run", flat=True)) == {run.pk}
+    assert kept() == expected() == worked_out(monkeypatch)
+
+
+def test_deleted_units_take_their_rows_with_them(world):
+    newest, _, _ = world
+    SchoolRun.objects.filter(run=newest).delete()
+    assert not LatestUnit.objects.filter(unit__run=newest).exists()
