@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("collector", "0011_school_weeks"),
+        ("collector", "0012_run_note"),
     ]
 
     operations = [

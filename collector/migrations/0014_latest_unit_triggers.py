@@ -150,7 +150,7 @@ def _on_postgresql(sql):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("collector", "0012_latest_unit"),
+        ("collector", "0013_latest_unit"),
     ]
 
     operations = [
