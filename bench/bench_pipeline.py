@@ -168,8 +168,8 @@ def reset_data(redis_url: str, *, worker_running: bool = False) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE collector_lesson, collector_lessonchange, collector_windowdigest, "
-            "collector_subject, collector_schoolrun, collector_collectionrun, "
-            "django_celery_results_taskresult"
+            "collector_subject, collector_latestunit, collector_schoolrun, "
+            "collector_collectionrun, django_celery_results_taskresult"
         )
     client = redis.Redis.from_url(redis_url)
     if not worker_running:
