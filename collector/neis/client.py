@@ -22,6 +22,7 @@ import hashlib
 import http.client
 import logging
 import os
+import pathlib
 import re
 import time
 import zlib
@@ -38,7 +39,7 @@ from urllib3.util.retry import Retry
 
 from collector import clock as clock_module
 from collector.clock import academic_year, in_seoul
-from collector.neis import parse
+from collector.neis import parse, records
 from collector.neis.errors import (
     NeisError,
     NeisKeyError,
@@ -379,6 +380,22 @@ class _Inflater:
 # --- Results --------------------------------------------------------------------------------
 
 
+@functools.cache
+def conversion_fingerprint() -> str:
+    """A fingerprint of the code that turns served rows into records: parse.py, records.py
+    and this module (the filters of ``_lesson_of`` and the others).
+
+    Every answer's digest starts with it, so that a window stored from an answer by one
+    version of that code is never taken for what another version makes of the same bytes
+    (it might keep, drop or spell rows otherwise): after an upgrade each window is converted
+    and merged once more.
+    """
+    sources = hashlib.sha1()
+    for module in (parse.__file__, records.__file__, __file__):
+        sources.update(pathlib.Path(module).read_bytes())
+    return sources.hexdigest()
+
+
 @dataclasses.dataclass
 class FetchResult:
     """What one ``schools()``, ``timetable()``, ``classes()`` or ``schedule()`` call fetched.
@@ -389,20 +406,30 @@ class FetchResult:
     the rows actually served, kept or not; ``invalid`` of those were dropped, with counts by
     column in ``invalid_reasons``. ``missing`` is reported, never hidden or raised.
     ``digest`` identifies the answer: the same services asked for the same rows served in the
-    same bytes give the same digest (``storage.store_lessons`` skips an answer it merged).
+    same bytes, read by the same conversion code, give the same digest
+    (``storage.known_answer`` and ``store_lessons`` skip an answer they merged).
+
+    The served rows become records (``rows``) only when ``rows``, ``invalid`` or
+    ``invalid_reasons`` is first read: everything else, the digest included, is known before,
+    so an answer merged before need never be converted at all.
     """
 
-    rows: list = dataclasses.field(default_factory=list, repr=False)
     pages: int = 0
     requests: int = 0
     list_total_count: int = 0
     received: int = 0
-    invalid: int = 0
-    invalid_reasons: dict[str, int] = dataclasses.field(default_factory=dict)
     services: list[str] = dataclasses.field(default_factory=list)
-    # SHA-1 over every page body in order: fast (about 1 ms a megabyte), and wide enough that
-    # two different answers of one school window never share a digest by chance.
+    # SHA-1 over the conversion code's fingerprint and every page body in order: fast (about
+    # 1 ms a megabyte), and wide enough that two different answers of one school window never
+    # share a digest by chance.
     _hash: Any = dataclasses.field(default_factory=hashlib.sha1, repr=False, compare=False)
+    _records: list = dataclasses.field(default_factory=list, repr=False)
+    _reasons: Counter = dataclasses.field(default_factory=Counter, repr=False)
+    # Pages of one query each, not converted yet: (convert, rows, report its invalid rows).
+    _unconverted: list = dataclasses.field(default_factory=list, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._hash.update(conversion_fingerprint().encode())
 
     @property
     def digest(self) -> str:
@@ -412,6 +439,37 @@ class FetchResult:
     def missing(self) -> int:
         """Rows NEIS claimed but did not serve (negative if it served more than it claimed)."""
         return self.list_total_count - self.received
+
+    @property
+    def rows(self) -> list:
+        """The records, in NEIS's order; the rows served that are not one are ``invalid``."""
+        self._convert()
+        return self._records
+
+    @property
+    def invalid(self) -> int:
+        self._convert()
+        return sum(self._reasons.values())
+
+    @property
+    def invalid_reasons(self) -> dict[str, int]:
+        self._convert()
+        return dict(self._reasons)
+
+    def _convert(self) -> None:
+        while self._unconverted:
+            convert, pages, report = self._unconverted.pop(0)
+            reasons: Counter[str] = Counter()
+            append = self._records.append
+            for rows in pages:
+                for row in rows:
+                    try:
+                        append(convert(row))
+                    except parse.InvalidRow as exc:
+                        reasons[exc.reason] += 1
+            self._reasons.update(reasons)
+            if reasons:
+                report(reasons)
 
 
 def _lesson_of(
@@ -689,7 +747,7 @@ class NeisClient:
         keys = (envelope_key, service)
         total = received = 0
         first_row: object = None
-        reasons: Counter[str] = Counter()
+        pages: list[list] = []
         for page in range(1, self.max_pages + 1):
             envelope = self._get(service, keys, {**params, "pIndex": page}, result)
             result.pages += 1
@@ -703,11 +761,7 @@ class NeisClient:
                 self._log(logging.INFO, "%s page %s repeats page 1; stopping", service, page)
                 break
             received += len(rows)
-            for row in rows:
-                try:
-                    result.rows.append(convert(row))
-                except parse.InvalidRow as exc:
-                    reasons[exc.reason] += 1
+            pages.append(rows)
             # Stopping at the claimed total saves the request that would only say "no more".
             if len(rows) < self.page_size or received >= total:
                 break
@@ -716,18 +770,9 @@ class NeisClient:
 
         result.list_total_count += total
         result.received += received
-        result.invalid += sum(reasons.values())
-        for reason, count in reasons.items():
-            result.invalid_reasons[reason] = result.invalid_reasons.get(reason, 0) + count
-        if reasons:
-            self._log(
-                logging.WARNING,
-                "%s %s: dropped %s invalid rows (%s)",
-                service,
-                self._describe(params),
-                sum(reasons.values()),
-                ", ".join(f"{reason}={count}" for reason, count in sorted(reasons.items())),
-            )
+        if pages:  # converted when the records are first asked for (FetchResult.rows)
+            report = functools.partial(self._report_invalid, service, params)
+            result._unconverted.append((convert, pages, report))
         if received != total:
             self._log(
                 logging.WARNING,
@@ -754,7 +799,8 @@ class NeisClient:
         self._log(logging.DEBUG, "GET %s %s", service, self._describe(query))
         result.requests += 1
         status, body = self._exchange(f"{self.base_url}/{service}", query, where)
-        result._hash.update(f"{service} {status} {len(body)}\n".encode())
+        # The query too (never the key): the records also depend on the school and window asked.
+        result._hash.update(f"{service} {self._describe(params)} {status} {len(body)}\n".encode())
         result._hash.update(body)
 
         failure: tuple[str, str] | None = None
@@ -832,6 +878,16 @@ class NeisClient:
         if failure is not None:
             raise self._error(*failure)
         return status, body
+
+    def _report_invalid(self, service: str, params: dict, reasons: Counter) -> None:
+        self._log(
+            logging.WARNING,
+            "%s %s: dropped %s invalid rows (%s)",
+            service,
+            self._describe(params),
+            sum(reasons.values()),
+            ", ".join(f"{reason}={count}" for reason, count in sorted(reasons.items())),
+        )
 
     # --- helpers ----------------------------------------------------------------------------
 

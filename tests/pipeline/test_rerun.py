@@ -53,3 +53,48 @@ def test_it_merges_a_window_neis_revised_since(sim):
     expected = expected_lessons(sim.world, codes, MONDAY, FRIDAY, later)
     assert stored_lessons(codes, MONDAY, FRIDAY) == expected
     assert second.rows_updated + second.rows_inserted + second.rows_removed > 0
+
+
+def _unit_counts(run):
+    fields = ("school_id", "status", "pages", "rows_fetched", "list_total_count", "rows_missing")
+    return sorted(run.units.values_list(*fields))
+
+
+@pytest.fixture
+def conversions(monkeypatch):
+    """How many rows were converted into records (``parse.LessonRows``) since the test began."""
+    from collector.neis import parse
+
+    seen = []
+    convert = parse.LessonRows.__call__
+
+    def counting(self, row):
+        seen.append(1)
+        return convert(self, row)
+
+    monkeypatch.setattr(parse.LessonRows, "__call__", counting)
+    return seen
+
+
+def test_it_converts_no_row_of_an_answer_it_merged_before(sim, conversions):
+    first = _collect()
+    assert conversions
+    conversions.clear()
+    second = _collect()
+    assert conversions == []  # a hash and one look per school: no row became a record
+    assert _unit_counts(second) == _unit_counts(first)
+    assert (second.rows_fetched, second.rows_unchanged) == (first.rows_fetched, first.rows_inserted)
+
+
+def test_it_converts_again_once_the_conversion_code_changed(sim, conversions, monkeypatch):
+    from collector.neis import client
+
+    first = _collect()
+    versions = row_versions()
+    monkeypatch.setattr(client, "conversion_fingerprint", lambda: "another version")
+    conversions.clear()
+    second = _collect()
+    assert len(conversions) == first.rows_fetched  # every row converted again, and compared
+    assert second.rows_unchanged == first.rows_inserted
+    assert row_versions() == versions  # the same records: nothing written
+    assert _unit_counts(second) == _unit_counts(first)
