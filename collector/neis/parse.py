@@ -15,6 +15,8 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 
+import orjson
+
 from collector.clock import SEOUL
 from collector.neis.records import ClassRecord, LessonRecord, ScheduleRecord, SchoolRecord
 
@@ -125,6 +127,25 @@ def read_envelope(
 
 def _read_envelope(body: bytes | bytearray, envelope_keys: Iterable[str], max_rows: int):
     _check_size(body, max_rows)
+    data = _fast_decode(body)
+    if data is _UNDECIDED:
+        data = _decode(body)
+    if not isinstance(data, dict):
+        raise BadBody(f"JSON {type(data).__name__} instead of an object")
+
+    if "RESULT" in data:
+        code, message = _result(data["RESULT"])
+        return Envelope(code=code, message=message)
+    for key in envelope_keys:
+        if key in data:
+            return _success(data[key], key, max_rows)
+    raise BadBody(f"no RESULT and no envelope among keys {sorted(data)[:5]}")
+
+
+def _decode(body: bytes | bytearray) -> object:
+    """The body's JSON value as the standard library reads it, with this module's rules:
+    any control character in a string, no NaN or infinite number, no integer over 18
+    characters; BadBody for anything else."""
     try:
         # utf-8-sig: a BOM in front of the JSON would otherwise make it "invalid".
         text = body.decode("utf-8-sig")
@@ -136,19 +157,33 @@ def _read_envelope(body: bytes | bytearray, envelope_keys: Iterable[str], max_ro
     if stripped[0] == "<":
         raise BadBody(f"markup instead of JSON: {_snippet(stripped)}")
     try:
-        data = _JSON.decode(stripped)
+        return _JSON.decode(stripped)
     except json.JSONDecodeError as exc:
         raise BadBody(f"invalid JSON ({exc.msg} at char {exc.pos} of {len(stripped)})") from None
-    if not isinstance(data, dict):
-        raise BadBody(f"JSON {type(data).__name__} instead of an object")
 
-    if "RESULT" in data:
-        code, message = _result(data["RESULT"])
-        return Envelope(code=code, message=message)
-    for key in envelope_keys:
-        if key in data:
-            return _success(data[key], key, max_rows)
-    raise BadBody(f"no RESULT and no envelope among keys {sorted(data)[:5]}")
+
+def _fast_decode(body: bytes | bytearray) -> object:
+    """What ``_decode`` reads from ``body``, by orjson (about twice as fast, in C), or
+    ``_UNDECIDED`` when orjson cannot vouch for giving the same value: it refuses what
+    ``_decode`` may take (a control character in a string, a BOM, a lone surrogate) and
+    takes what ``_decode`` refuses only as a long integer, so any body holding a run of 19
+    digits or minus signs, in a string or not, is left to ``_decode``. What orjson refuses
+    ``_decode`` reads again, for its own verdict and message.
+    """
+    if _LONG_NUMBER in body.translate(_NUMBER_CHARACTERS):
+        return _UNDECIDED
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _UNDECIDED
+
+
+_UNDECIDED = object()
+# Digits and "-" as "0", every other byte as a space: a run of 19 zeros is a run of 19 such
+# characters, where an integer _short_int refuses could hide. One pass in C (about 0.3 ms a
+# page, a third of orjson's time), then a substring search.
+_NUMBER_CHARACTERS = bytes(0x30 if chr(i) in "0123456789-" else 0x20 for i in range(256))
+_LONG_NUMBER = b"0" * 19
 
 
 def _not_a_number(name: str) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from collector.models import Lesson, Office, School
@@ -121,12 +121,32 @@ def mangled(draw) -> bytes:
     return body.decode().encode("latin-1", "replace")
 
 
+# Number tokens at the edges of what the decoders agree on: long integers, floats, exponents.
+numbers = st.one_of(
+    st.integers(-(10**22), 10**22).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.from_regex(r"-?[1-9][0-9]{0,20}(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,3})?", fullmatch=True),
+)
 bodies = st.one_of(
     st.binary(max_size=200),
     json_values.map(lambda value: json.dumps(value).encode()),
     envelopes(),
     mangled(),
 )
+
+
+@FUZZ
+@given(body=bodies | numbers.map(str.encode))
+@example(body=b'{"a": [1234567890123456789]}')  # 19 digits: json's rules refuse it
+@example(body=b'{"a": -123456789012345678}')  # so does a minus and 18 digits
+@example(body=b'{"a": 123456789012345678, "b": "\t"}')  # orjson refuses a raw TAB
+@example(body=b'{"a": 1e400}')
+def test_it_decodes_a_body_fast_only_to_what_json_would_read(body):
+    """orjson's value, where it gives one, is the standard library's under parse's rules
+    (repr: the same types, numbers, strings and key order), never a body json refuses."""
+    fast = parse._fast_decode(body)
+    if fast is not parse._UNDECIDED:
+        assert repr(parse._decode(body)) == repr(fast)
 
 
 @FUZZ
