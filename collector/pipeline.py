@@ -531,13 +531,15 @@ def _fetch_and_store(unit, run, school, client, pool, budget, policy) -> Outcome
         "rows_missing": fetched.missing,
     }
     with transaction.atomic():
-        if not unit.lock_claim():  # another attempt took the unit over; discard this one's work
-            return Outcome(unit_id, "superseded")
         # An answer whose window was last merged from the same bytes is known before any row
-        # is converted: most of a weekly run costs a hash and this one look, no conversion.
+        # is converted: most of a weekly run costs a hash and this one look, no conversion,
+        # and no lock on the unit either: nothing is written but the unit's counts, by
+        # ``finish``, which moves the unit only while this attempt holds its claim.
         stored = None
         if fetched.received:
             stored = known_answer(school, run.date_from, run.date_to, fetched.digest)
+        if stored is None and not unit.lock_claim():
+            return Outcome(unit_id, "superseded")  # another attempt took the unit over
         if stored is None and fetched.rows:
             stored = store_lessons(
                 school,
@@ -546,6 +548,7 @@ def _fetch_and_store(unit, run, school, client, pool, budget, policy) -> Outcome
                 fetched.rows,
                 history=Observer(run_id=run.pk, unit_id=unit_id),
                 digest=fetched.digest,
+                unknown=bool(fetched.received),  # known_answer said None just now
             )
         if stored is not None:
             counts.update(
@@ -558,7 +561,8 @@ def _fetch_and_store(unit, run, school, client, pool, budget, policy) -> Outcome
         records = stored.stored + stored.collapsed if stored is not None else 0
         status = UnitStatus.DONE if records else UnitStatus.NO_DATA
         # An empty answer never deletes stored lessons: INFO-200 means "not (yet) there".
-        unit.finish(status, rows_fetched=records, **counts)
+        if not unit.finish(status, rows_fetched=records, **counts):
+            return Outcome(unit_id, "superseded")  # (only when known: no lesson was written)
         if records:  # its weeks' classes and days, counted with the lessons they count
             weeks = school_weeks(run.date_from, run.date_to)
             SchoolWeek.objects.recount_school(school.pk, weeks, stored)

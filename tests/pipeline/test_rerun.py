@@ -98,3 +98,22 @@ def test_it_converts_again_once_the_conversion_code_changed(sim, conversions, mo
     assert second.rows_unchanged == first.rows_inserted
     assert row_versions() == versions  # the same records: nothing written
     assert _unit_counts(second) == _unit_counts(first)
+
+
+def test_it_records_nothing_of_a_known_answer_once_another_attempt_took_the_unit(sim, monkeypatch):
+    from collector.ledger import SchoolRun
+
+    _collect()
+    run = pipeline.create_run("middle", MONDAY, FRIDAY, offices=["I10"])
+    unit = run.units.order_by("pk").first()
+    known = pipeline.known_answer
+
+    def taken_over(*args):  # another attempt claims the unit while this one fetched
+        SchoolRun.objects.filter(pk=unit.pk).update(claim_token="another attempt")
+        return known(*args)
+
+    monkeypatch.setattr(pipeline, "known_answer", taken_over)
+    assert pipeline.collect_unit(unit.pk).status == "superseded"
+    unit.refresh_from_db()
+    assert (unit.status, unit.claim_token) == ("running", "another attempt")
+    assert (unit.pages, unit.rows_fetched, unit.rows_unchanged) == (0, 0, 0)
