@@ -248,8 +248,19 @@ def _send(
     """
     headers = {"Accept-Encoding": ACCEPT_ENCODING}
     request = session.prepare_request(requests.Request("GET", url, params=query, headers=headers))
-    environment = session.merge_environment_settings(request.url, {}, True, None, None)
-    return session.get_adapter(request.url).send(request, timeout=timeout, **environment)
+    return session.get_adapter(url).send(request, timeout=timeout, **_environment(session, url))
+
+
+def _environment(session: requests.Session, url: str) -> dict:
+    """The proxies and TLS settings the environment gives requests to ``url``'s host, worked
+    out once per session and host: requests reads every proxy variable again at each request
+    (a tenth of a page's client CPU), and they do not change while a process runs."""
+    scheme, host = urlsplit(url)[:2]
+    known = session.__dict__.setdefault("_neis_environments", {})
+    if (scheme, host) not in known:
+        origin = f"{scheme}://{host}/"
+        known[scheme, host] = session.merge_environment_settings(origin, {}, True, None, None)
+    return known[scheme, host]
 
 
 # --- Reading bodies -------------------------------------------------------------------------
