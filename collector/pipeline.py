@@ -530,16 +530,26 @@ def _fetch_and_store(unit, run, school, client, pool, budget, policy) -> Outcome
         "list_total_count": fetched.list_total_count,
         "rows_missing": fetched.missing,
     }
+    try:
+        return _store(unit, run, school, fetched, counts, reopened)
+    except NeisTransientError as exc:  # a page json refuses, found once its rows were read
+        return _transient(unit, run, exc, budget, policy or RetryPolicy.from_settings())
+
+
+def _store(unit, run, school, fetched, counts, reopened) -> Outcome:
+    unit_id = unit.pk
     with transaction.atomic():
         # An answer whose window was last merged from the same bytes is known before any row
-        # is converted: most of a weekly run costs a hash and this one look, no conversion,
-        # and no lock on the unit either: nothing is written but the unit's counts, by
+        # is decoded or converted: most of a weekly run costs a hash and this one look, and
+        # no lock on the unit either: nothing is written but the unit's counts, by
         # ``finish``, which moves the unit only while this attempt holds its claim.
         stored = None
         if fetched.received:
             stored = known_answer(school, run.date_from, run.date_to, fetched.digest)
-        if stored is None and not unit.lock_claim():
-            return Outcome(unit_id, "superseded")  # another attempt took the unit over
+        if stored is None:
+            fetched.check()  # NeisTransientError: rolled back, and retried as any other
+            if not unit.lock_claim():
+                return Outcome(unit_id, "superseded")  # another attempt took the unit over
         if stored is None and fetched.rows:
             stored = store_lessons(
                 school,

@@ -422,7 +422,10 @@ class FetchResult:
 
     The served rows become records (``rows``) only when ``rows``, ``invalid`` or
     ``invalid_reasons`` is first read: everything else, the digest included, is known before,
-    so an answer merged before need never be converted at all.
+    so an answer merged before need never be converted at all. A timetable's pages are not
+    even decoded before that, only peeked at (``parse.peek_envelope``), and ``check`` (which
+    ``rows`` calls) raises the error of a page json refuses: an answer whose digest is known
+    was decoded in full, and accepted, when it was merged.
     """
 
     pages: int = 0
@@ -467,7 +470,17 @@ class FetchResult:
         self._convert()
         return dict(self._reasons)
 
+    def check(self) -> None:
+        """Decode the pages left undecoded (``NeisClient.timetable``), raising the error the
+        first one that json refuses means: what the client would have raised when it came.
+        ``rows`` checks first; the pipeline checks only an answer it has not merged before."""
+        for _, pages, _ in self._unconverted:
+            for index, page in enumerate(pages):
+                if callable(page):
+                    pages[index] = page()
+
     def _convert(self) -> None:
+        self.check()
         while self._unconverted:
             convert, pages, report = self._unconverted.pop(0)
             reasons: Counter[str] = Counter()
@@ -676,7 +689,7 @@ class NeisClient:
                 "TI_TO_YMD": end.strftime("%Y%m%d"),
             }
             convert = functools.partial(_lesson_of, rows, office_code, school_code, start, end)
-            self._fetch(service, level.service, params, convert, result)
+            self._fetch(service, level.service, params, convert, result, peek=True)
         return result
 
     def classes(self, office_code: str, school_code: str, academic_year: int) -> FetchResult:
@@ -748,31 +761,37 @@ class NeisClient:
         params: dict[str, str],
         convert: Callable[[object], SchoolRecord | LessonRecord | ClassRecord | ScheduleRecord],
         result: FetchResult,
+        *,
+        peek: bool = False,
     ) -> None:
         """Page through one query, appending records and counts to ``result``.
 
         Stops on INFO-200, a short page, a page that starts like page 1 (some services repeat
         it past the end), once ``list_total_count`` rows have come, or at ``max_pages``.
+        With ``peek``, pages whose rows need not be decoded to page on are left undecoded
+        until ``result`` is asked for its records (``FetchResult.check``).
         """
         result.services.append(service)
         keys = (envelope_key, service)
         total = received = 0
         first_row: object = None
+        read_first = None
         pages: list[list] = []
         for page in range(1, self.max_pages + 1):
-            envelope = self._get(service, keys, {**params, "pIndex": page}, result)
+            query = {**params, "pIndex": page}
+            envelope, read_rows = self._get(service, keys, query, result, peek=peek)
             result.pages += 1
             if envelope.code == NO_DATA:
                 break
             rows = envelope.rows
             if page == 1:
                 total = envelope.list_total_count
-                first_row = rows[0] if rows else None
-            elif rows and rows[0] == first_row:
+                first_row, read_first = (rows[0] if rows else None), read_rows
+            elif rows and self._same_row(rows[0], first_row, read_rows, read_first):
                 self._log(logging.INFO, "%s page %s repeats page 1; stopping", service, page)
                 break
             received += len(rows)
-            pages.append(rows)
+            pages.append(read_rows or rows)
             # Stopping at the claimed total saves the request that would only say "no more".
             if len(rows) < self.page_size or received >= total:
                 break
@@ -796,9 +815,19 @@ class NeisClient:
             )
 
     def _get(
-        self, service: str, keys: Iterable[str], params: dict, result: FetchResult
-    ) -> parse.Envelope:
+        self,
+        service: str,
+        keys: Iterable[str],
+        params: dict,
+        result: FetchResult,
+        *,
+        peek: bool = False,
+    ) -> tuple[parse.Envelope, Callable[[], list] | None]:
         """One request; returns a success or INFO-200 envelope, raises every other outcome.
+
+        With ``peek``, a success page's rows may be left undecoded (``parse.peek_envelope``):
+        the second item is then what reads them, raising what this would have raised had it
+        read them at once (a page whose rows json refuses); else it is None.
 
         Errors are raised outside any ``except`` block, so none carries a ``__context__``: the
         exceptions of requests, urllib3 and the parser can quote the URL, key included.
@@ -813,7 +842,26 @@ class NeisClient:
         # The query too (never the key): the records also depend on the school and window asked.
         result._hash.update(f"{service} {self._describe(params)} {status} {len(body)}\n".encode())
         result._hash.update(body)
+        envelope, rows = None, None
+        if peek and 200 <= status < 300:
+            envelope = parse.peek_envelope(body, keys, max_rows=self.max_rows)
+            if envelope is not None and _means_success(envelope.code):
+                rows = functools.partial(self._rows, keys, body, status, where)
+            else:
+                envelope = None
+        if envelope is None:
+            envelope = self._read(keys, body, status, where)
+        if envelope.code == "INFO-100":
+            self._log(logging.INFO, "%s answered INFO-100: %s", where, envelope.message)
+        return envelope, rows
 
+    def _rows(self, keys: Iterable[str], body: bytearray, status: int, where: str) -> list:
+        return self._read(keys, body, status, where).rows
+
+    def _read(
+        self, keys: Iterable[str], body: bytearray, status: int, where: str
+    ) -> parse.Envelope:
+        """The envelope of one answer, or the error it means."""
         failure: tuple[str, str] | None = None
         try:
             envelope = parse.read_envelope(body, keys, max_rows=self.max_rows)
@@ -829,8 +877,6 @@ class NeisClient:
         error = self._error(envelope.code, f"{envelope.message} ({where})")
         if error is not None:
             raise error
-        if envelope.code == "INFO-100":
-            self._log(logging.INFO, "%s answered INFO-100: %s", where, envelope.message)
         return envelope
 
     def _exchange(self, url: str, query: dict, where: str) -> tuple[int, bytearray]:
@@ -889,6 +935,18 @@ class NeisClient:
         if failure is not None:
             raise self._error(*failure)
         return status, body
+
+    @staticmethod
+    def _same_row(row: object, first_row: object, read_page, read_first) -> bool:
+        """Whether a page's first row is page 1's. When one of them, undecoded, does not
+        decode, their pages are read in order: the first that json refuses raises the error
+        it means (``_read``), as it would have had it been read when it came."""
+        try:
+            return parse.same_row(row, first_row)
+        except parse.BadBody:
+            first = read_first() if read_first else [first_row]
+            rows = read_page() if read_page else [row]
+            return rows[0] == first[0]
 
     def _report_invalid(self, service: str, params: dict, reasons: Counter) -> None:
         self._log(

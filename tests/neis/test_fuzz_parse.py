@@ -151,6 +151,30 @@ def test_it_decodes_a_body_fast_only_to_what_json_would_read(body):
 
 @FUZZ
 @given(body=bodies, max_rows=st.sampled_from([1, 5, 1000]))
+@example(
+    body=b'{"hisTimetable": [{"head": [{"list_total_count": 1}]}, {"row": [{"a": 1}]}]}', max_rows=5
+)
+def test_it_peeks_at_a_page_as_it_reads_it(body, max_rows):
+    """Where both read a body, the peek's head and row count are read_envelope's, and each
+    row it leaves undecoded decodes to read_envelope's row; a body the peek takes but
+    read_envelope refuses is one whose rows json refuses (found when they are read)."""
+    peeked = parse.peek_envelope(body, ["hisTimetable"], max_rows=max_rows)
+    if peeked is None:
+        return
+    try:
+        envelope = parse.read_envelope(body, ["hisTimetable"], max_rows=max_rows)
+    except BadBody:
+        return
+    assert (peeked.code, peeked.message) == (envelope.code, envelope.message)
+    assert peeked.list_total_count == envelope.list_total_count
+    assert len(peeked.rows) == len(envelope.rows)
+    for raw, row in zip(peeked.rows, envelope.rows, strict=True):
+        assert parse.same_row(raw, row)
+        assert repr(parse._row(raw)) == repr(row)
+
+
+@FUZZ
+@given(body=bodies, max_rows=st.sampled_from([1, 5, 1000]))
 def test_it_reads_any_body_as_an_envelope_or_bad_body(body, max_rows):
     try:
         envelope = parse.read_envelope(body, ["hisTimetable"], max_rows=max_rows)

@@ -117,3 +117,32 @@ def test_it_records_nothing_of_a_known_answer_once_another_attempt_took_the_unit
     unit.refresh_from_db()
     assert (unit.status, unit.claim_token) == ("running", "another attempt")
     assert (unit.pages, unit.rows_fetched, unit.rows_unchanged) == (0, 0, 0)
+
+
+def test_it_retries_an_answer_whose_rows_json_refuses_once_they_are_read(sim, monkeypatch):
+    """A page is peeked at while paging; one whose rows json refuses raises when the
+    pipeline reads the records of an answer it does not know, and the school is retried."""
+    from collector.ledger import SchoolRun
+    from collector.models import Lesson
+    from collector.neis.client import NeisClient
+    from collector.neis.errors import NeisTransientError
+
+    timetable = NeisClient.timetable
+
+    def garbled(self, *args):
+        result = timetable(self, *args)
+
+        def refused():
+            raise NeisTransientError("BAD-BODY", "misTimetable page 1: HTTP 200, invalid JSON")
+
+        result._unconverted[0][1][0] = refused  # as FetchResult holds a peeked page
+        return result
+
+    monkeypatch.setattr(NeisClient, "timetable", garbled)
+    run = pipeline.create_run("middle", MONDAY, FRIDAY, offices=["I10"])
+    unit = run.units.order_by("pk").first()
+    with pytest.raises(pipeline.RetryLater):
+        pipeline.collect_unit(unit.pk)
+    unit = SchoolRun.objects.get(pk=unit.pk)
+    assert (unit.status, unit.retries, unit.last_error_code) == ("pending", 1, "BAD-BODY")
+    assert not Lesson.objects.exists()
