@@ -146,3 +146,20 @@ def test_it_retries_an_answer_whose_rows_json_refuses_once_they_are_read(sim, mo
     unit = SchoolRun.objects.get(pk=unit.pk)
     assert (unit.status, unit.retries, unit.last_error_code) == ("pending", 1, "BAD-BODY")
     assert not Lesson.objects.exists()
+
+
+def test_it_spends_a_handful_of_statements_on_an_unchanged_school_window(sim):
+    """Issue 16: an unchanged school-week costs no database write but the unit's own."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _collect()
+    run = pipeline.create_run("middle", MONDAY, FRIDAY, offices=["I10"])
+    unit = run.units.order_by("pk").first()
+    with CaptureQueriesContext(connection) as queries:
+        assert pipeline.collect_unit(unit.pk).status == "done"
+    statements = [query["sql"].split()[0].upper() for query in queries.captured_queries]
+    work = [verb for verb in statements if verb not in ("SAVEPOINT", "RELEASE")]
+    # The unit, its claim; the school's lock, its window digest; the unit's counts, its
+    # weeks counted already; the run still open. No lesson, digest or history written.
+    assert work == ["SELECT", "UPDATE", "SELECT", "SELECT", "UPDATE", "SELECT", "UPDATE"]
