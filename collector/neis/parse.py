@@ -256,8 +256,8 @@ def peek_envelope(
         if head is _UNDECIDED or len(rows) > max_rows:
             return None
         return _success([{"head": head}], key, max_rows, rows)
-    except (msgspec.MsgspecError, BadBody):
-        return None
+    except (msgspec.MsgspecError, RecursionError, ValueError, OverflowError, TypeError):
+        return None  # BadBody and UnicodeDecodeError (a key that is not UTF-8) among them
 
 
 def same_row(one: object, other: object) -> bool:
@@ -272,7 +272,14 @@ def _row(row: object) -> object:
     if not isinstance(row, msgspec.Raw):
         return row
     value = _fast_decode(bytes(row))
-    return _decode(bytes(row)) if value is _UNDECIDED else value
+    if value is not _UNDECIDED:
+        return value
+    try:
+        return _decode(bytes(row))
+    except BadBody:
+        raise
+    except (RecursionError, ValueError, OverflowError, TypeError) as exc:  # as read_envelope
+        raise BadBody(f"unreadable JSON ({type(exc).__name__})") from None
 
 
 # Three levels of an envelope, each leaving the level below undecoded: the object (a success
