@@ -558,7 +558,7 @@ def _store(unit, run, school, fetched, counts, reopened) -> Outcome:
                 fetched.rows,
                 history=Observer(run_id=run.pk, unit_id=unit_id),
                 digest=fetched.digest,
-                unknown=bool(fetched.received),  # known_answer said None just now
+                unknown=True,  # known_answer said None just now
             )
         if stored is not None:
             counts.update(
