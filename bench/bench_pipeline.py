@@ -33,7 +33,8 @@ one 3-week window (2026-11-09..2026-11-29) of office J10 (about a quarter of the
 
    - first load: the windows hold nothing yet.
    - weekly re-run, nothing changed: the same windows again; every answer's digest matches
-     the one its window was merged from, so nothing is merged (the digest path).
+     the one its window was merged from, so no row is converted and nothing is merged (the
+     digest path: fetch, decode, hash, one look).
    - weekly re-run, NEIS revised: the simulator's clock ``--revise-hours`` later (24 by
      default), by when NEIS has revised some school-weeks; the notes say what share of the
      windows changed and how many lessons were written.

@@ -252,9 +252,10 @@ class Lesson(models.Model):
 class WindowDigest(models.Model):
     """A digest of what NEIS served for one school window, as last merged into the lessons.
 
-    ``storage.store_lessons`` compares a new answer's digest with this one before doing
-    anything else: equal means the stored window already equals the answer, and nothing is
-    written or even compared (most of a weekly run re-reads weeks already stored). Any merge
+    The pipeline compares a new answer's digest with this one (``storage.known_answer``)
+    before converting a single row: equal means the stored window already equals the answer,
+    and nothing is converted, written or even compared (most of a weekly run re-reads weeks
+    already stored); ``records`` then gives the unit's counts. Any merge
     that changes a school's lessons drops the digests of the windows it overlaps, so a digest
     only ever vouches for lessons nobody has touched since.
     """

@@ -55,7 +55,7 @@ from collector.neis.errors import (
 )
 from collector.neis.records import Level
 from collector.retry import RetryPolicy
-from collector.storage import Observer, store_lessons
+from collector.storage import Observer, known_answer, store_lessons
 
 log = logging.getLogger(__name__)
 
@@ -529,15 +529,30 @@ def _fetch_and_store(unit, run, school, client, pool, budget, policy) -> Outcome
     counts = {
         "requests": F("requests") + fetched.requests,
         "pages": fetched.pages,
-        "rows_fetched": len(fetched.rows),
         "list_total_count": fetched.list_total_count,
         "rows_missing": fetched.missing,
     }
-    status = UnitStatus.DONE if fetched.rows else UnitStatus.NO_DATA
+    try:
+        return _store(unit, run, school, fetched, counts, reopened)
+    except NeisTransientError as exc:  # a page json refuses, found once its rows were read
+        return _transient(unit, run, exc, budget, policy or RetryPolicy.from_settings())
+
+
+def _store(unit, run, school, fetched, counts, reopened) -> Outcome:
+    unit_id = unit.pk
     with transaction.atomic():
-        if not unit.lock_claim():  # another attempt took the unit over; discard this one's work
-            return Outcome(unit_id, "superseded")
-        if fetched.rows:
+        # An answer whose window was last merged from the same bytes is known before any row
+        # is decoded or converted: most of a weekly run costs a hash and this one look, and
+        # no lock on the unit either: nothing is written but the unit's counts, by
+        # ``finish``, which moves the unit only while this attempt holds its claim.
+        stored = None
+        if fetched.received:
+            stored = known_answer(school, run.date_from, run.date_to, fetched.digest)
+        if stored is None:
+            fetched.check()  # NeisTransientError: rolled back, and retried as any other
+            if not unit.lock_claim():
+                return Outcome(unit_id, "superseded")  # another attempt took the unit over
+        if stored is None and fetched.rows:
             stored = store_lessons(
                 school,
                 run.date_from,
@@ -545,16 +560,22 @@ def _fetch_and_store(unit, run, school, client, pool, budget, policy) -> Outcome
                 fetched.rows,
                 history=Observer(run_id=run.pk, unit_id=unit_id),
                 digest=fetched.digest,
+                unknown=True,  # known_answer said None just now
             )
+        if stored is not None:
             counts.update(
                 rows_inserted=stored.inserted,
                 rows_updated=stored.updated,
                 rows_unchanged=stored.unchanged,
                 rows_removed=stored.removed,
             )
+        # Records: what the rows converted to, or what they converted to when last merged.
+        records = stored.stored + stored.collapsed if stored is not None else 0
+        status = UnitStatus.DONE if records else UnitStatus.NO_DATA
         # An empty answer never deletes stored lessons: INFO-200 means "not (yet) there".
-        unit.finish(status, **counts)
-        if fetched.rows:  # its weeks' classes and days, counted with the lessons they count
+        if not unit.finish(status, rows_fetched=records, **counts):
+            return Outcome(unit_id, "superseded")  # (only when known: no lesson was written)
+        if records:  # its weeks' classes and days, counted with the lessons they count
             weeks = school_weeks(run.date_from, run.date_to)
             SchoolWeek.objects.recount_school(school.pk, weeks, stored)
     if fetched.missing:
@@ -565,7 +586,7 @@ def _fetch_and_store(unit, run, school, client, pool, budget, policy) -> Outcome
             fetched.received,
         )
     run.close_if_complete()
-    return Outcome(unit_id, status, rows=len(fetched.rows), reopened=reopened)
+    return Outcome(unit_id, status, rows=records, reopened=reopened)
 
 
 def _transient(unit, run, exc: NeisTransientError, budget, policy: RetryPolicy) -> Outcome:

@@ -98,6 +98,7 @@ def store_lessons(
     method: str | None = None,
     history: Observer | None = Observer(),
     digest: str | None = None,
+    unknown: bool = False,
 ) -> StoreResult:
     """Make the stored lessons of ``school`` between two dates (inclusive) equal ``records``.
 
@@ -119,7 +120,8 @@ def store_lessons(
     ``digest`` identifies the answer ``records`` came from (``FetchResult.digest``). When the
     window's last merge was of an answer with the same digest and no merge has changed the
     school's lessons in the window since, the stored window already equals ``records``:
-    nothing is compared or written, and the result says ``skipped``.
+    nothing is compared or written, and the result says ``skipped``. ``unknown``: the caller
+    has just asked ``known_answer`` in this transaction and was told None; not asked again.
     """
     if date_from > date_to:
         raise ValueError(f"date_from {date_from} is after date_to {date_to}")
@@ -129,14 +131,10 @@ def store_lessons(
         raise ValueError(f"unknown or unsupported method {method!r} on {connection.vendor}")
     records = list(records)
     with transaction.atomic():
-        if digest is not None:
-            known = _known_digest(school, date_from, date_to, postgres, digest, len(records))
-            # The digest vouches for lessons written by merges; the count guards against
-            # anything else having emptied the window since (a TRUNCATE, a restore).
-            if known is not None and known[1] == known[0]:
-                return StoreResult(
-                    unchanged=known[0], collapsed=len(records) - known[0], skipped=True
-                )
+        if digest is not None and not unknown:
+            known = known_answer(school, date_from, date_to, digest)
+            if known is not None and known.stored + known.collapsed == len(records):
+                return known
         if postgres:
             ensure_partitions(date_from, date_to)
         subjects = _subject_ids({record.subject_raw: record.subject for record in records})
@@ -161,23 +159,33 @@ def store_lessons(
     )
 
 
-def _known_digest(school, date_from, date_to, postgres, digest, records) -> tuple | None:
-    """``(lessons the digest counted, lessons the window holds now)`` when the window's last
-    merge was of an answer with ``digest`` and ``records`` records, else None.
+def known_answer(
+    school: School, date_from: datetime.date, date_to: datetime.date, digest: str
+) -> StoreResult | None:
+    """What ``store_lessons`` would find if given the answer ``digest`` identifies, when the
+    window's last merge was of that answer and nothing has changed the school's lessons in
+    the window since: a ``skipped`` result (nothing to write), else None. Needs no records:
+    the pipeline asks before converting any row, and converts only when this says None.
 
-    Read under the school's write lock (PostgreSQL), so that no merge of the same school can
-    change its lessons between this look and the caller's commit; the lock is its own
-    statement, so that the look's snapshot is taken once the lock is held. One query after
-    the lock: the window is counted only when the digest matches.
+    Call it inside the transaction that goes on to store (or to record the counts): it takes
+    the school's write lock (PostgreSQL), so that no merge of the same school can change its
+    lessons between this look and the caller's commit. The lock is its own statement, so
+    that the look's snapshot is taken once the lock is held; then one query, which counts
+    the window only when the digest matches.
     """
     with connection.cursor() as cursor:
-        if postgres:
+        if connection.vendor == "postgresql":
             cursor.execute(_LOCK, [LESSON_LOCK, school.pk])
         cursor.execute(
-            _KNOWN_DIGEST,
-            [school.pk, date_from, date_to, school.pk, date_from, date_to, digest, records],
+            _KNOWN_DIGEST, [school.pk, date_from, date_to, school.pk, date_from, date_to, digest]
         )
-        return cursor.fetchone()
+        found = cursor.fetchone()
+    # The digest vouches for lessons written by merges; the count guards against anything
+    # else having emptied the window since (a TRUNCATE, a restore).
+    if found is None or found[0] != found[2]:
+        return None
+    lessons, records, _ = found
+    return StoreResult(unchanged=lessons, collapsed=records - lessons, skipped=True)
 
 
 def _overlapping_digests(school, date_from, date_to):
@@ -269,11 +277,10 @@ def _stored_subjects(raws: list[str]) -> dict[str, tuple[int, str]]:
 
 # A window's digest row matching an answer, and then only, how many lessons the window holds.
 _KNOWN_DIGEST = """
-SELECT d.lessons, (SELECT count(*) FROM collector_lesson l
-                   WHERE l.school_id = %s AND l.date BETWEEN %s AND %s)
+SELECT d.lessons, d.records, (SELECT count(*) FROM collector_lesson l
+                              WHERE l.school_id = %s AND l.date BETWEEN %s AND %s)
 FROM collector_windowdigest d
-WHERE d.school_id = %s AND d.date_from = %s AND d.date_to = %s
-  AND d.digest = %s AND d.records = %s
+WHERE d.school_id = %s AND d.date_from = %s AND d.date_to = %s AND d.digest = %s
 """
 _FORGET_OTHER_DIGESTS = """
 DELETE FROM collector_windowdigest

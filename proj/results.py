@@ -15,9 +15,12 @@ import contextlib
 import math
 import time
 
+from celery import states
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
+from django.db.models.functions import Now
 from django_celery_results.backends import DatabaseBackend as StockDatabaseBackend
+from django_celery_results.models import TaskResult
 
 # How long storing a task's state waits for the database before the task gives up (and is
 # left to the watchdog as an infrastructure error): longer than a restart or a failover, and
@@ -49,3 +52,33 @@ class DatabaseBackend(StockDatabaseBackend):
             # an infrastructure error (collector/retry.py), never a failed school.
             return time.monotonic() < self._give_up_at
         return super().exception_safe_to_retry(exc)
+
+    def _store_result(self, task_id, result, status, traceback=None, request=None, using=None):
+        """The stock backend's, in one statement: an INSERT ... ON CONFLICT DO UPDATE where the
+        stock ``TaskResult.objects.store_result`` makes a ``get_or_create`` and then a
+        ``save()`` of every column (two or three round trips a state, a task storing two).
+        The row is the same: the columns of this state, ``date_done`` now, ``date_created``
+        from the first state, ``date_started`` from the STARTED one."""
+        content_type, content_encoding, encoded = self.encode_content(result)
+        meta = {
+            **self._get_meta_from_request(request),
+            "children": self.current_task_children(request),
+        }
+        fields = {
+            "status": status,
+            "result": encoded,
+            "meta": self.encode_content(meta)[2],
+            "content_encoding": content_encoding,
+            "content_type": content_type,
+            "traceback": traceback,
+            **self._get_extended_properties(request, traceback),  # as the stock one: last
+        }
+        if status == states.STARTED:
+            fields["date_started"] = Now()
+        TaskResult.objects.using(using).bulk_create(
+            [TaskResult(task_id=task_id, **fields)],
+            update_conflicts=True,
+            unique_fields=["task_id"],
+            update_fields=[*fields, "date_done"],
+        )
+        return result

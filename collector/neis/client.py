@@ -22,6 +22,7 @@ import hashlib
 import http.client
 import logging
 import os
+import pathlib
 import re
 import time
 import zlib
@@ -38,7 +39,7 @@ from urllib3.util.retry import Retry
 
 from collector import clock as clock_module
 from collector.clock import academic_year, in_seoul
-from collector.neis import parse
+from collector.neis import parse, records
 from collector.neis.errors import (
     NeisError,
     NeisKeyError,
@@ -247,8 +248,19 @@ def _send(
     """
     headers = {"Accept-Encoding": ACCEPT_ENCODING}
     request = session.prepare_request(requests.Request("GET", url, params=query, headers=headers))
-    environment = session.merge_environment_settings(request.url, {}, True, None, None)
-    return session.get_adapter(request.url).send(request, timeout=timeout, **environment)
+    return session.get_adapter(url).send(request, timeout=timeout, **_environment(session, url))
+
+
+def _environment(session: requests.Session, url: str) -> dict:
+    """The proxies and TLS settings the environment gives requests to ``url``'s host, worked
+    out once per session and host: requests reads every proxy variable again at each request
+    (a tenth of a page's client CPU), and they do not change while a process runs."""
+    scheme, host = urlsplit(url)[:2]
+    known = session.__dict__.setdefault("_neis_environments", {})
+    if (scheme, host) not in known:
+        origin = f"{scheme}://{host}/"
+        known[scheme, host] = session.merge_environment_settings(origin, {}, True, None, None)
+    return known[scheme, host]
 
 
 # --- Reading bodies -------------------------------------------------------------------------
@@ -379,6 +391,22 @@ class _Inflater:
 # --- Results --------------------------------------------------------------------------------
 
 
+@functools.cache
+def conversion_fingerprint() -> str:
+    """A fingerprint of the code that turns served rows into records: parse.py, records.py
+    and this module (the filters of ``_lesson_of`` and the others).
+
+    Every answer's digest starts with it, so that a window stored from an answer by one
+    version of that code is never taken for what another version makes of the same bytes
+    (it might keep, drop or spell rows otherwise): after an upgrade each window is converted
+    and merged once more.
+    """
+    sources = hashlib.sha1()
+    for module in (parse.__file__, records.__file__, __file__):
+        sources.update(pathlib.Path(module).read_bytes())
+    return sources.hexdigest()
+
+
 @dataclasses.dataclass
 class FetchResult:
     """What one ``schools()``, ``timetable()``, ``classes()`` or ``schedule()`` call fetched.
@@ -389,20 +417,33 @@ class FetchResult:
     the rows actually served, kept or not; ``invalid`` of those were dropped, with counts by
     column in ``invalid_reasons``. ``missing`` is reported, never hidden or raised.
     ``digest`` identifies the answer: the same services asked for the same rows served in the
-    same bytes give the same digest (``storage.store_lessons`` skips an answer it merged).
+    same bytes, read by the same conversion code, give the same digest
+    (``storage.known_answer`` and ``store_lessons`` skip an answer they merged).
+
+    The served rows become records (``rows``) only when ``rows``, ``invalid`` or
+    ``invalid_reasons`` is first read: everything else, the digest included, is known before,
+    so an answer merged before need never be converted at all. A timetable's pages are not
+    even decoded before that, only peeked at (``parse.peek_envelope``), and ``check`` (which
+    ``rows`` calls) raises the error of a page json refuses: an answer whose digest is known
+    was decoded in full, and accepted, when it was merged.
     """
 
-    rows: list = dataclasses.field(default_factory=list, repr=False)
     pages: int = 0
     requests: int = 0
     list_total_count: int = 0
     received: int = 0
-    invalid: int = 0
-    invalid_reasons: dict[str, int] = dataclasses.field(default_factory=dict)
     services: list[str] = dataclasses.field(default_factory=list)
-    # SHA-1 over every page body in order: fast (about 1 ms a megabyte), and wide enough that
-    # two different answers of one school window never share a digest by chance.
+    # SHA-1 over the conversion code's fingerprint and every page body in order: fast (about
+    # 1 ms a megabyte), and wide enough that two different answers of one school window never
+    # share a digest by chance.
     _hash: Any = dataclasses.field(default_factory=hashlib.sha1, repr=False, compare=False)
+    _records: list = dataclasses.field(default_factory=list, repr=False)
+    _reasons: Counter = dataclasses.field(default_factory=Counter, repr=False)
+    # Pages of one query each, not converted yet: (convert, rows, report its invalid rows).
+    _unconverted: list = dataclasses.field(default_factory=list, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._hash.update(conversion_fingerprint().encode())
 
     @property
     def digest(self) -> str:
@@ -412,6 +453,47 @@ class FetchResult:
     def missing(self) -> int:
         """Rows NEIS claimed but did not serve (negative if it served more than it claimed)."""
         return self.list_total_count - self.received
+
+    @property
+    def rows(self) -> list:
+        """The records, in NEIS's order; the rows served that are not one are ``invalid``."""
+        self._convert()
+        return self._records
+
+    @property
+    def invalid(self) -> int:
+        self._convert()
+        return sum(self._reasons.values())
+
+    @property
+    def invalid_reasons(self) -> dict[str, int]:
+        self._convert()
+        return dict(self._reasons)
+
+    def check(self) -> None:
+        """Decode the pages left undecoded (``NeisClient.timetable``), raising the error the
+        first one that json refuses means: what the client would have raised when it came.
+        ``rows`` checks first; the pipeline checks only an answer it has not merged before."""
+        for _, pages, _ in self._unconverted:
+            for index, page in enumerate(pages):
+                if callable(page):
+                    pages[index] = page()
+
+    def _convert(self) -> None:
+        self.check()
+        while self._unconverted:
+            convert, pages, report = self._unconverted.pop(0)
+            reasons: Counter[str] = Counter()
+            append = self._records.append
+            for rows in pages:
+                for row in rows:
+                    try:
+                        append(convert(row))
+                    except parse.InvalidRow as exc:
+                        reasons[exc.reason] += 1
+            self._reasons.update(reasons)
+            if reasons:
+                report(reasons)
 
 
 def _lesson_of(
@@ -607,7 +689,7 @@ class NeisClient:
                 "TI_TO_YMD": end.strftime("%Y%m%d"),
             }
             convert = functools.partial(_lesson_of, rows, office_code, school_code, start, end)
-            self._fetch(service, level.service, params, convert, result)
+            self._fetch(service, level.service, params, convert, result, peek=True)
         return result
 
     def classes(self, office_code: str, school_code: str, academic_year: int) -> FetchResult:
@@ -679,35 +761,37 @@ class NeisClient:
         params: dict[str, str],
         convert: Callable[[object], SchoolRecord | LessonRecord | ClassRecord | ScheduleRecord],
         result: FetchResult,
+        *,
+        peek: bool = False,
     ) -> None:
         """Page through one query, appending records and counts to ``result``.
 
         Stops on INFO-200, a short page, a page that starts like page 1 (some services repeat
         it past the end), once ``list_total_count`` rows have come, or at ``max_pages``.
+        With ``peek``, pages whose rows need not be decoded to page on are left undecoded
+        until ``result`` is asked for its records (``FetchResult.check``).
         """
         result.services.append(service)
         keys = (envelope_key, service)
         total = received = 0
         first_row: object = None
-        reasons: Counter[str] = Counter()
+        read_first = None
+        pages: list[list] = []
         for page in range(1, self.max_pages + 1):
-            envelope = self._get(service, keys, {**params, "pIndex": page}, result)
+            query = {**params, "pIndex": page}
+            envelope, read_rows = self._get(service, keys, query, result, peek=peek)
             result.pages += 1
             if envelope.code == NO_DATA:
                 break
             rows = envelope.rows
             if page == 1:
                 total = envelope.list_total_count
-                first_row = rows[0] if rows else None
-            elif rows and rows[0] == first_row:
+                first_row, read_first = (rows[0] if rows else None), read_rows
+            elif rows and self._same_row(rows[0], first_row, read_rows, read_first):
                 self._log(logging.INFO, "%s page %s repeats page 1; stopping", service, page)
                 break
             received += len(rows)
-            for row in rows:
-                try:
-                    result.rows.append(convert(row))
-                except parse.InvalidRow as exc:
-                    reasons[exc.reason] += 1
+            pages.append(read_rows or rows)
             # Stopping at the claimed total saves the request that would only say "no more".
             if len(rows) < self.page_size or received >= total:
                 break
@@ -716,18 +800,9 @@ class NeisClient:
 
         result.list_total_count += total
         result.received += received
-        result.invalid += sum(reasons.values())
-        for reason, count in reasons.items():
-            result.invalid_reasons[reason] = result.invalid_reasons.get(reason, 0) + count
-        if reasons:
-            self._log(
-                logging.WARNING,
-                "%s %s: dropped %s invalid rows (%s)",
-                service,
-                self._describe(params),
-                sum(reasons.values()),
-                ", ".join(f"{reason}={count}" for reason, count in sorted(reasons.items())),
-            )
+        if pages:  # converted when the records are first asked for (FetchResult.rows)
+            report = functools.partial(self._report_invalid, service, params)
+            result._unconverted.append((convert, pages, report))
         if received != total:
             self._log(
                 logging.WARNING,
@@ -740,9 +815,19 @@ class NeisClient:
             )
 
     def _get(
-        self, service: str, keys: Iterable[str], params: dict, result: FetchResult
-    ) -> parse.Envelope:
+        self,
+        service: str,
+        keys: Iterable[str],
+        params: dict,
+        result: FetchResult,
+        *,
+        peek: bool = False,
+    ) -> tuple[parse.Envelope, Callable[[], list] | None]:
         """One request; returns a success or INFO-200 envelope, raises every other outcome.
+
+        With ``peek``, a success page's rows may be left undecoded (``parse.peek_envelope``):
+        the second item is then what reads them, raising what this would have raised had it
+        read them at once (a page whose rows json refuses); else it is None.
 
         Errors are raised outside any ``except`` block, so none carries a ``__context__``: the
         exceptions of requests, urllib3 and the parser can quote the URL, key included.
@@ -754,9 +839,29 @@ class NeisClient:
         self._log(logging.DEBUG, "GET %s %s", service, self._describe(query))
         result.requests += 1
         status, body = self._exchange(f"{self.base_url}/{service}", query, where)
-        result._hash.update(f"{service} {status} {len(body)}\n".encode())
+        # The query too (never the key): the records also depend on the school and window asked.
+        result._hash.update(f"{service} {self._describe(params)} {status} {len(body)}\n".encode())
         result._hash.update(body)
+        envelope, rows = None, None
+        if peek and 200 <= status < 300:
+            envelope = parse.peek_envelope(body, keys, max_rows=self.max_rows)
+            if envelope is not None and _means_success(envelope.code):
+                rows = functools.partial(self._rows, keys, body, status, where)
+            else:
+                envelope = None
+        if envelope is None:
+            envelope = self._read(keys, body, status, where)
+        if envelope.code == "INFO-100":
+            self._log(logging.INFO, "%s answered INFO-100: %s", where, envelope.message)
+        return envelope, rows
 
+    def _rows(self, keys: Iterable[str], body: bytearray, status: int, where: str) -> list:
+        return self._read(keys, body, status, where).rows
+
+    def _read(
+        self, keys: Iterable[str], body: bytearray, status: int, where: str
+    ) -> parse.Envelope:
+        """The envelope of one answer, or the error it means."""
         failure: tuple[str, str] | None = None
         try:
             envelope = parse.read_envelope(body, keys, max_rows=self.max_rows)
@@ -772,8 +877,6 @@ class NeisClient:
         error = self._error(envelope.code, f"{envelope.message} ({where})")
         if error is not None:
             raise error
-        if envelope.code == "INFO-100":
-            self._log(logging.INFO, "%s answered INFO-100: %s", where, envelope.message)
         return envelope
 
     def _exchange(self, url: str, query: dict, where: str) -> tuple[int, bytearray]:
@@ -832,6 +935,28 @@ class NeisClient:
         if failure is not None:
             raise self._error(*failure)
         return status, body
+
+    @staticmethod
+    def _same_row(row: object, first_row: object, read_page, read_first) -> bool:
+        """Whether a page's first row is page 1's. When one of them, undecoded, does not
+        decode, their pages are read in order: the first that json refuses raises the error
+        it means (``_read``), as it would have had it been read when it came."""
+        try:
+            return parse.same_row(row, first_row)
+        except parse.BadBody:
+            first = read_first() if read_first else [first_row]
+            rows = read_page() if read_page else [row]
+            return rows[0] == first[0]
+
+    def _report_invalid(self, service: str, params: dict, reasons: Counter) -> None:
+        self._log(
+            logging.WARNING,
+            "%s %s: dropped %s invalid rows (%s)",
+            service,
+            self._describe(params),
+            sum(reasons.values()),
+            ", ".join(f"{reason}={count}" for reason, count in sorted(reasons.items())),
+        )
 
     # --- helpers ----------------------------------------------------------------------------
 

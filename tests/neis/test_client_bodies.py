@@ -160,3 +160,19 @@ def test_it_reports_what_a_server_wrote_without_its_control_characters(body, cap
     shown = str(caught.value)
     assert shown.isprintable(), repr(shown)
     assert all(record.getMessage().isprintable() for record in caplog.records)
+
+
+def test_it_raises_for_a_page_whose_rows_json_refuses_once_they_are_read():
+    """Rows are left undecoded while paging (parse.peek_envelope): a row json refuses (a
+    number of 19 digits) is the same BAD-BODY, raised when the records are asked for."""
+    row = {"ATPT_OFCDC_SC_CODE": "B10", "SD_SCHUL_CODE": "7000001", "AY": "2025"}
+    body = page([row], service="hisTimetable").replace(b'"2025"', b"1234567890123456789")
+    with serve(fixed(body)) as hub:
+        result = fetch(hub.url)
+    assert (result.received, result.list_total_count) == (1, 1)
+    with pytest.raises(NeisTransientError) as caught:
+        result.check()
+    assert caught.value.code == "BAD-BODY"
+    assert "hisTimetable page 1: HTTP 200, " in caught.value.message
+    with pytest.raises(NeisTransientError):
+        result.rows  # noqa: B018 - reading the records checks first

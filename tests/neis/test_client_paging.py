@@ -51,6 +51,20 @@ def test_it_reads_every_page_of_a_query(neis_sim):
     assert recorded(neis_sim, result.requests)["requests"] == result.requests
 
 
+def test_it_reads_the_proxy_environment_once_per_host(neis_sim, monkeypatch):
+    import requests
+
+    session, asked = requests.Session(), []
+    merge = session.merge_environment_settings
+    monkeypatch.setattr(
+        session, "merge_environment_settings", lambda *a: asked.append(a) or merge(*a)
+    )
+    for _ in range(2):
+        result = client_for(neis_sim, page_size=40, session=session).schools(office_code=OFFICE)
+    assert result.requests > 1
+    assert [url for url, *_ in asked] == [neis_sim.url.split("/hub")[0] + "/"]
+
+
 def test_it_sends_the_documented_parameters(neis_sim):
     client_for(neis_sim, page_size=40).schools(office_code=OFFICE, kind="중학교")
     recorded(neis_sim, 1)

@@ -8,10 +8,11 @@ loaded cores.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from collector.models import Lesson, Office, School
@@ -121,12 +122,60 @@ def mangled(draw) -> bytes:
     return body.decode().encode("latin-1", "replace")
 
 
+# Number tokens at the edges of what the decoders agree on: long integers, floats, exponents.
+numbers = st.one_of(
+    st.integers(-(10**22), 10**22).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.from_regex(r"-?[1-9][0-9]{0,20}(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,3})?", fullmatch=True),
+)
 bodies = st.one_of(
     st.binary(max_size=200),
     json_values.map(lambda value: json.dumps(value).encode()),
     envelopes(),
     mangled(),
 )
+
+
+@FUZZ
+@given(body=bodies | numbers.map(str.encode))
+@example(body=b'{"a": [1234567890123456789]}')  # 19 digits: json's rules refuse it
+@example(body=b'{"a": -123456789012345678}')  # so does a minus and 18 digits
+@example(body=b'{"a": 123456789012345678, "b": "\t"}')  # orjson refuses a raw TAB
+@example(body=b'{"a": 1e400}')
+def test_it_decodes_a_body_fast_only_to_what_json_would_read(body):
+    """orjson's value, where it gives one, is the standard library's under parse's rules
+    (repr: the same types, numbers, strings and key order), never a body json refuses."""
+    fast = parse._fast_decode(body)
+    if fast is not parse._UNDECIDED:
+        assert repr(parse._decode(body)) == repr(fast)
+
+
+@FUZZ
+@given(body=bodies, max_rows=st.sampled_from([1, 5, 1000]))
+@example(
+    body=b'{"hisTimetable": [{"head": [{"list_total_count": 1}]}, {"row": [{"a": 1}]}]}', max_rows=5
+)
+@example(body=b'{"\x80"', max_rows=1)  # a key that is not UTF-8: None, never an exception
+def test_it_peeks_at_a_page_as_it_reads_it(body, max_rows):
+    """Where both read a body, the peek's head and row count are read_envelope's, and each
+    row it leaves undecoded decodes to read_envelope's row; a body the peek takes but
+    read_envelope refuses is one whose rows json refuses (found when they are read)."""
+    peeked = parse.peek_envelope(body, ["hisTimetable"], max_rows=max_rows)
+    if peeked is None:
+        return
+    if peeked.rows:  # rows compared while paging: a bool, or BadBody and nothing else
+        with contextlib.suppress(BadBody):
+            assert parse.same_row(peeked.rows[0], peeked.rows[-1]) in (True, False)
+    try:
+        envelope = parse.read_envelope(body, ["hisTimetable"], max_rows=max_rows)
+    except BadBody:
+        return
+    assert (peeked.code, peeked.message) == (envelope.code, envelope.message)
+    assert peeked.list_total_count == envelope.list_total_count
+    assert len(peeked.rows) == len(envelope.rows)
+    for raw, row in zip(peeked.rows, envelope.rows, strict=True):
+        assert parse.same_row(raw, row)
+        assert repr(parse._row(raw)) == repr(row)
 
 
 @FUZZ

@@ -53,3 +53,113 @@ def test_it_merges_a_window_neis_revised_since(sim):
     expected = expected_lessons(sim.world, codes, MONDAY, FRIDAY, later)
     assert stored_lessons(codes, MONDAY, FRIDAY) == expected
     assert second.rows_updated + second.rows_inserted + second.rows_removed > 0
+
+
+def _unit_counts(run):
+    fields = ("school_id", "status", "pages", "rows_fetched", "list_total_count", "rows_missing")
+    return sorted(run.units.values_list(*fields))
+
+
+@pytest.fixture
+def conversions(monkeypatch):
+    """How many rows were converted into records (``parse.LessonRows``) since the test began."""
+    from collector.neis import parse
+
+    seen = []
+    convert = parse.LessonRows.__call__
+
+    def counting(self, row):
+        seen.append(1)
+        return convert(self, row)
+
+    monkeypatch.setattr(parse.LessonRows, "__call__", counting)
+    return seen
+
+
+def test_it_converts_no_row_of_an_answer_it_merged_before(sim, conversions):
+    first = _collect()
+    assert conversions
+    conversions.clear()
+    second = _collect()
+    assert conversions == []  # a hash and one look per school: no row became a record
+    assert _unit_counts(second) == _unit_counts(first)
+    assert (second.rows_fetched, second.rows_unchanged) == (first.rows_fetched, first.rows_inserted)
+
+
+def test_it_converts_again_once_the_conversion_code_changed(sim, conversions, monkeypatch):
+    from collector.neis import client
+
+    first = _collect()
+    versions = row_versions()
+    monkeypatch.setattr(client, "conversion_fingerprint", lambda: "another version")
+    conversions.clear()
+    second = _collect()
+    assert len(conversions) == first.rows_fetched  # every row converted again, and compared
+    assert second.rows_unchanged == first.rows_inserted
+    assert row_versions() == versions  # the same records: nothing written
+    assert _unit_counts(second) == _unit_counts(first)
+
+
+def test_it_records_nothing_of_a_known_answer_once_another_attempt_took_the_unit(sim, monkeypatch):
+    from collector.ledger import SchoolRun
+
+    _collect()
+    run = pipeline.create_run("middle", MONDAY, FRIDAY, offices=["I10"])
+    unit = run.units.order_by("pk").first()
+    known = pipeline.known_answer
+
+    def taken_over(*args):  # another attempt claims the unit while this one fetched
+        SchoolRun.objects.filter(pk=unit.pk).update(claim_token="another attempt")
+        return known(*args)
+
+    monkeypatch.setattr(pipeline, "known_answer", taken_over)
+    assert pipeline.collect_unit(unit.pk).status == "superseded"
+    unit.refresh_from_db()
+    assert (unit.status, unit.claim_token) == ("running", "another attempt")
+    assert (unit.pages, unit.rows_fetched, unit.rows_unchanged) == (0, 0, 0)
+
+
+def test_it_retries_an_answer_whose_rows_json_refuses_once_they_are_read(sim, monkeypatch):
+    """A page is peeked at while paging; one whose rows json refuses raises when the
+    pipeline reads the records of an answer it does not know, and the school is retried."""
+    from collector.ledger import SchoolRun
+    from collector.models import Lesson
+    from collector.neis.client import NeisClient
+    from collector.neis.errors import NeisTransientError
+
+    timetable = NeisClient.timetable
+
+    def garbled(self, *args):
+        result = timetable(self, *args)
+
+        def refused():
+            raise NeisTransientError("BAD-BODY", "misTimetable page 1: HTTP 200, invalid JSON")
+
+        result._unconverted[0][1][0] = refused  # as FetchResult holds a peeked page
+        return result
+
+    monkeypatch.setattr(NeisClient, "timetable", garbled)
+    run = pipeline.create_run("middle", MONDAY, FRIDAY, offices=["I10"])
+    unit = run.units.order_by("pk").first()
+    with pytest.raises(pipeline.RetryLater):
+        pipeline.collect_unit(unit.pk)
+    unit = SchoolRun.objects.get(pk=unit.pk)
+    assert (unit.status, unit.retries, unit.last_error_code) == ("pending", 1, "BAD-BODY")
+    assert not Lesson.objects.exists()
+
+
+def test_it_spends_a_handful_of_statements_on_an_unchanged_school_window(sim):
+    """Issue 16: an unchanged school-week costs no database write but the unit's own."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _collect()
+    run = pipeline.create_run("middle", MONDAY, FRIDAY, offices=["I10"])
+    unit = run.units.order_by("pk").first()
+    with CaptureQueriesContext(connection) as queries:
+        assert pipeline.collect_unit(unit.pk).status == "done"
+    statements = [query["sql"].split()[0].upper() for query in queries.captured_queries]
+    work = [verb for verb in statements if verb not in ("SAVEPOINT", "RELEASE")]
+    # The unit, its claim; the school's lock, its window digest; the unit's counts, its
+    # weeks counted already; the run still open. No lesson, digest or history written.
+    assert work == ["SELECT", "UPDATE", "SELECT", "SELECT", "UPDATE", "SELECT", "UPDATE"]

@@ -93,3 +93,19 @@ def test_it_merges_again_when_something_else_emptied_the_window(school, method):
     result = store(school, records, method, "a")
     assert (result.inserted, result.skipped) == (len(records), False)
     assert stored(school) == as_stored(records)
+
+
+def test_it_knows_an_answer_it_merged_before_without_its_records(school, method):
+    """The pipeline asks before converting a row: the digest row holds the counts."""
+    from collector.models import Lesson
+    from collector.storage import known_answer
+
+    records = week(school)
+    store(school, [*records, records[0]], method, "a")  # one record folded into another
+    assert known_answer(school, MONDAY, SUNDAY, "a") == StoreResult(
+        unchanged=len(records), collapsed=1, skipped=True
+    )
+    assert known_answer(school, MONDAY, SUNDAY, "b") is None
+    assert known_answer(school, MONDAY, MONDAY, "a") is None  # another window
+    Lesson.objects.filter(school=school, date=MONDAY).delete()  # not a merge
+    assert known_answer(school, MONDAY, SUNDAY, "a") is None
