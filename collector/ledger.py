@@ -626,8 +626,8 @@ class LatestUnit(models.Model):
     run (by creation, then id) whose window holds the week, cancelled units aside, with the
     unit's status copied. What the console's coverage, "latest of a week" and "missing" read.
 
-    Kept by PostgreSQL itself (triggers of migration 0012): units inserted, a status changed
-    (a unit cancelled or no longer cancelled works its school's weeks out again) and a run's
+    Kept by PostgreSQL itself (triggers of migrations 0014 and 0015): units inserted, a status
+    changed (a unit cancelled or no longer cancelled works its school's weeks out again) and a run's
     window or creation time changed are applied in the same statement, whichever code wrote
     them. Elsewhere (SQLite) the table stays empty and the console works the latest units out
     on each read (``console.latest_states_sql``). A unit deleted (retention prunes old weeks)

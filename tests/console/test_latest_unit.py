@@ -5,6 +5,8 @@ off the table, as on SQLite), and what a plain reading of the definition says.""
 from __future__ import annotations
 
 import datetime
+import threading
+import time
 
 import pytest
 
@@ -121,3 +123,71 @@ def test_deleted_units_take_their_rows_with_them(world):
     newest, _, _ = world
     SchoolRun.objects.filter(run=newest).delete()
     assert not LatestUnit.objects.filter(unit__run=newest).exists()
+
+
+def _waits_or_ends(thread: threading.Thread) -> None:
+    """Until ``thread`` ended or its statement waits for a row lock another transaction holds."""
+    from django.db import connection
+
+    deadline = time.monotonic() + 10
+    while thread.is_alive() and time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.02)
+
+
+def _in_thread(work, *, held: threading.Event | None = None, release=None) -> threading.Thread:
+    """``work`` on a connection of its own; with ``held``, in a transaction kept open (``held``
+    set once ``work`` ran) until ``release`` is set."""
+    from django.db import connection, transaction
+
+    def run():
+        try:
+            if held is None:
+                work()
+                return
+            with transaction.atomic():
+                work()
+                held.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("first", ["older finishes", "newer is cancelled"])
+def test_a_unit_given_its_weeks_back_keeps_the_status_it_got_meanwhile(schools, first):
+    """A newer run's unit cancelled while the older run's unit of the school finishes: whichever
+    commits first, the school-week ends with the older unit's status as it was committed."""
+    school = schools["M1"]
+    older = make_unit(make_run(minutes_ago=100), school, UnitStatus.RUNNING)
+    newer = make_unit(make_run(minutes_ago=10), school, UnitStatus.PENDING)
+
+    def finish():
+        SchoolRun.objects.filter(pk=older.pk).update(status=UnitStatus.DONE)
+
+    def cancel():
+        SchoolRun.objects.filter(pk=newer.pk).update(status=UnitStatus.CANCELLED)
+
+    held, release = threading.Event(), threading.Event()
+    hold, other = (finish, cancel) if first == "older finishes" else (cancel, finish)
+    holder = _in_thread(hold, held=held, release=release)
+    try:
+        assert held.wait(10)
+        second = _in_thread(other)
+        _waits_or_ends(second)  # it must not read what the first has not committed yet
+    finally:
+        release.set()
+        holder.join(10)
+    second.join(10)
+    assert LatestUnit.objects.get(school=school, monday=THIS_WEEK).unit_id == older.pk
+    assert LatestUnit.objects.get(school=school, monday=THIS_WEEK).status == UnitStatus.DONE
