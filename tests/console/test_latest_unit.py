@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from collector import clock, console, pipeline
+from collector import clock, console, pipeline, retention
 from collector.ledger import CollectionRun, LatestUnit, RunLevel, RunStatus, SchoolRun, UnitStatus
 from tests.console.conftest import LAST_WEEK, THIS_WEEK, make_run, make_unit
 from tests.storage.factories import postgres
@@ -191,3 +191,18 @@ def test_a_unit_given_its_weeks_back_keeps_the_status_it_got_meanwhile(schools, 
     second.join(10)
     assert LatestUnit.objects.get(school=school, monday=THIS_WEEK).unit_id == older.pk
     assert LatestUnit.objects.get(school=school, monday=THIS_WEEK).status == UnitStatus.DONE
+
+
+def test_units_pruned_give_their_school_weeks_to_the_older_units_kept(world, monkeypatch):
+    """Retention keeps an open run's units however old its window: the weeks a pruned newer
+    run held go back to them, as working them out from the ledger says."""
+    newest, _, _ = world  # the older two are still running
+    CollectionRun.objects.filter(pk=newest.pk).update(status=RunStatus.DONE)
+    policy = retention.Policy(
+        ledger_before=THIS_WEEK + datetime.timedelta(weeks=1), results_before=clock.now()
+    )
+    units = newest.units.count()
+    assert retention.prune(policy, apply=True, batch=2).units == units and units > 2
+    assert not newest.units.exists()
+    assert kept() == expected() == worked_out(monkeypatch)
+    assert LatestUnit.objects.filter(monday=THIS_WEEK).count() == 8
