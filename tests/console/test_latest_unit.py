@@ -12,6 +12,7 @@ import pytest
 
 from collector import clock, console, pipeline, retention
 from collector.ledger import CollectionRun, LatestUnit, RunLevel, RunStatus, SchoolRun, UnitStatus
+from collector.models import School
 from tests.console.conftest import LAST_WEEK, THIS_WEEK, make_run, make_unit
 from tests.storage.factories import postgres
 
@@ -206,3 +207,28 @@ def test_units_pruned_give_their_school_weeks_to_the_older_units_kept(world, mon
     assert not newest.units.exists()
     assert kept() == expected() == worked_out(monkeypatch)
     assert LatestUnit.objects.filter(monday=THIS_WEEK).count() == 8
+
+
+def test_a_one_level_grid_reads_that_levels_runs_for_a_school_whose_level_changed(
+    schools, monkeypatch
+):
+    """The table holds the newest unit of any level; a one-level grid counts only runs of its
+    level (and of every level), as it did before the table and still does on SQLite."""
+    school, other = schools["M1"], schools["M2"]
+    high = make_run(level="high", minutes_ago=100)
+    make_unit(high, school, UnitStatus.DONE)
+    middle = make_run(minutes_ago=10)  # both were middle schools then
+    make_unit(middle, school, UnitStatus.FAILED)
+    make_unit(middle, other, UnitStatus.DONE)
+    School.objects.filter(pk__in=[school.pk, other.pk]).update(level="high")
+
+    def grids():
+        office = console.coverage("high", [THIS_WEEK], office=school.office_id)
+        nation = console.coverage("high", [THIS_WEEK]).cell(None, THIS_WEEK)["counts"]
+        return office.cells, {state: n for state, n in nation.items() if n}
+
+    with monkeypatch.context() as patch:
+        patch.setattr(LatestUnit, "kept", staticmethod(lambda: False))
+        worked_out_ = grids()
+    assert worked_out_ == ({school.pk: {THIS_WEEK: "done"}}, {"done": 1, "never": 1})
+    assert grids() == worked_out_
