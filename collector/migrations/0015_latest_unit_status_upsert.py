@@ -7,7 +7,8 @@ while the status change found no row of its unit to write (the row still named t
 unit, or the cancel's row was not committed yet), and nothing wrote the new status after.
 Now a status change upserts each school-week its unit's run holds, newer or equal runs
 winning: the insert waits on the cancel's row (the unique index) or locks the row the cancel
-is about to delete, so whichever commits second writes what the first committed.
+is about to delete, so whichever commits second writes what the first committed. Both lock
+a school's weeks in the table's index order, so they never wait for each other in a circle.
 """
 
 import importlib
@@ -22,7 +23,12 @@ DECLARE
     schools bigint[];
     mondays date[];
 BEGIN
-    -- A unit cancelled leaves its school-weeks to the next newest unit, if any.
+    -- A unit cancelled leaves its school-weeks to the next newest unit, if any. Its rows are
+    -- locked first in the index's order, the order in which the upsert below (of another
+    -- transaction) takes them: in the order the delete read them, a cancel could hold one
+    -- week of a school while waiting for the other, held by that upsert waiting for the first.
+    PERFORM 1 FROM collector_latestunit l JOIN new_units n ON l.unit_id = n.id
+    WHERE n.status = 'cancelled' ORDER BY l.monday, l.school_id FOR UPDATE OF l;
     WITH gone AS (
         DELETE FROM collector_latestunit l USING new_units n
         WHERE l.unit_id = n.id AND n.status = 'cancelled'

@@ -252,3 +252,66 @@ def test_the_planner_takes_a_windows_school_weeks_at_three_not_a_thousand():
         todo += node.get("Plans", [])
     weeks = [node for node in nodes if node.get("Function Name") == "collector_school_weeks"]
     assert [node["Plan Rows"] for node in weeks] == [3]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_and_an_older_units_status_change_do_not_deadlock(schools):
+    """Both lock the school's weeks in the table's index order: the status change upserts
+    them in that order, and the cancel locks the rows it deletes in it too (in the order it
+    happened to read them, it could hold the second week while waiting for the first)."""
+    from django.db import connection
+
+    school = schools["M1"]
+    older = make_unit(two_weeks_run(minutes_ago=100), school, UnitStatus.RUNNING)
+    newer = make_unit(two_weeks_run(minutes_ago=10), school, UnitStatus.PENDING)
+    first = LatestUnit.objects.filter(school=school, monday=LAST_WEEK)
+    row = first.get()
+    first.delete()
+    row.pk = None
+    row.save()  # stored, and indexed by unit, after the second week's row now
+    errors, held, release = [], threading.Event(), threading.Event()
+
+    def caught(work):
+        def run():
+            try:
+                work()
+            except Exception as exc:  # the deadlock PostgreSQL breaks
+                errors.append(exc)
+
+        return run
+
+    def hold_first_week():
+        list(first.select_for_update())
+
+    holder = _in_thread(hold_first_week, held=held, release=release)
+    try:
+        assert held.wait(10)
+        finish = _in_thread(
+            caught(lambda: SchoolRun.objects.filter(pk=older.pk).update(status=UnitStatus.DONE))
+        )
+        _waits_or_ends(finish)
+        cancel = _in_thread(
+            caught(
+                lambda: SchoolRun.objects.filter(pk=newer.pk).update(status=UnitStatus.CANCELLED)
+            )
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # both wait for the first week's row
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                if cursor.fetchone()[0] >= 2:
+                    break
+            time.sleep(0.02)
+    finally:
+        release.set()
+        holder.join(10)
+    finish.join(10)
+    cancel.join(10)
+    assert not errors
+    assert set(LatestUnit.objects.values_list("monday", "unit_id", "status")) == {
+        (LAST_WEEK, older.pk, UnitStatus.DONE),
+        (THIS_WEEK, older.pk, UnitStatus.DONE),
+    }
