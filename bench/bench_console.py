@@ -81,11 +81,11 @@ JOIN (SELECT code, row_number() OVER (ORDER BY code) - 1 AS i FROM collector_off
 # the previous, the current and the next school week. This week's four are still running.
 SEED_RUNS = f"""
 INSERT INTO collector_collectionrun (id, level, offices, school_codes, date_from, date_to,
-    trigger, trigger_key, requested_by, status, units_total, units_done, units_no_data,
+    trigger, trigger_key, requested_by, note, status, units_total, units_done, units_no_data,
     units_deferred, units_failed, requests, rows_fetched, rows_inserted, rows_updated,
     rows_unchanged, rows_removed, created_at, started_at, finished_at)
 SELECT w * 4 + l + 1, lv, '[]', '[]', m - 7, m + 13, 'schedule',
-       'schedule:' || lv || ':all:' || (m - 7) || ':' || (m + 13), '',
+       'schedule:' || lv || ':all:' || (m - 7) || ':' || (m + 13), '', '',
        CASE WHEN w = 0 THEN 'running' ELSE 'done' END, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
        c, c, CASE WHEN w = 0 THEN NULL ELSE c + interval '2 hours' END
 FROM generate_series(0, {WEEKS - 1}) AS w, generate_series(0, 3) AS l,

@@ -282,7 +282,8 @@ def latest_states_sql(
     in ``covering`` and ``monday`` the week itself.
 
     On PostgreSQL the database keeps each school-week's latest unit (``LatestUnit``): the
-    weeks' rows are read from its index, a few hundred thousand units never sorted. Elsewhere
+    weeks' rows are read from its index, a few hundred thousand units never sorted (for one
+    level, only the rows of that level's runs count: ``_of_level_runs``). Elsewhere
     (SQLite) each week's covering runs are known here, newest first, so a school's latest
     unit is the one of the first of those runs that holds it (cancelled units aside), which a
     window function picks.
@@ -299,12 +300,16 @@ def latest_states_sql(
     if LatestUnit.kept():
         # A week without a covering run (of the level) has no latest unit: it is left out.
         mondays = list(covering)
-        params += [mondays, [mondays[index] for index, _ in weeks]]
+        weeks_params = [mondays, [mondays[index] for index, _ in weeks]]
         latest = (
             "SELECT array_position(%s::date[], l.monday) - 1 AS week, l.school_id, l.status, "
-            f"l.unit_id, l.monday FROM {LatestUnit._meta.db_table} l "
+            f"l.unit_id, l.monday, l.run_id FROM {LatestUnit._meta.db_table} l "
             "WHERE l.monday = ANY(%s::date[])"
         )
+        params += weeks_params
+        other = _other_levels_runs(covering, level)
+        if other:
+            latest = _of_level_runs(latest, weeks_params, other, weeks, level, params)
     else:
         values = []
         mondays = list(covering)
@@ -343,6 +348,49 @@ def latest_states_sql(
         f"JOIN collector_school s ON s.id = l.school_id WHERE {' AND '.join(where)}"
     )
     return sql, params
+
+
+def _other_levels_runs(covering: dict[datetime.date, list[int]], level: str) -> list[int]:
+    """Runs of another level than ``level`` (and not of every level) over ``covering``'s
+    weeks: none for a grid of every level."""
+    if level == RunLevel.ALL:
+        return []
+    return list(
+        CollectionRun.objects.filter(
+            date_from__lte=max(covering), date_to__gte=min(covering) + datetime.timedelta(days=4)
+        )
+        .exclude(level__in=[level, RunLevel.ALL])
+        .values_list("pk", flat=True)
+    )
+
+
+def _of_level_runs(latest: str, weeks_params, other, weeks, level: str, params: list) -> str:
+    """``latest`` (the table's rows) as a grid of one level counts them: the table holds the
+    newest unit of a run of any level, the grid only runs of its level and of every level
+    (``week_runs``). They differ only for a school whose level changed since a newer run of
+    its old level (one of ``other``): its week goes to its unit in the newest run of the
+    grid's (the ledger, read through the runs' unique index for those rows alone), or is
+    left out. Two reads of the weeks' rows, each estimated from the table's statistics."""
+    params += [other, *weeks_params, other, level]
+    values = []
+    for index, ids in weeks:
+        for rank, run_id in enumerate(ids):
+            values.append("(%s::int, %s::bigint, %s::int)")
+            params += [index, run_id, rank]
+    params.append(UnitStatus.CANCELLED.value)
+    cover = ", ".join(values)
+    return f"""
+        {latest} AND NOT l.run_id = ANY(%s::bigint[])
+        UNION ALL
+        SELECT l.week, l.school_id, f.status, f.unit_id, l.monday, l.run_id
+        FROM ({latest} AND l.run_id = ANY(%s::bigint[])) l
+        JOIN collector_school s ON s.id = l.school_id AND s.level = %s
+        CROSS JOIN LATERAL (
+            SELECT u.status, u.id AS unit_id FROM (VALUES {cover}) AS c(week, run_id, rnk)
+            JOIN collector_schoolrun u ON u.run_id = c.run_id AND u.school_id = l.school_id
+            WHERE c.week = l.week AND u.status <> %s ORDER BY c.rnk LIMIT 1
+        ) f
+    """
 
 
 @dataclasses.dataclass

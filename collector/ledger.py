@@ -626,12 +626,13 @@ class LatestUnit(models.Model):
     run (by creation, then id) whose window holds the week, cancelled units aside, with the
     unit's status copied. What the console's coverage, "latest of a week" and "missing" read.
 
-    Kept by PostgreSQL itself (triggers of migration 0012): units inserted, a status changed
-    (a unit cancelled or no longer cancelled works its school's weeks out again) and a run's
+    Kept by PostgreSQL itself (triggers of migrations 0014 and 0015): units inserted, a status
+    changed (a unit cancelled or no longer cancelled works its school's weeks out again) and a run's
     window or creation time changed are applied in the same statement, whichever code wrote
     them. Elsewhere (SQLite) the table stays empty and the console works the latest units out
-    on each read (``console.latest_states_sql``). A unit deleted (retention prunes old weeks)
-    takes its rows with it: its school-weeks are then absent, not given to an older unit.
+    on each read (``console.latest_states_sql``). A unit deleted takes its rows with it;
+    retention then gives its school-weeks to the newest unit left (``refill``), as a unit of an
+    open run is kept however old its window.
     """
 
     monday = models.DateField("week of")
@@ -665,6 +666,27 @@ class LatestUnit(models.Model):
     def kept() -> bool:
         """Whether the database keeps this table (PostgreSQL) or it stays empty."""
         return transaction.get_connection().vendor == "postgresql"
+
+    @classmethod
+    def refill(cls, units: list[tuple[int, int]]) -> None:
+        """Give the school-weeks of deleted units (``(school_id, run_id)`` pairs) that have no
+        row any more to the newest unit left, if any; nothing where the table is not kept.
+        Called after the units' deletion, in its transaction (retention: the triggers see the
+        statements of a delete one at a time, and a later one may delete the unit an earlier
+        one's refill would name)."""
+        if not units or not cls.kept():
+            return
+        schools, runs = (list(each) for each in zip(*units, strict=True))
+        with transaction.get_connection().cursor() as cursor:
+            cursor.execute(
+                "SELECT collector_latest_unit_fill(array_agg(p.school_id), array_agg(w.monday)) "
+                "FROM unnest(%s::bigint[], %s::bigint[]) AS p(school_id, run_id) "
+                f"JOIN {CollectionRun._meta.db_table} r ON r.id = p.run_id, "
+                "LATERAL collector_school_weeks(r.date_from, r.date_to) AS w(monday) "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {cls._meta.db_table} l "
+                "WHERE l.monday = w.monday AND l.school_id = p.school_id)",
+                [schools, runs],
+            )
 
 
 def error_fields(error) -> dict[str, str]:

@@ -25,7 +25,7 @@ import logging
 import math
 
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, OuterRef
 
 from collector import clock, pipeline, quota
@@ -354,29 +354,37 @@ def start_refresh(
     note = plan.note()
     log.log(logging.INFO if plan.full else logging.WARNING, "%s", note)
     runs = []
-    for monday in plan.weeks:
-        got = [item.code for item in plan.covered if item.monday == monday]
-        wanted = sum(item.monday == monday for item in plan.items)
-        if not got:
-            continue
-        try:
-            run = pipeline.create_run(
-                level,
-                monday,
-                monday + ONE_WEEK - datetime.timedelta(days=1),
-                # Every school of the week when all fit (no list of thousands of codes).
-                school_codes=() if len(got) == wanted else got,
-                trigger=Trigger.SCHEDULE,
-                trigger_key=refresh_key(level, today, monday),
-                refresh_registry=False,
-                note=note,
-            )
-        except IntegrityError:  # another beat started it a moment ago
-            return _refused(refresh_started(level, today), today)
-        except pipeline.PipelineError as exc:  # its schools were taken by a run meanwhile
-            log.warning("refresh of the week of %s: %s", monday, exc)
-            continue
-        runs.append(run)
+    try:
+        # Every week's run or none: a run left behind unsent would hold its schools as busy for
+        # every later run of its week, and the next firing would be refused as started.
+        with transaction.atomic():
+            for monday in plan.weeks:
+                got = [item.code for item in plan.covered if item.monday == monday]
+                wanted = sum(item.monday == monday for item in plan.items)
+                if not got:
+                    continue
+                try:
+                    run = pipeline.create_run(
+                        level,
+                        monday,
+                        monday + ONE_WEEK - datetime.timedelta(days=1),
+                        # Every school of the week when all fit (no list of thousands of codes).
+                        school_codes=() if len(got) == wanted else got,
+                        trigger=Trigger.SCHEDULE,
+                        trigger_key=refresh_key(level, today, monday),
+                        refresh_registry=False,
+                        note=note,
+                    )
+                except pipeline.PipelineError as exc:  # its schools were taken meanwhile
+                    log.warning("refresh of the week of %s: %s", monday, exc)
+                    continue
+                runs.append(run)
+            # Started with their creation: a send cut short below leaves the rest to the
+            # watchdog, which re-sends a running run's unsent units.
+            for run in runs:
+                run.start()
+    except IntegrityError:  # another beat started it a moment ago
+        return _refused(refresh_started(level, today), today)
     for run in runs:
         pipeline.dispatch(run, send=send)
     return {

@@ -11,7 +11,9 @@ so a unit goes only when nothing reads it any more:
   Every run covering a school week younger than that is then kept whole, so the completeness
   page, the coverage grid (eight weeks back), ``check_freshness`` and the metrics (five weeks
   back), and ``backfill_timetables --reprocess none|failed`` see the same latest unit per
-  school and week as before. For older weeks they no longer know which school was collected.
+  school and week as before. For older weeks they no longer know which school was collected;
+  a week whose pruned units were the latest goes to an older unit kept (an open run's, or one
+  whose window ends later), if any (``LatestUnit.refill``).
 - **The run itself stays** with the counts it closed with (runs are a few hundred rows a
   year): the run list, a run's page and the change history's "which run" keep working. Change
   history rows keep the unit's id as a plain number (no constraint), and are retired with the
@@ -36,7 +38,7 @@ from django.db import transaction
 from django_celery_results.models import TaskResult
 
 from collector import clock
-from collector.ledger import CollectionRun, SchoolRun
+from collector.ledger import CollectionRun, LatestUnit, SchoolRun
 
 # Rows deleted per statement: small enough that a batch holds its row locks for milliseconds.
 BATCH = 5000
@@ -120,8 +122,16 @@ def _delete_in_batches(queryset, size: int) -> tuple[int, int]:
             ids = list(queryset.order_by("pk").values_list("pk", flat=True)[:size])
             if not ids:
                 return deleted, batches
+            batch = queryset.filter(pk__in=ids)
+            units = (
+                list(batch.values_list("school_id", "run_id"))
+                if queryset.model is SchoolRun
+                else []
+            )
             # Re-checked in the DELETE itself, so a row that changed since the SELECT stays.
             # Counted by model: a unit's LatestUnit rows go with it, and are not units.
-            _, by_model = queryset.filter(pk__in=ids).delete()
+            _, by_model = batch.delete()
+            # Their school-weeks go to an older unit kept (an open run's), if any.
+            LatestUnit.refill(units)
         deleted += by_model.get(queryset.model._meta.label, 0)
         batches += 1

@@ -10,6 +10,7 @@ import logging
 
 import pytest
 from django.core.management import call_command
+from django.db import OperationalError
 from django.urls import reverse
 
 from collector import clock, pipeline, planning
@@ -179,3 +180,40 @@ def test_the_plan_gives_the_refresh_only_what_the_weekly_runs_leave(registry, se
     # Monday: the weekly runs' last requests first, the refresh the rest of the day.
     assert monday.spent == sunday.waiting and monday.waiting == 0
     assert monday.refresh == 150 - monday.spent
+
+
+def test_a_refresh_whose_later_week_fails_to_start_leaves_no_run_behind(registry, monkeypatch):
+    """All its weeks' runs or none: a run left pending unsent would hold its schools as busy
+    for every later run of the week, and the next firing would be refused as started."""
+    create, calls = pipeline.create_run, []
+
+    def failing(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise OperationalError("the database went away")
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "create_run", failing)
+    sent = []
+    with pytest.raises(OperationalError):
+        planning.start_refresh("middle", today=TODAY, send=lambda unit, expires: sent.append(unit))
+    assert not CollectionRun.objects.exists() and not sent
+
+    monkeypatch.setattr(pipeline, "create_run", create)
+    again = planning.start_refresh("middle", today=TODAY, send=lambda u, e: sent.append(u))
+    assert not again.get("refused") and len(again["runs"]) == 2
+
+
+def test_a_refresh_whose_sending_fails_is_finished_by_the_watchdog(registry):
+    """Its runs start with their creation: a send cut short leaves the later week's units to
+    the watchdog (a running run's unsent units), not pending in a run nothing looks at."""
+
+    def broken(unit_id, expires):
+        raise OSError("broker unreachable")
+
+    with pytest.raises(OSError):
+        planning.start_refresh("middle", today=TODAY, send=broken)
+    current, coming = CollectionRun.objects.order_by("pk")
+    sent = []
+    pipeline.requeue_stuck(send=lambda unit, expires: sent.append(unit), waiting=lambda: None)
+    assert set(coming.units.values_list("pk", flat=True)) <= set(sent)
