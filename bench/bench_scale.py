@@ -428,11 +428,11 @@ class Grower:
 LEDGER_WEEK = """
 WITH runs AS (
     INSERT INTO collector_collectionrun (level, offices, school_codes, date_from, date_to,
-        trigger, trigger_key, requested_by, status, units_total, units_done, units_no_data,
-        units_deferred, units_failed, requests, rows_fetched, rows_inserted, rows_updated,
-        rows_unchanged, rows_removed, created_at, started_at, finished_at)
+        trigger, trigger_key, requested_by, note, status, units_total, units_done,
+        units_no_data, units_deferred, units_failed, requests, rows_fetched, rows_inserted,
+        rows_updated, rows_unchanged, rows_removed, created_at, started_at, finished_at)
     SELECT lv, '[]', '[]', %(monday)s::date - 7, %(monday)s::date + 13, 'schedule',
-           'schedule:' || lv || ':' || %(monday)s::date, '', 'done', 0, 0, 0, 0, 0, 0, 0, 0,
+           'schedule:' || lv || ':' || %(monday)s::date, '', '', 'done', 0, 0, 0, 0, 0, 0, 0, 0,
            0, 0, 0, c, c, c + interval '2 hours'
     FROM unnest(ARRAY['elementary', 'middle', 'high', 'special']) WITH ORDINALITY AS l(lv, i),
          LATERAL (SELECT (%(monday)s::date - 2)::timestamp AT TIME ZONE 'Asia/Seoul'
