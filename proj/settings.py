@@ -122,6 +122,17 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     }
 else:
     _db["CONN_HEALTH_CHECKS"] = True
+    # A host cut off from the network mid-transaction leaves its session idle in that
+    # transaction, holding its locks, until TCP gives up on it (hours): every worker that needs
+    # one of those rows (a unit, a new subject) waits as long, and with it the unit's take-over.
+    # PostgreSQL ends a session idle in a transaction this long; 0: never. No transaction here
+    # waits on anything but the database between its statements.
+    DB_IDLE_IN_TRANSACTION_SECONDS = env_int(
+        "DB_IDLE_IN_TRANSACTION_SECONDS", 60, minimum=0, maximum=86_400
+    )
+    _idle = f"-c idle_in_transaction_session_timeout={DB_IDLE_IN_TRANSACTION_SECONDS * 1000}"
+    _options = _db.setdefault("OPTIONS", {})
+    _options["options"] = f"{_options.get('options', '')} {_idle}".strip()
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

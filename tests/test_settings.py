@@ -189,6 +189,22 @@ def test_it_uses_postgres_and_redis_from_the_environment():
     assert '"hosts": ["a.example", "b.example"]' in done.stdout
 
 
+def test_it_bounds_how_long_postgresql_keeps_a_session_idle_in_a_transaction():
+    code = (
+        "import django\nfrom django.conf import settings\ndjango.setup()\n"
+        "print(settings.DATABASES['default']['OPTIONS']['options'])\n"
+    )
+    url = "postgres://postgres@127.0.0.1:5432/x"
+    done = _run_child(code, {"DATABASE_URL": url, "DB_IDLE_IN_TRANSACTION_SECONDS": "7"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "-c idle_in_transaction_session_timeout=7000"
+    # Options the URL carries are kept beside it.
+    done = _run_child(code, {"DATABASE_URL": f"{url}?options=-c%20statement_timeout%3D5000"})
+    assert done.returncode == 0, done.stderr
+    options = "-c statement_timeout=5000 -c idle_in_transaction_session_timeout=60000"
+    assert done.stdout.strip() == options
+
+
 def test_it_turns_debug_off_by_default_once_a_database_is_set():
     done = _load_settings(
         {

@@ -29,6 +29,7 @@ from tests.pipeline.truth import expected_lessons, stored_lessons
 # minute); the leases are short to match, so a dead attempt's unit comes back in seconds.
 TICK_SECONDS = 2
 LEASE_SECONDS = 6
+IDLE_IN_TRANSACTION_SECONDS = 10
 # The goal of issue 12: a run recovers within a minute of its fault clearing, plus the work
 # that was still left to do then.
 RECOVERY_SECONDS = 60
@@ -64,6 +65,8 @@ class Chaos:
             "NEIS_LEASE_SECONDS": str(LEASE_SECONDS),
             "NEIS_RETRY_BACKOFF_MAX": "2",
             "NEIS_BREAKER_PROBE_SECONDS": "3",
+            # A worker cut off mid-transaction holds its locks this long (production: a minute).
+            "DB_IDLE_IN_TRANSACTION_SECONDS": str(IDLE_IN_TRANSACTION_SECONDS),
         }
         # This process creates runs and reads the budget: the same servers as the workers.
         settings.CELERY_BROKER_URL = settings.NEIS_LIMITER_URL = redis.url

@@ -14,6 +14,7 @@ import time
 import uuid
 
 import pytest
+from django.db import connection
 
 from collector.ledger import SchoolRun, UnitStatus
 from tests import processes
@@ -46,6 +47,9 @@ def second_host(chaos):
             "NEIS_BASE_URL": relay.url(chaos.sim.url, sim_port),
             # The one address the worker over there may reach besides its own loopback.
             "TEST_LOOPBACK_ALLOW": host.here,
+            # A page in flight when the cable goes outlives the cut (the chaos default of 2 s
+            # would end it): the host is gone mid-task, as with production's 30 s.
+            "NEIS_READ_TIMEOUT": "40",
         }
         yield host, env
     finally:
@@ -62,6 +66,25 @@ def _held_by(worker, run) -> dict[int, str]:
             run=run, status=UnitStatus.RUNNING, task_id__in=task_ids
         ).values_list("pk", "claim_token")
     )
+
+
+def _dump(chaos, held) -> None:
+    """What holds the cut host's units: their rows, the sessions and locks, the logs' tails."""
+    fields = ["pk", "status", "claim_token", "lease_expires_at", "task_id", "attempts"]
+    print(f"\nchaos: now {chaos.now()}; held {held}")
+    for row in SchoolRun.objects.filter(pk__in=held).values(*fields):
+        print("chaos: unit", row)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, state, wait_event_type, wait_event, pg_blocking_pids(pid), xact_start,"
+            " left(query, 160) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+        for row in cursor.fetchall():
+            print("chaos: session", row)
+    for path in sorted(chaos.logs.iterdir()):
+        print(f"chaos: --- {path}")
+        print("\n".join(path.read_text(errors="replace").splitlines()[-40:]))
 
 
 @pytest.mark.chaos_full
@@ -91,7 +114,11 @@ def test_a_worker_host_cut_off_mid_run_is_taken_over(chaos, second_host):
             )
             return not still.exists()
 
-        chaos.wait_for(taken_over, timeout=CUT_SECONDS + 60)
+        try:
+            chaos.wait_for(taken_over, timeout=CUT_SECONDS + 60)
+        except TimeoutError:
+            _dump(chaos, held)
+            raise
         taken_over_after = time.monotonic() - cut_at
         reclaimed = chaos.query(
             lambda: (

@@ -4,6 +4,8 @@ that is away for a moment. The unit is retried, never failed or orphaned."""
 from __future__ import annotations
 
 import datetime
+import subprocess
+import sys
 import time
 
 import psycopg
@@ -11,8 +13,8 @@ import pytest
 import redis
 from django.db import OperationalError, connection
 
-from collector import pipeline, tasks
-from collector.ledger import SchoolRun, UnitStatus
+from collector import clock, pipeline, tasks
+from collector.ledger import SchoolRun, UnitStatus, lease_length
 from tests import processes
 
 pytest_plugins = ["tests.fixtures_neis"]
@@ -91,3 +93,48 @@ def test_an_attempt_keeps_its_lease_while_it_works(unit, settings):
         time.sleep(2.5)  # one renewal falls due after a third of the lease
     renewed = SchoolRun.objects.get(pk=unit.pk).lease_expires_at
     assert renewed > first
+
+
+# A worker whose host dropped off the network inside its store transaction: it holds the
+# unit's row lock and then says nothing more, as a client that will never send COMMIT.
+_GONE_MID_TRANSACTION = """
+import sys, time
+import django
+django.setup()
+from django.db import transaction
+from collector.ledger import SchoolRun
+unit = SchoolRun.objects.get(pk=int(sys.argv[1]))
+with transaction.atomic():
+    assert unit.lock_claim()
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_host_gone_mid_transaction_lets_go_of_its_unit(unit, settings):
+    assert unit.claim("task-there")
+    gone = subprocess.Popen(
+        [sys.executable, "-c", _GONE_MID_TRANSACTION, str(unit.pk)],
+        cwd=processes.ROOT,
+        env=processes.child_env({"DB_IDLE_IN_TRANSACTION_SECONDS": "1"}),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert gone.stdout.readline().strip() == "locked"
+        later = clock.now() + 2 * lease_length()
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '10s'")  # without the limit: a wait of hours
+        try:
+            sent = []
+            pipeline.requeue_stuck(
+                now=later, send=lambda unit_id, expires: sent.append(unit_id), waiting=lambda: 0
+            )
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+    finally:
+        gone.kill()
+        gone.wait()
+    assert unit.pk in sent  # taken back from the gone attempt and sent again
+    assert SchoolRun.objects.get(pk=unit.pk).status == UnitStatus.PENDING
