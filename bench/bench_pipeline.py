@@ -384,10 +384,18 @@ def _notes(r: dict) -> str:
     return "; ".join(notes)
 
 
+def slot_time_filled(r: dict, pages: int) -> float:
+    """The share of one key's slot-time (4 slots from dispatch to close) that ``pages``
+    requests filled, each held as long as the simulator held it on average (the added latency
+    and its serving): what "the budget kept full" means, serving time included."""
+    return pages * r["served_ms"] / 1000 / BUDGET / r["seconds"] if r["seconds"] else 0.0
+
+
 def budget_fill(budget, two_keys) -> list[tuple[str, bool]]:
-    """Print, per key, how full the budget cases kept its budget (its pages/s against the
-    ceiling of one key, 4 in flight x the case's added latency); return the checks of the
-    two-key case."""
+    """Print, per key, how full the budget cases kept its budget: its pages/s against the
+    nominal ceiling of one key (4 in flight x the case's added latency), and the share of its
+    slot-time its requests filled (``slot_time_filled``); return the checks of the two-key
+    case, on the slot-time."""
     ceilings = {
         "one key": BUDGET * 1000 / LATENCY_MS,
         "two keys": BUDGET * 1000 / TWO_KEY_LATENCY_MS,
@@ -404,7 +412,8 @@ def budget_fill(budget, two_keys) -> list[tuple[str, bool]]:
         other = r["cpu"]["other"] / (r["seconds"] * cores)
         for key, pages in r["by_key"].items():
             rate = pages / r["seconds"]
-            rows.append((label, key, pages, pages / total, rate, rate / ceiling, busy, other))
+            fill = slot_time_filled(r, pages)
+            rows.append((label, key, pages, pages / total, rate, rate / ceiling, fill, busy, other))
     print()
     print(
         f"budget kept full, per key ({BUDGET} in flight x {LATENCY_MS} ms, {TWO_KEY_LATENCY_MS} ms "
@@ -413,12 +422,13 @@ def budget_fill(budget, two_keys) -> list[tuple[str, bool]]:
     )
     print_table(
         ["case", "key id", "pages", "share of pages", "pages/s", "of its budget"]
-        + ["machine busy", "other jobs"],
+        + ["slot-time filled", "machine busy", "other jobs"],
         rows,
         formats={
             "share of pages": ".0%",
             "pages/s": ".1f",
-            "of its budget": ".0%",
+            "of its budget": ".1%",
+            "slot-time filled": ".1%",
             "machine busy": ".0%",
             "other jobs": ".0%",
         },
@@ -428,9 +438,10 @@ def budget_fill(budget, two_keys) -> list[tuple[str, bool]]:
     ceiling = ceilings["two keys"]
     return [
         (
-            f"two keys: key {key} kept {pages / two_keys['seconds'] / ceiling:.0%} of its "
-            f"budget (>= {TARGET_SHARE:.0%})",
-            pages / two_keys["seconds"] / ceiling >= TARGET_SHARE,
+            f"two keys: key {key} filled {slot_time_filled(two_keys, pages):.1%} of its "
+            f"budget's slot-time (>= {TARGET_SHARE:.0%}; "
+            f"{pages / two_keys['seconds'] / ceiling:.1%} of the nominal {ceiling:.0f} pages/s)",
+            slot_time_filled(two_keys, pages) >= TARGET_SHARE,
         )
         for key, pages in two_keys["by_key"].items()
     ] + [
