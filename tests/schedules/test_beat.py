@@ -24,6 +24,7 @@ from collector.tasks import start_scheduled_run
 from proj.celery import app
 from schedules.apply import apply_schedules
 from tests.processes import celery_beat, celery_beats, celery_worker, wait_until
+from tests.schedules.overdue import overdue_ping
 
 pytest_plugins = ["tests.fixtures_neis"]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -304,15 +305,7 @@ def test_a_schedule_due_while_its_beat_is_killed_fires_once_from_the_other(env, 
 
 def test_two_beats_started_after_a_missed_due_time_send_it_once(env, tmp_path):
     """An hourly schedule last run two hours ago is overdue when two beats start together."""
-    every_hour = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.HOURS)
-    PeriodicTask.objects.create(
-        name="ping-overdue",
-        task="proj.ping",
-        kwargs=json.dumps({"payload": "overdue"}),
-        interval=every_hour,
-        last_run_at=timezone.now() - datetime.timedelta(hours=2),
-        queue="default",
-    )
+    overdue_ping()
     with celery_beats(tmp_path, env, count=2) as beats:
         holder, _ = _holder_and_standby(beats)
         wait_until(lambda: _sends(holder, "ping-overdue"), timeout=20, message="never sent")

@@ -6,15 +6,11 @@ happens to line up; these make the timing happen.
 
 from __future__ import annotations
 
-import datetime
-import json
-
 import pytest
-from django.utils import timezone
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from proj.celery import app
 from schedules.scheduler import GuardedDatabaseScheduler
+from tests.schedules.overdue import overdue_ping
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,15 +32,7 @@ class RecordingScheduler(GuardedDatabaseScheduler):
 
 @pytest.fixture
 def overdue(db):
-    every_hour = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.HOURS)
-    return PeriodicTask.objects.create(
-        name="ping-overdue",
-        task="proj.ping",
-        kwargs=json.dumps({"payload": "overdue"}),
-        interval=every_hour,
-        last_run_at=timezone.now() - datetime.timedelta(hours=2),
-        queue="default",
-    )
+    return overdue_ping()
 
 
 @pytest.fixture
