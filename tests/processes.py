@@ -58,6 +58,23 @@ def child_env(overrides: Mapping[str, str | None] | None = None) -> dict[str, st
     return env
 
 
+def run_child(
+    args: list[str], overrides: Mapping[str, str | None] | None = None, *, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    """Run ``args`` to completion from the project's folder with ``child_env(overrides)``,
+    capturing its output as text."""
+    return subprocess.run(
+        args, cwd=ROOT, env=child_env(overrides), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def run_python(
+    code: str, overrides: Mapping[str, str | None] | None = None, *, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (``run_child``)."""
+    return run_child([sys.executable, "-c", code], overrides, timeout=timeout)
+
+
 class Process:
     """A child process whose combined output goes to a log file we can search and show."""
 

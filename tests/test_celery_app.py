@@ -1,14 +1,12 @@
 """The Celery app takes its configuration from Django settings and finds every app's tasks."""
 
 import json
-import subprocess
-import sys
 
 from django.conf import settings
 
 from proj.celery import app
 from schedules.definitions import SCHEDULES
-from tests.processes import ROOT, child_env
+from tests.processes import run_python
 
 
 def test_it_reads_celery_settings_from_django():
@@ -51,10 +49,7 @@ print(json.dumps(sorted(app.tasks)))
 
 
 def test_it_autodiscovers_the_project_tasks():
-    done = subprocess.run(
-        [sys.executable, "-c", REGISTERED],
-        cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    done = run_python(REGISTERED, timeout=120)
     assert done.returncode == 0, done.stderr
     registered = set(json.loads(done.stdout.splitlines()[-1]))
     collector = {

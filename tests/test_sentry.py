@@ -6,8 +6,6 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import subprocess
-import sys
 
 import pytest
 import sentry_sdk
@@ -18,7 +16,7 @@ from collector.ledger import CollectionRun, RunStatus, SchoolRun, Trigger, UnitS
 from collector.signals import run_closed
 from proj import sentry
 from schedules.apply import apply_schedules
-from tests.processes import ROOT, child_env
+from tests.processes import run_python
 from tests.storage.factories import MONDAY, SUNDAY, make_school
 
 DSN = "https://0123456789abcdef@sentry.invalid/1"
@@ -90,11 +88,7 @@ def test_the_settings_start_it_only_when_sentry_dsn_is_set():
         "print(client.is_active(), client.options['before_send'] is not None)\n"
     )
     for dsn, expected in ((None, "False False"), (DSN, "True True")):
-        done = subprocess.run(
-            [sys.executable, "-c", code],
-            cwd=ROOT, env=child_env({"SENTRY_DSN": dsn}), capture_output=True, text=True,
-            timeout=60,
-        )  # fmt: skip
+        done = run_python(code, {"SENTRY_DSN": dsn})
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == expected
 

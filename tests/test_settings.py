@@ -2,25 +2,12 @@
 
 import ast
 import subprocess
-import sys
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from proj import env
-from tests.processes import ROOT, child_env
-
-
-def _run_child(code: str, overrides) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter with the environment ``overrides``."""
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=child_env(overrides),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from tests.processes import ROOT, run_python
 
 
 def _load_settings(overrides):
@@ -35,7 +22,7 @@ def _load_settings(overrides):
         " 'hosts': settings.ALLOWED_HOSTS, 'use_tz': settings.USE_TZ,"
         " 'limiter': settings.NEIS_LIMITER_URL}))\n"
     )
-    return _run_child(code, overrides)
+    return run_python(code, overrides)
 
 
 def test_it_reads_booleans():
@@ -162,11 +149,7 @@ PROXY_HEADER = (
     ("behind_proxy", "header"), [(None, "null"), ("1", '["HTTP_X_FORWARDED_PROTO", "https"]')]
 )
 def test_it_trusts_x_forwarded_proto_only_behind_a_proxy(behind_proxy, header):
-    done = subprocess.run(
-        [sys.executable, "-c", PROXY_HEADER],
-        cwd=ROOT, env=child_env({"BEHIND_PROXY": behind_proxy}), capture_output=True, text=True,
-        timeout=60,
-    )  # fmt: skip
+    done = run_python(PROXY_HEADER, {"BEHIND_PROXY": behind_proxy})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == header
 
@@ -195,11 +178,11 @@ def test_it_bounds_how_long_postgresql_keeps_a_session_idle_in_a_transaction():
         "print(settings.DATABASES['default']['OPTIONS']['options'])\n"
     )
     url = "postgres://postgres@127.0.0.1:5432/x"
-    done = _run_child(code, {"DATABASE_URL": url, "DB_IDLE_IN_TRANSACTION_SECONDS": "7"})
+    done = run_python(code, {"DATABASE_URL": url, "DB_IDLE_IN_TRANSACTION_SECONDS": "7"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "-c idle_in_transaction_session_timeout=7000"
     # Options the URL carries are kept beside it.
-    done = _run_child(code, {"DATABASE_URL": f"{url}?options=-c%20statement_timeout%3D5000"})
+    done = run_python(code, {"DATABASE_URL": f"{url}?options=-c%20statement_timeout%3D5000"})
     assert done.returncode == 0, done.stderr
     options = "-c statement_timeout=5000 -c idle_in_transaction_session_timeout=60000"
     assert done.stdout.strip() == options
@@ -279,7 +262,7 @@ def _keys(overrides) -> subprocess.CompletedProcess:
         "keys = settings.NEIS_API_KEYS\n"
         "print(len(keys), keys.index(settings.NEIS_API_KEY) if keys else -1)\n"
     )
-    return _run_child(code, overrides)
+    return run_python(code, overrides)
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,11 @@ Each case runs the real program in a child process, as an operator would: ``mana
 """
 
 import socket
-import subprocess
 import sys
 
 import pytest
 
-from tests.processes import ROOT, child_env
+from tests.processes import run_child, run_python
 
 PASSWORD = "s3cret-pw"
 
@@ -22,18 +21,12 @@ def _closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def _run(args, overrides, timeout=60):
-    return subprocess.run(
-        args, cwd=ROOT, env=child_env(overrides), capture_output=True, text=True, timeout=timeout
-    )
-
-
 def _manage(*args, env):
-    return _run([sys.executable, "manage.py", *args], env)
+    return run_child([sys.executable, "manage.py", *args], env)
 
 
 def _celery(*args, env):
-    return _run([sys.executable, "-m", "celery", "-A", "proj", *args], env, timeout=90)
+    return run_child([sys.executable, "-m", "celery", "-A", "proj", *args], env, timeout=90)
 
 
 def assert_one_line(done, *named):
@@ -179,9 +172,8 @@ def test_a_bad_setting_makes_no_folder(tmp_path):
 
 def test_importing_the_settings_makes_no_folder(tmp_path):
     code = "import django; django.setup(); from django.conf import settings; settings.VAR_DIR"
-    done = _run(
-        [sys.executable, "-c", code],
-        {"DATABASE_URL": None, "CELERY_BROKER_URL": None, "VAR_DIR": str(tmp_path / "var")},
+    done = run_python(
+        code, {"DATABASE_URL": None, "CELERY_BROKER_URL": None, "VAR_DIR": str(tmp_path / "var")}
     )
     assert done.returncode == 0, done.stderr
     assert list(tmp_path.iterdir()) == []
