@@ -265,7 +265,11 @@ class WindowDigest(models.Model):
     )
     date_from = models.DateField("from")
     date_to = models.DateField("to")
-    digest = models.CharField("digest", max_length=64, help_text="BLAKE2b of the answer.")
+    digest = models.CharField(
+        "digest",
+        max_length=64,
+        help_text="SHA-1 of the conversion code, then each page's query and body, in order.",
+    )
     lessons = models.IntegerField("lessons", help_text="Distinct lessons the answer holds.")
     records = models.IntegerField("records", help_text="Records the answer held.")
     merged_at = models.DateTimeField("merged")

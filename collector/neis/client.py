@@ -433,9 +433,9 @@ class FetchResult:
     list_total_count: int = 0
     received: int = 0
     services: list[str] = dataclasses.field(default_factory=list)
-    # SHA-1 over the conversion code's fingerprint and every page body in order: fast (about
-    # 1 ms a megabyte), and wide enough that two different answers of one school window never
-    # share a digest by chance.
+    # SHA-1 over the conversion code's fingerprint, then every page's query and body in
+    # order: fast (about 1 ms a megabyte), and wide enough that two different answers of one
+    # school window never share a digest by chance.
     _hash: Any = dataclasses.field(default_factory=hashlib.sha1, repr=False, compare=False)
     _records: list = dataclasses.field(default_factory=list, repr=False)
     _reasons: Counter = dataclasses.field(default_factory=Counter, repr=False)
