@@ -53,6 +53,13 @@ one 3-week window (2026-11-09..2026-11-29) of office J10 (about a quarter of the
    prints, per key, how full its budget was kept (its pages/s against its ceiling, and its
    share of the requests) beside the one-key figure; target >= 95% of each key's budget.
 
+``--profile DIR`` runs py-spy on every worker child during each pipeline case (raw files in
+DIR) and prints, per case, the share of their samples in each pipeline stage
+(``measure.STAGES``). The header prints the machine's core speed (``measure.core_speed``: a
+fixed plain-Python loop, CPU seconds, smaller is faster), so that figures taken on two hosts
+can be compared: the same tree measured about 2.3x apart in CPU-s per 100,000 lessons on two
+hosts of the same kind on 2026-11-29 and 11-30, simulator included.
+
 The CPU table splits the core-seconds the machine spent during each pipeline case by process
 group (bench/measure.py, from /proc) per 100,000 lessons: when the machine is busy near 100%,
 the run is CPU-bound and the split says who spends it. "other" is everything else on the
@@ -84,6 +91,7 @@ choices.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -95,7 +103,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from measure import CpuMeter, PeakMemory, libpq, median_of, per, print_table, with_database
+from measure import (
+    CpuMeter,
+    PeakMemory,
+    Profiles,
+    core_speed,
+    libpq,
+    median_of,
+    per,
+    print_table,
+    stage_shares,
+    with_database,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = "neis_bench_pipeline"
@@ -285,10 +304,19 @@ def wait_closed(run_id: int, timeout: float):
 
 
 def pipeline_case(
-    label: str, codes, control, worker, meter: CpuMeter, timeout: float, keys=()
+    label: str,
+    codes,
+    control,
+    worker,
+    meter: CpuMeter,
+    timeout: float,
+    keys=(),
+    profile: Path | None = None,
 ) -> dict:
     """create_run + dispatch, timed from dispatch until the run closes itself; with ``keys``,
-    also each key's requests (the simulator's count per key, by key id)."""
+    also each key's requests (the simulator's count per key, by key id). With ``profile`` (a
+    folder), py-spy records every worker child meanwhile, and the result has the stage
+    shares of its samples (``measure.stage_shares``)."""
     from django.utils import timezone
 
     from collector import pipeline
@@ -308,9 +336,13 @@ def pipeline_case(
     cpu_before = meter.snapshot()
     started = timezone.now()
     clock = time.perf_counter()
-    sent = pipeline.dispatch(run)
-    dispatched = time.perf_counter() - clock
-    run = wait_closed(run.pk, timeout)
+    spies = contextlib.nullcontext()
+    if profile is not None:
+        spies = Profiles(worker.popen.pid, profile, label.split(":")[0].replace(" ", "-"))
+    with spies:
+        sent = pipeline.dispatch(run)
+        dispatched = time.perf_counter() - clock
+        run = wait_closed(run.pk, timeout)
     cpu = meter.delta(cpu_before, meter.snapshot())
     elapsed = (run.finished_at - started).total_seconds()
     stats = control.stats()
@@ -358,6 +390,7 @@ def pipeline_case(
         "changed": changed,
         "changed_rows": counts["rows_inserted"] + counts["rows_updated"] + counts["rows_removed"],
         "by_key": {key_id(key): control.quota_used(key) for key in keys},
+        "stages": stage_shares(spies.paths) if profile is not None else {},
     }
 
 
@@ -506,6 +539,20 @@ def report(
             f"worker child peak resident memory over the pipeline cases: "
             f"{peak.peak / 2**20:.0f} MiB (pid {peak.pid}, VmHWM)"
         )
+    if any(r["stages"] for r in cases):
+        print()
+        print("where the worker children's CPU went (py-spy, --profile), share of samples:")
+        stages = sorted({name for r in cases for name in r["stages"]})
+        print_table(
+            ["stage", *(r["case"].split(":")[0].split(",")[-1].strip() for r in cases)],
+            [
+                (
+                    name,
+                    *(f"{r['stages'].get(name, 0.0):.0%}" for r in cases),
+                )
+                for name in sorted(stages, key=lambda n: -cases[0]["stages"].get(n, 0.0))
+            ],
+        )
     if budget is not None and budget["served_ms"]:
         held = budget["served_ms"]
         occupancy = budget["pages"] * held / 1000 / BUDGET / budget["seconds"]
@@ -648,6 +695,14 @@ def main() -> int:
         f"{DEFAULT_REDIS_URL})",
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="py-spy every worker child during each pipeline case (raw files in DIR) and "
+        "print where their CPU went, by stage",
+    )
     args = parser.parse_args()
     if args.quick:
         args.schools = args.schools or 400
@@ -724,7 +779,8 @@ def benchmark(args, redis_url: str, sim_pid: int, base: str, key: str) -> int:
     print(
         f"office {OFFICE}, window {WINDOW[0]}..{WINDOW[1]}, simulator clock {CLOCK} (frozen), "
         f"{registry['collected']:,} collected schools (registry synced in {synced:.1f} s); "
-        f"{os.cpu_count()} CPUs, PostgreSQL {version}, broker {redis_url}{pinned}"
+        f"{os.cpu_count()} CPUs (core speed {core_speed():.2f} s: bench/measure.py, smaller is "
+        f"faster), PostgreSQL {version}, broker {redis_url}{pinned}"
     )
 
     naive_result = None
@@ -763,7 +819,15 @@ def benchmark(args, redis_url: str, sim_pid: int, base: str, key: str) -> int:
                         later = datetime.datetime.fromisoformat(CLOCK)
                         control.set_clock(later + datetime.timedelta(hours=args.revise_hours))
                     try:
-                        result = pipeline_case(label, codes, control, worker, meter, timeout=1800)
+                        result = pipeline_case(
+                            label,
+                            codes,
+                            control,
+                            worker,
+                            meter,
+                            timeout=1800,
+                            profile=args.profile,
+                        )
                     finally:
                         if case == 2:
                             control.set_clock(CLOCK)

@@ -7,9 +7,12 @@
   children), sampled in a thread so that a child recycled mid-run still counts.
 - ``median_of``, ``per``: medians of rounds with their spread, rates per N units.
 - ``print_table``: aligned plain-text tables.
+- ``core_speed``: how fast one core of this machine runs plain Python, so that figures taken on
+  two machines can be compared (the same code measured 2x apart on two hosts of one kind).
 - ``with_database``, ``libpq``: a database URL on the same server, and its libpq spelling.
 - ``stage_shares`` (and ``python bench/measure.py FILE...``): py-spy raw profiles of a worker
-  child attributed to pipeline stages.
+  child attributed to pipeline stages; ``Profiles`` records them on every child of a worker
+  while a ``with`` block runs.
 
 Standard library only (Linux /proc): a bench imports it before Django is set up.
 """
@@ -17,8 +20,12 @@ Standard library only (Linux /proc): a bench imports it before Django is set up.
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import statistics
+import subprocess
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -178,6 +185,26 @@ class PeakMemory:
 # --- Figures --------------------------------------------------------------------------------
 
 
+SPEED_LOOP = 2_000_000  # steps of the loop ``core_speed`` times
+
+
+def core_speed(rounds: int = 5) -> float:
+    """CPU seconds (best of ``rounds``) one core takes for a fixed mix of plain-Python work:
+    dictionary updates, string joins and integer arithmetic, ``SPEED_LOOP`` steps. Smaller is
+    faster; a bench prints it beside its figures."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.process_time()
+        memo: dict[int, str] = {}
+        total = 0
+        for i in range(SPEED_LOOP):
+            total += i * 7 % 13
+            memo[i & 1023] = "x"
+        "\t".join(map(str, range(SPEED_LOOP // 10)))
+        best = min(best, time.process_time() - started)
+    return best
+
+
 def median_of(results: Sequence[dict], key: str = "rate") -> dict:
     """The round whose ``key`` is the median (the middle one of an odd count), with
     ``range`` (lowest, highest) and ``rounds`` added."""
@@ -270,6 +297,54 @@ STAGES = [
     ("celery/kombu per task", ("celery/", "kombu/", "billiard/")),
     ("logging", ("logging/",)),
 ]
+
+
+def children(parent: int) -> list[int]:
+    """The live child processes of ``parent``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = proc_stat(entry.name)
+            if stat is not None and stat[1] == parent:
+                found.append(int(entry.name))
+    return found
+
+
+class Profiles:
+    """py-spy raw profiles (``--format raw``, 100 samples/s, only while holding the GIL:
+    CPU, not waiting) of every child of ``parent`` while the ``with`` block runs, one file
+    each in ``folder`` named ``label-PID.txt``; ``paths`` lists them afterwards. Needs py-spy
+    (requirements/dev.txt) and the right to trace the children (root, or ptrace_scope 0)."""
+
+    def __init__(self, parent: int, folder: Path, label: str, rate: int = 100):
+        self.parent, self.folder, self.label, self.rate = parent, Path(folder), label, rate
+        self.paths: list[Path] = []
+        self._spies: list[subprocess.Popen] = []
+
+    def __enter__(self) -> Profiles:
+        spy = shutil.which("py-spy")
+        if spy is None:
+            raise RuntimeError("py-spy is not installed (pip install -r requirements/dev.lock)")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for pid in children(self.parent):
+            path = self.folder / f"{self.label}-{pid}.txt"
+            command = [spy, "record", "--format", "raw", "--gil", "--nonblocking"]
+            command += ["--rate", str(self.rate), "--output", str(path), "--pid", str(pid)]
+            self._spies.append(
+                subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
+            self.paths.append(path)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for spy in self._spies:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        for spy in self._spies:
+            try:
+                spy.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+        self.paths = [path for path in self.paths if path.exists()]
 
 
 def stage_shares(paths: Iterable[str | Path]) -> dict[str, float]:

@@ -37,12 +37,13 @@ How concurrent attempts stay safe:
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import logging
 import uuid
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, Sum, Value
 from django.db.models.functions import Coalesce
 
@@ -381,6 +382,12 @@ class CollectionRun(models.Model):
         open and on no open unit existing when it runs, and the counts commit with the status,
         so nobody ever sees a closed run without its counts.
         """
+        # Most callers are not the last: one plain look says so (a unit still open is one
+        # whose own attempt looks again once it commits, so the last of them sees none).
+        with connection.cursor() as cursor:
+            cursor.execute(_ANY_OPEN_UNIT, [self.pk, *OPEN])
+            if cursor.fetchone()[0]:
+                return False
         open_units = SchoolRun.objects.filter(run_id=OuterRef("pk"), status__in=OPEN)
         now = clock.now()
         with transaction.atomic():
@@ -538,6 +545,37 @@ class SchoolRun(models.Model):
                 setattr(self, name, value)
         return bool(taken)
 
+    @classmethod
+    def take(cls, unit_id: int, task_id: str = "") -> tuple[SchoolRun, bool]:
+        """``claim`` unit ``unit_id`` and read it with its school and run, in one statement
+        (the collect task's first step, once per unit: the ORM's get and update cost two
+        round trips and most of their time in building SQL). Returns the unit, claimed or
+        as it is, and whether the claim was taken; DoesNotExist for an unknown unit."""
+        if connection.vendor != "postgresql":  # UPDATE ... FROM ... RETURNING: PostgreSQL
+            unit = cls.objects.select_related("school", "run").get(pk=unit_id)
+            claimed = unit.claim(task_id)
+            if claimed:
+                unit.refresh_from_db(fields=["attempts"])
+            return unit, claimed
+        now = clock.now()
+        token = uuid.uuid4().hex
+        lease = now + lease_length()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _take_sql(),
+                {"id": unit_id, "now": now, "lease": lease, "token": token, "task": task_id},
+            )
+            row = cursor.fetchone()
+        if row is None:  # not claimable (or not there: get says which)
+            return cls.objects.select_related("school", "run").get(pk=unit_id), False
+        from collector.models import School
+
+        unit_width, school_width = len(_columns(cls)), len(_columns(School))
+        unit = _from_row(cls, row[:unit_width])
+        unit.school = _from_row(School, row[unit_width : unit_width + school_width])
+        unit.run = _from_row(CollectionRun, row[unit_width + school_width :])
+        return unit, True
+
     def renew_lease(self) -> bool:
         """RUNNING -> RUNNING with the lease pushed forward: this attempt is still at work.
         False once another attempt has taken the unit over."""
@@ -558,11 +596,13 @@ class SchoolRun(models.Model):
             raise RuntimeError("lock_claim() needs a transaction")
         return bool(list(self._claimed().select_for_update().values_list("pk", flat=True)))
 
-    def finish(self, status: str, **counts) -> bool:
-        """RUNNING -> DONE | NO_DATA with the attempt's counts (call after ``lock_claim``)."""
+    def finish(self, status: str, *, requests: int = 0, **counts) -> bool:
+        """RUNNING -> DONE | NO_DATA with the attempt's counts (call after ``lock_claim``, or
+        inside the transaction that read the stored answer): ``requests`` this attempt spent
+        are added to the unit's, every other count is set."""
         if status not in (UnitStatus.DONE, UnitStatus.NO_DATA):
             raise ValueError(f"finish() ends a unit as done or no data, not {status!r}")
-        return self._end(status, **counts)
+        return self._end(status, added={"requests": requests}, **counts)
 
     def fail(self, error) -> bool:
         """RUNNING -> FAILED: the error will not go away by retrying (a permanent NEIS error)."""
@@ -598,12 +638,25 @@ class SchoolRun(models.Model):
         fields.update(status=status, lease_expires_at=None, claim_token="")
         return bool(self._claimed().update(**fields))
 
-    def _end(self, status: str, **fields) -> bool:
+    def _end(self, status: str, added: dict[str, int] | None = None, **fields) -> bool:
+        """Move the claimed unit to a terminal ``status`` with ``fields`` set and ``added``
+        added to their columns. Plain SQL (the fields are this model's plain columns): it
+        runs once for every unit."""
         now = clock.now()
         if self.started_at:
             fields["duration_ms"] = int((now - self.started_at).total_seconds() * 1000)
         fields.update(status=status, finished_at=now, lease_expires_at=None)
-        moved = bool(self._claimed().update(**fields))
+        columns = {name: self._meta.get_field(name).column for name in (*fields, *(added or ()))}
+        sets = [f"{columns[name]} = %s" for name in fields]
+        sets += [f"{columns[name]} = {columns[name]} + %s" for name in added or ()]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE collector_schoolrun SET {', '.join(sets)} "
+                "WHERE id = %s AND status = %s AND claim_token = %s",
+                [*fields.values(), *(added or {}).values()]
+                + [self.pk, UnitStatus.RUNNING, self.claim_token],
+            )
+            moved = cursor.rowcount == 1
         if moved:
             self.status = status
         return moved
@@ -695,3 +748,62 @@ def error_fields(error) -> dict[str, str]:
         "last_error_code": error.code[:32],
         "last_error": redact(str(error), configured_keys())[:ERROR_TEXT_MAX],
     }
+
+
+# --- Plain SQL of the per-unit steps --------------------------------------------------------
+# Each collect task runs these once: written out, they cost a fraction of what building them
+# through the ORM does. tests/pipeline/test_ledger.py checks them against their ORM twins.
+
+
+@functools.cache
+def _columns(model) -> tuple[str, ...]:
+    """A model's concrete columns, in field order."""
+    return tuple(field.column for field in model._meta.concrete_fields)
+
+
+@functools.cache
+def _converters(model) -> tuple:
+    """(index, field, converters) of each concrete field the ORM converts on reading."""
+    fields = enumerate(model._meta.concrete_fields)
+    found = ((index, field, field.get_db_converters(connection)) for index, field in fields)
+    return tuple(entry for entry in found if entry[2])
+
+
+def _from_row(model, values):
+    """A model instance from its concrete columns' values as the driver returned them, with
+    each field's converters applied as the ORM applies them (JSON text to a value, say)."""
+    values = list(values)
+    for index, field, functions in _converters(model):
+        for function in functions:
+            values[index] = function(values[index], field, connection)
+    return model.from_db(connection.alias, None, values)
+
+
+@functools.cache
+def _take_sql() -> str:
+    from collector.models import School
+
+    selected = [f"u.{column}" for column in _columns(SchoolRun)]
+    selected += [f"s.{column}" for column in _columns(School)]
+    selected += [f"r.{column}" for column in _columns(CollectionRun)]
+    free = ", ".join(f"'{status}'" for status in (UnitStatus.PENDING, UnitStatus.DEFERRED))
+    running = f"'{UnitStatus.RUNNING}'"
+    # SchoolRunQuerySet.claimable, then SchoolRun.claim's fields.
+    return f"""
+    UPDATE collector_schoolrun u
+    SET status = {running}, claim_token = %(token)s, lease_expires_at = %(lease)s,
+        task_id = %(task)s, started_at = %(now)s, defer_until = NULL,
+        attempts = u.attempts + 1
+    FROM collector_school s, collector_collectionrun r
+    WHERE u.id = %(id)s AND s.id = u.school_id AND r.id = u.run_id
+      AND (u.status IN ({free})
+           OR (u.status = {running} AND u.lease_expires_at < %(now)s)
+           OR (%(task)s <> '' AND u.status = {running} AND u.task_id = %(task)s))
+    RETURNING {", ".join(selected)}
+    """
+
+
+_ANY_OPEN_UNIT = (
+    "SELECT EXISTS (SELECT 1 FROM collector_schoolrun WHERE run_id = %s AND status IN "
+    f"({', '.join(['%s'] * len(OPEN))}))"
+)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import OuterRef, Subquery
 
 from collector import clock, quota, registry
 from collector.completeness import SchoolWeek, school_weeks
@@ -457,8 +457,8 @@ def collect_unit(
     claimed by this task: a retry of the same task re-claims it, and if no retry comes its
     lease runs out and the watchdog sends it again.
     """
-    unit = SchoolRun.objects.select_related("school", "run").get(pk=unit_id)
-    if not unit.claim(task_id):
+    unit, claimed = SchoolRun.take(unit_id, task_id)
+    if not claimed:
         return Outcome(unit_id, "skipped", f"unit is {unit.status}")
     run, school = unit.run, unit.school
     if not run.is_open:
@@ -527,7 +527,7 @@ def _fetch_and_store(unit, run, school, client, pool, budget, policy) -> Outcome
         log.warning("NEIS answers again (school %s): breaker closed", school.code)
 
     counts = {
-        "requests": F("requests") + fetched.requests,
+        "requests": fetched.requests,  # added to the unit's (earlier attempts' are kept)
         "pages": fetched.pages,
         "list_total_count": fetched.list_total_count,
         "rows_missing": fetched.missing,

@@ -17,8 +17,8 @@ import time
 
 from celery import states
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection
-from django.db.models.functions import Now
+from django.db import InterfaceError, OperationalError, connection, connections
+from django.utils import timezone
 from django_celery_results.backends import DatabaseBackend as StockDatabaseBackend
 from django_celery_results.models import TaskResult
 
@@ -58,7 +58,8 @@ class DatabaseBackend(StockDatabaseBackend):
         stock ``TaskResult.objects.store_result`` makes a ``get_or_create`` and then a
         ``save()`` of every column (two or three round trips a state, a task storing two).
         The row is the same: the columns of this state, ``date_done`` now, ``date_created``
-        from the first state, ``date_started`` from the STARTED one."""
+        from the first state, ``date_started`` from the STARTED one (this worker's clock,
+        as ``date_done`` always was)."""
         content_type, content_encoding, encoded = self.encode_content(result)
         meta = {
             **self._get_meta_from_request(request),
@@ -73,12 +74,19 @@ class DatabaseBackend(StockDatabaseBackend):
             "traceback": traceback,
             **self._get_extended_properties(request, traceback),  # as the stock one: last
         }
+        now = timezone.now()
         if status == states.STARTED:
-            fields["date_started"] = Now()
-        TaskResult.objects.using(using).bulk_create(
-            [TaskResult(task_id=task_id, **fields)],
-            update_conflicts=True,
-            unique_fields=["task_id"],
-            update_fields=[*fields, "date_done"],
+            fields["date_started"] = now
+        # Plain SQL: the ORM's bulk_create built this statement anew for every state of
+        # every task, most of storing a result's cost (names are the model's own columns).
+        names = ["task_id", *fields, "date_created", "date_done"]
+        columns = [TaskResult._meta.get_field(name).column for name in names]
+        updated = columns[1:-2] + columns[-1:]  # date_created only when the row is new
+        sql = (
+            f"INSERT INTO {TaskResult._meta.db_table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT (task_id) DO UPDATE SET "
+            + ", ".join(f"{column} = EXCLUDED.{column}" for column in updated)
         )
+        with connections[using or "default"].cursor() as cursor:
+            cursor.execute(sql, [task_id, *fields.values(), now, now])
         return result

@@ -70,6 +70,65 @@ def test_it_claims_a_pending_unit_once(run):
     assert stored.lease_expires_at > clock.now()
 
 
+@pytest.mark.parametrize("status", [status for status, _ in UnitStatus.choices])
+@pytest.mark.parametrize("lease", ["expired", "live", "none"])
+@pytest.mark.parametrize("holder", ["", "task-1", "task-2"])
+def test_take_claims_what_claim_claims_and_reads_the_unit_its_school_and_run(
+    run, status, lease, holder
+):
+    """``SchoolRun.take`` (one plain statement) and ``claim`` (the ORM) agree on every state,
+    lease and task id, write the same fields, and ``take`` reads the unit as the ORM does."""
+    leases = {"expired": clock.now() - datetime.timedelta(seconds=1), "live": None, "none": None}
+    leases["live"] = clock.now() + datetime.timedelta(minutes=1)
+    for unit in run.units.all():
+        SchoolRun.objects.filter(pk=unit.pk).update(
+            status=status, lease_expires_at=leases[lease], task_id=holder, attempts=2
+        )
+    by_orm, by_take = run.units.order_by("pk")[:2]
+
+    with clock.pinned(clock.now(), frozen=True):  # both claims at one moment
+        claimed = by_orm.claim("task-1")
+        taken, took = SchoolRun.take(by_take.pk, "task-1")
+
+    assert took == claimed
+    expected = SchoolRun.objects.select_related("school", "run").get(pk=by_take.pk)
+    fields = [f.attname for f in SchoolRun._meta.concrete_fields if f.attname != "claim_token"]
+    assert [getattr(taken, f) for f in fields] == [getattr(expected, f) for f in fields]
+    assert taken.claim_token == expected.claim_token
+    assert taken.school.__dict__.keys() >= {"code", "level", "office_id"}
+    for model, got, want in (
+        ("school", taken.school, expected.school),
+        ("run", taken.run, expected.run),
+    ):
+        names = [f.attname for f in type(want)._meta.concrete_fields]
+        assert [getattr(got, n) for n in names] == [getattr(want, n) for n in names], model
+    assert taken.run.offices == ["B10"]  # JSON converted as the ORM does
+    orm = SchoolRun.objects.get(pk=by_orm.pk)
+    if claimed:
+        assert (taken.status, taken.attempts, taken.task_id) == (orm.status, 3, "task-1")
+        assert taken.started_at == orm.started_at and taken.lease_expires_at == orm.lease_expires_at
+        assert taken.defer_until is None
+    else:
+        assert (taken.status, taken.attempts) == (status, 2)
+
+
+def test_take_says_an_unknown_unit_does_not_exist(run):
+    with pytest.raises(SchoolRun.DoesNotExist):
+        SchoolRun.take(10**9, "task-1")
+
+
+def test_finish_adds_the_requests_of_the_attempt_and_sets_the_rest(run):
+    unit = _unit(run)
+    SchoolRun.objects.filter(pk=unit.pk).update(requests=3, rows_fetched=99)
+    assert unit.claim("task-1")
+    with clock.pinned(clock.now(), frozen=True):
+        now = clock.now()
+        assert unit.finish(UnitStatus.DONE, requests=2, rows_fetched=7, pages=1)
+    stored = SchoolRun.objects.get(pk=unit.pk)
+    assert (stored.status, stored.requests, stored.rows_fetched, stored.pages) == ("done", 5, 7, 1)
+    assert stored.lease_expires_at is None and stored.finished_at == now
+
+
 def test_it_lets_a_redelivered_message_reclaim_and_supersedes_the_first_attempt(run):
     first, redelivered = _unit(run), SchoolRun.objects.get(pk=_unit(run).pk)
     assert first.claim("task-1")
