@@ -568,8 +568,7 @@ class SchoolRun(models.Model):
             row = cursor.fetchone()
         if row is None:  # not claimable (or not there: get says which)
             return cls.objects.select_related("school", "run").get(pk=unit_id), False
-        from collector.models import School
-
+        School = cls.school.field.related_model  # (collector.models imports this module)
         unit_width, school_width = len(_columns(cls)), len(_columns(School))
         unit = _from_row(cls, row[:unit_width])
         unit.school = _from_row(School, row[unit_width : unit_width + school_width])
@@ -781,8 +780,7 @@ def _from_row(model, values):
 
 @functools.cache
 def _take_sql() -> str:
-    from collector.models import School
-
+    School = SchoolRun.school.field.related_model  # (as in SchoolRun.take)
     selected = [f"u.{column}" for column in _columns(SchoolRun)]
     selected += [f"s.{column}" for column in _columns(School)]
     selected += [f"r.{column}" for column in _columns(CollectionRun)]
