@@ -87,6 +87,11 @@ class RequestBudget:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.key})"
 
+    def look(self) -> None:
+        """Read the key's shared state at once, for a budget made for one attempt and then
+        dropped (the Redis budget: one round trip instead of one per question). Others read
+        the store at each question; nothing to do."""
+
     def quota_day(self, moment: datetime.datetime | None = None) -> datetime.date:
         return clock.quota_day(moment or clock.now(), self.budget.quota_reset_hour)
 
@@ -282,6 +287,20 @@ class RedisBudget(RequestBudget):
         )
         self._failures, self._breaker = f"{prefix}:failures", f"{prefix}:breaker"
         self._prefix = prefix
+        self._seen: dict[str, bytes | None] | None = None  # what ``look`` read
+
+    def look(self) -> None:
+        """Read the key's refusal, quota block and breaker in one round trip. Until this
+        budget changes one of them (which forgets what was read), ``rejection``,
+        ``blocked_until``, ``probe_at`` and ``allow`` answer from it: a breaker found closed
+        lets a request go without asking again. What other processes change meanwhile is
+        seen at the next look, as a question asked a moment later would have seen it."""
+        names = ("rejected", "block", "breaker")
+        values = self.redis.mget(self._rejected, self._block, self._breaker)
+        self._seen = dict(zip(names, values, strict=True))
+
+    def _get(self, name: str, key: str) -> bytes | None:
+        return self.redis.get(key) if self._seen is None else self._seen[name]
 
     def _try_acquire(self, lease: str) -> float:
         interval = 1.0 / self.budget.max_rps
@@ -313,41 +332,49 @@ class RedisBudget(RequestBudget):
 
     def block_until(self, until_epoch: float) -> None:
         ttl = max(1, int(until_epoch - _clock_epoch()) + 1)
+        self._seen = None
         self.redis.set(self._block, repr(until_epoch), ex=ttl)
 
     def blocked_until(self) -> float:
-        value = self.redis.get(self._block)
+        value = self._get("block", self._block)
         until = float(value) if value else 0.0
         return until if until > _clock_epoch() else 0.0
 
     def clear_block(self) -> None:
+        self._seen = None
         self.redis.delete(self._block)
 
     def _set_rejection(self, value: str | None) -> None:
+        self._seen = None
         if value is None:
             self.redis.delete(self._rejected)
         else:
             self.redis.set(self._rejected, value, ex=REJECTION_SECONDS)
 
     def _get_rejection(self) -> str | None:
-        value = self.redis.get(self._rejected)
+        value = self._get("rejected", self._rejected)
         return value.decode() if value else None
 
     def _record_failure(self, now: float, probe: float) -> float:
+        self._seen = None
         args = [repr(now), uuid.uuid4().hex, self.budget.breaker_failures,
                 BREAKER_WINDOW_SECONDS, repr(probe), BREAKER_KEEP_SECONDS]  # fmt: skip
         return float(self._failure(keys=[self._failures, self._breaker], args=args))
 
     def record_success(self) -> bool:
+        self._seen = None
         with self.redis.pipeline() as pipe:
             closed, _ = pipe.delete(self._breaker).delete(self._failures).execute()
         return bool(closed)
 
     def probe_at(self) -> float:
-        value = self.redis.get(self._breaker)
+        value = self._get("breaker", self._breaker)
         return float(value) if value else 0.0
 
     def _allow(self, now: float, later: float) -> float:
+        if self._seen is not None and self._seen["breaker"] is None:
+            return 0.0  # closed when looked at: no probe to take
+        self._seen = None  # the script may take the probe (and move the next one)
         args = [repr(now), repr(later), BREAKER_KEEP_SECONDS]
         return float(self._allow_script(keys=[self._breaker], args=args))
 
@@ -564,6 +591,11 @@ class KeyPool:
 
     def __len__(self) -> int:
         return len(self.budgets)
+
+    def look(self) -> None:
+        """``look`` at every key: for a pool made for one attempt (``quota.key_pool``)."""
+        for budget in self.budgets:
+            budget.look()
 
     def usable(self) -> list[RequestBudget]:
         return [b for b in self.budgets if not b.rejection() and not b.blocked_until()]

@@ -467,6 +467,8 @@ def collect_unit(
         return Outcome(unit_id, UnitStatus.CANCELLED, "run is closed")
 
     pool = _pool(budget)
+    if budget is None:  # this attempt's own budgets: their state read in one round trip
+        pool.look()
     rejected = pool.rejection()
     if rejected:
         unit.fail(_untried(*rejected))

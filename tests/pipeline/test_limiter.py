@@ -163,6 +163,37 @@ def test_it_lets_one_probe_through_per_interval_and_closes_on_an_answer(make_bud
         assert (budget.probe_at(), budget.allow()) == (0, 0)
 
 
+def test_a_look_answers_for_one_attempt_and_its_own_changes_forget_it(make_budget):
+    """``look`` reads a key's refusal, block and breaker at once (Redis); what the budget then
+    changes itself is read again, so it never answers from a state it has changed."""
+    budget = make_budget(breaker_failures=1, breaker_probe_seconds=60)
+    other = make_budget(breaker_failures=1, breaker_probe_seconds=60)  # another process
+    with _at(0):
+        budget.look()
+        other.block_until(clock.now().timestamp() + 60)
+        other.reject("ERROR-290", "bad key")
+        seen = isinstance(budget, limiter.RedisBudget)  # a file budget reads at each question
+        assert (budget.blocked_until() == 0, budget.rejection() is None) == (seen, seen)
+        assert budget.allow() == 0  # closed when looked at
+        budget.look()  # the next attempt sees it all
+        assert budget.blocked_until() > 0 and budget.rejection()[0] == "ERROR-290"
+        budget.block_until(clock.now().timestamp() + 30)  # its own change: read again
+        assert budget.blocked_until() == pytest.approx(clock.now().timestamp() + 30, abs=1)
+        budget.look()
+        budget.clear_rejection()
+        assert budget.rejection() is None
+        budget.look()
+        budget.clear_block()
+        assert budget.blocked_until() == 0
+        budget.look()
+        probe = budget.record_failure()  # opens the breaker; the look is forgotten
+        assert probe > 0 and budget.allow() == probe
+    with _at(61):
+        budget.look()
+        assert budget.allow() == 0  # open when looked at: the script takes the due probe
+        assert other.allow() == pytest.approx(clock.now().timestamp() + 60, abs=1)
+
+
 def test_it_counts_every_request_on_its_quota_day(make_budget):
     budget = make_budget()
     today = budget.quota_day()
