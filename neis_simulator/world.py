@@ -562,8 +562,7 @@ class World:
                 return self.year(school, ay)
 
             if v == 0:
-                load = loads[0]
-                rows = tuple((*h, load) for h in week_rows(self.config, school, monday, year_of))
+                rows = tuple(week_rows(self.config, school, monday, year_of, loads[0]))
             else:
                 work, _ = revised_week(self.config, school, monday, v, year_of)
                 rows = tuple((*h[:-1], loads[h[-1]]) for h in work)
