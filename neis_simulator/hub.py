@@ -125,11 +125,12 @@ class Hub:
         plan = self.world.plan(svc.name, params, now)
         cache_key = (plan.key, as_json, page, size, code)
         limit = cfg.page_cache_bytes
+        if limit != self.pages.max_weight:
+            self.pages.resize(limit)
         cached = self.pages.get(cache_key) if limit > 0 else None
         if cached is None or cached[0] is not cfg:
             cached = (cfg, self._data(plan, as_json, page, size, code, cfg))
             if limit > 0:
-                self.pages.max_weight = limit
                 self.pages.put(cache_key, cached, len(cached[1].body))
         found = cached[1]
         return dataclasses.replace(found, **base, after_337=after)

@@ -121,3 +121,17 @@ def test_it_serves_cached_pages_byte_for_byte_as_it_renders_them_uncached(neis_s
     assert bodies["before the late classes", 6] != bodies["the late classes", 6]
     assert cached.simulator.hub.pages.hits > len(requests) * len(steps)
     assert plain.simulator.hub.pages.hits == 0 and len(plain.simulator.hub.pages) == 0
+
+
+def test_it_keeps_pages_within_their_bound_and_drops_them_when_turned_off(neis_sim_factory):
+    sim = neis_sim_factory(page_cache_bytes=200_000)
+    pages = sim.simulator.hub.pages
+    sizes = [len(sim.get("schoolInfo", pIndex=i, pSize=100).content) for i in range(1, 9)]
+    assert sum(sizes) > 200_000 >= pages.weight > 0
+    assert 1 < len(pages) < len(sizes)
+    sim.control.configure(page_cache_bytes=50_000)
+    sim.get("schoolInfo", pIndex=1, pSize=10)
+    assert pages.weight <= 50_000
+    sim.control.configure(page_cache_bytes=0)
+    assert sim.get("schoolInfo", pIndex=1, pSize=10).status_code == 200
+    assert len(pages) == pages.weight == 0
