@@ -1,8 +1,9 @@
 """JSON and XML bodies exactly as the hub shapes them (docs/neis-api.md section 4).
 
-A page's rows are formatted in one go: the row template repeated once per row, filled from
-every row's values (each value's encoding remembered, since values repeat endlessly). The hub
-caches finished pages, so a page that is asked for again is not encoded again.
+A page's rows are formatted in one go, in bytes: the row template repeated once per row,
+filled from every row's values as UTF-8 (each value's encoding remembered, since values
+repeat endlessly). The hub caches finished pages, so a page asked for again is not encoded
+again.
 """
 
 from __future__ import annotations
@@ -19,41 +20,41 @@ _MEMO_LIMIT = 500_000  # distinct values remembered; the set is mostly names and
 
 
 class _JsonValues(dict):
-    """value -> its JSON text ("null" for None); a memo, since values repeat endlessly."""
+    """value -> its JSON text in UTF-8 (null for None); a memo, since values repeat endlessly."""
 
     def __missing__(self, value):
-        text = "null" if value is None else encode_basestring(value)
+        text = b"null" if value is None else encode_basestring(value).encode()
         if len(self) < _MEMO_LIMIT:
             self[value] = text
         return text
 
 
 class _XmlValues(dict):
-    """value -> its XML element text: CDATA for strings, empty for None."""
+    """value -> its XML element text in UTF-8: CDATA for strings, empty for None."""
 
     def __missing__(self, value):
         if value is None:
-            text = ""
+            text = b""
         else:
-            text = "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+            text = ("<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>").encode()
         if len(self) < _MEMO_LIMIT:
             self[value] = text
         return text
 
 
 _VALUES = {"json": _JsonValues(), "xml": _XmlValues()}
-_templates: dict[tuple[str, str], str] = {}
+_templates: dict[tuple[str, str], bytes] = {}
 
 
-def _template(service: Service, kind: str) -> str:
+def _template(service: Service, kind: str) -> bytes:
     """One row of a service as a %-template: a JSON object, or an XML ``<row>`` element."""
     found = _templates.get((service.name, kind))
     if found is None:
         if kind == "json":
-            found = "{" + ",".join(f'"{f}":%s' for f in service.fields) + "}"
+            text = "{" + ",".join(f'"{f}":%s' for f in service.fields) + "}"
         else:
-            found = "<row>" + "".join(f"<{f}>%s</{f}>" for f in service.fields) + "</row>"
-        _templates[service.name, kind] = found
+            text = "<row>" + "".join(f"<{f}>%s</{f}>" for f in service.fields) + "</row>"
+        found = _templates[service.name, kind] = text.encode()
     return found
 
 
@@ -61,9 +62,8 @@ def page_rows(result: Result, start: int, stop: int, kind: str) -> bytes:
     """Rows ``start:stop`` of a result encoded as a page holds them ("json" or "xml"):
     JSON objects separated by commas, or XML ``<row>`` elements one after another."""
     rows = result.rows[start:stop]
-    page = ("," if kind == "json" else "").join([_template(result.service, kind)] * len(rows))
-    values = map(_VALUES[kind].__getitem__, itertools.chain.from_iterable(rows))
-    return (page % tuple(values)).encode()
+    page = (b"," if kind == "json" else b"").join([_template(result.service, kind)] * len(rows))
+    return page % tuple(map(_VALUES[kind].__getitem__, itertools.chain.from_iterable(rows)))
 
 
 def json_page(
