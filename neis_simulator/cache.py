@@ -34,15 +34,30 @@ class LRU:
                 self._weight -= old[1]
             self._data[key] = (value, weight)
             self._weight += weight
-            while self._weight > self.max_weight and len(self._data) > 1:
-                _, (_, w) = self._data.popitem(last=False)
-                self._weight -= w
+            self._evict(1)
         return value
+
+    def resize(self, max_weight: int) -> None:
+        """Change the bound, evicting the oldest entries past it at once (all of them for 0)."""
+        with self._lock:
+            self.max_weight = max_weight
+            self._evict(1 if max_weight > 0 else 0)
+
+    def _evict(self, keep: int) -> None:
+        """Drop the oldest entries while over the bound, keeping at least ``keep``."""
+        while self._weight > self.max_weight and len(self._data) > keep:
+            _, (_, w) = self._data.popitem(last=False)
+            self._weight -= w
 
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
             self._weight = 0
+
+    @property
+    def weight(self) -> int:
+        """The total weight of the entries held."""
+        return self._weight
 
     def __len__(self) -> int:
         return len(self._data)

@@ -275,6 +275,9 @@ class SimulatorConfig:
 
     # ---- Observability and caches.
     log_size: int = _runtime(2000)
+    # Finished answers to data queries, by body bytes; 0 turns the cache off. A weekly re-run
+    # asks for the same pages again: 256 MiB holds about 900,000 timetable rows of JSON.
+    page_cache_bytes: int = _runtime(256 * 2**20)
     query_cache_rows: int = 400_000
     unit_cache_rows: int = 400_000
 

@@ -1,11 +1,14 @@
 """JSON and XML bodies exactly as the hub shapes them (docs/neis-api.md section 4).
 
-Rows are encoded once per cached query result and pages are joined from the encoded rows,
-so paging through a large query costs one encoding per row, not one per page.
+A page's rows are formatted in one go, in bytes: the row template repeated once per row,
+filled from every row's values as UTF-8 (each value's encoding remembered, since values
+repeat endlessly). The hub caches finished pages, so a page asked for again is not encoded
+again.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from json.encoder import encode_basestring  # C-accelerated, keeps non-ASCII as is
 
@@ -17,68 +20,60 @@ _MEMO_LIMIT = 500_000  # distinct values remembered; the set is mostly names and
 
 
 class _JsonValues(dict):
-    """value -> its JSON text ("null" for None); a memo, since values repeat endlessly."""
+    """value -> its JSON text in UTF-8 (null for None); a memo, since values repeat endlessly."""
 
     def __missing__(self, value):
-        text = "null" if value is None else encode_basestring(value)
+        text = b"null" if value is None else encode_basestring(value).encode()
         if len(self) < _MEMO_LIMIT:
             self[value] = text
         return text
 
 
 class _XmlValues(dict):
-    """value -> its XML element text: CDATA for strings, empty for None."""
+    """value -> its XML element text in UTF-8: CDATA for strings, empty for None."""
 
     def __missing__(self, value):
         if value is None:
-            text = ""
+            text = b""
         else:
-            text = "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+            text = ("<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>").encode()
         if len(self) < _MEMO_LIMIT:
             self[value] = text
         return text
 
 
-_JSON_VALUES = _JsonValues()
-_XML_VALUES = _XmlValues()
-_templates: dict[tuple[str, str], str] = {}
+_VALUES = {"json": _JsonValues(), "xml": _XmlValues()}
+_templates: dict[tuple[str, str], bytes] = {}
 
 
-def _template(service: Service, kind: str) -> str:
+def _template(service: Service, kind: str) -> bytes:
+    """One row of a service as a %-template: a JSON object, or an XML ``<row>`` element."""
     found = _templates.get((service.name, kind))
     if found is None:
         if kind == "json":
-            found = "{" + ",".join(f'"{f}":%s' for f in service.fields) + "}"
+            text = "{" + ",".join(f'"{f}":%s' for f in service.fields) + "}"
         else:
-            found = "<row>" + "".join(f"<{f}>%s</{f}>" for f in service.fields) + "</row>"
-        _templates[service.name, kind] = found
+            text = "<row>" + "".join(f"<{f}>%s</{f}>" for f in service.fields) + "</row>"
+        found = _templates[service.name, kind] = text.encode()
     return found
 
 
-def encoded_rows(result: Result, start: int, stop: int, kind: str) -> list[bytes]:
-    """Encoded rows ``start:stop`` of a result ("json" or "xml"), encoding each only once."""
-    cache = getattr(result, kind)
-    if cache is None:
-        cache = [None] * len(result.rows)
-        setattr(result, kind, cache)
-    missing = [i for i in range(start, stop) if cache[i] is None]
-    if missing:
-        template = _template(result.service, kind)
-        get = (_JSON_VALUES if kind == "json" else _XML_VALUES).__getitem__
-        rows = result.rows
-        for i in missing:
-            cache[i] = (template % tuple(map(get, rows[i]))).encode()
-    return cache[start:stop]
+def page_rows(result: Result, start: int, stop: int, kind: str) -> bytes:
+    """Rows ``start:stop`` of a result encoded as a page holds them ("json" or "xml"):
+    JSON objects separated by commas, or XML ``<row>`` elements one after another."""
+    rows = result.rows[start:stop]
+    page = (b"," if kind == "json" else b"").join([_template(result.service, kind)] * len(rows))
+    return page % tuple(map(_VALUES[kind].__getitem__, itertools.chain.from_iterable(rows)))
 
 
 def json_page(
-    envelope: str, total: int, message: str, rows: list[bytes], code: str = "INFO-000"
+    envelope: str, total: int, message: str, rows: bytes, code: str = "INFO-000"
 ) -> bytes:
-    """The success envelope: head (count, RESULT) then the page's rows."""
+    """The success envelope: head (count, RESULT) then the page's rows (``page_rows``)."""
     result = '{"RESULT":{"CODE":"' + code + '","MESSAGE":' + encode_basestring(message) + "}}"
     head = '{"' + envelope + '":[{"head":[{"list_total_count":' + str(total) + "},"
     head += result + ']},{"row":['
-    return head.encode() + b",".join(rows) + b"]}]}"
+    return head.encode() + rows + b"]}]}"
 
 
 def json_result(code: str, message: str) -> bytes:
@@ -96,7 +91,7 @@ def xml_page(
     envelope: str,
     total: int,
     message: str,
-    rows: list[bytes],
+    rows: bytes,
     split_head: bool,
     code: str = "INFO-000",
 ) -> bytes:
@@ -107,11 +102,7 @@ def xml_page(
         if split_head
         else (f"<head>{count}{result}</head>")
     )
-    return (
-        (f"{XML_DECLARATION}<{envelope}>{head}").encode()
-        + b"".join(rows)
-        + (f"</{envelope}>".encode())
-    )
+    return (f"{XML_DECLARATION}<{envelope}>{head}").encode() + rows + (f"</{envelope}>".encode())
 
 
 def xml_result(code: str, message: str) -> bytes:

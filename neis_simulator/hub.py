@@ -12,6 +12,12 @@ the HTTP layer only adds transport faults and writes bytes. The checks run in th
 4. a required parameter missing or empty -> ERROR-300
 5. an injected RESULT fault (ERROR-500/600/601, or ERROR-500 inside a page's head)
 6. the query: INFO-200 when there are no rows or the page is past the end
+
+Answers to step 6 are cached by their bytes (``SimulatorConfig.page_cache_bytes``), keyed by
+the world's query key (which moves with the clock whenever the rows do) and every request
+part that shapes the page; an entry is served only under the very configuration object it
+was rendered with, so any ``configure`` (messages, content types, paging mode, overstate...)
+renders afresh.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import dataclasses
 import datetime
 
 from . import encode
+from .cache import LRU
 from .services import SERVICES
 from .state import KEYLESS, RuntimeState
 from .world import World
@@ -68,6 +75,7 @@ class Hub:
     def __init__(self, world: World, state: RuntimeState):
         self.world = world
         self.state = state
+        self.pages = LRU(state.config.page_cache_bytes)
 
     def answer(
         self,
@@ -83,12 +91,7 @@ class Hub:
         base = {"service": service or "?", "key": key, "params": params}
 
         def result(code: str, **extra) -> Answer:
-            message = cfg.message(code)
-            if as_json:
-                body, ctype = encode.json_result(code, message), cfg.json_content_type
-            else:
-                body, ctype = encode.xml_result(code, message), cfg.xml_content_type
-            return Answer(200, ctype, body, code, **{**base, **extra})
+            return dataclasses.replace(_bare(code, as_json, cfg), **{**base, **extra})
 
         svc = SERVICES.get(service or "")
         if svc is None:
@@ -115,29 +118,52 @@ class Hub:
         if fault in _FAULT_CODES:
             return result(_FAULT_CODES[fault], after_337=after)
         if fault == "head_error":
-            return self._page(svc, as_json, 0, [], "ERROR-500", cfg, base, after, "HEAD_ERROR")
+            empty = _page(svc, as_json, 0, b"", 0, "ERROR-500", cfg)
+            return dataclasses.replace(empty, outcome="HEAD_ERROR", **base, after_337=after)
 
-        found = self.world.query(svc.name, params, now)
+        code = "INFO-100" if fault == "info100" else "INFO-000"
+        plan = self.world.plan(svc.name, params, now)
+        cache_key = (plan.key, as_json, page, size, code)
+        limit = cfg.page_cache_bytes
+        if limit != self.pages.max_weight:
+            self.pages.resize(limit)
+        cached = self.pages.get(cache_key) if limit > 0 else None
+        if cached is None or cached[0] is not cfg:
+            cached = (cfg, self._data(plan, as_json, page, size, code, cfg))
+            if limit > 0:
+                self.pages.put(cache_key, cached, len(cached[1].body))
+        found = cached[1]
+        return dataclasses.replace(found, **base, after_337=after)
+
+    @staticmethod
+    def _data(plan, as_json, page, size, code, cfg) -> Answer:
+        """The answer to a valid data query (a page or INFO-200) without the request's own
+        fields: a function of the plan's key, the other arguments and ``cfg`` alone."""
+        found = plan.result()
         total = len(found.rows)
         start = (page - 1) * size
         if start >= total and total and cfg.page_mode == "repeat":
             start = 0
         stop = min(start + size, total)
         if start >= stop:
-            return result("INFO-200", after_337=after)
-        code = "INFO-100" if fault == "info100" else "INFO-000"
-        kind = "json" if as_json else "xml"
-        rows = encode.encoded_rows(found, start, stop, kind)
-        return self._page(svc, as_json, total + cfg.overstate, rows, code, cfg, base, after, code)
+            return _bare("INFO-200", as_json, cfg)
+        rows = encode.page_rows(found, start, stop, "json" if as_json else "xml")
+        return _page(plan.service, as_json, total + cfg.overstate, rows, stop - start, code, cfg)
 
-    @staticmethod
-    def _page(svc, as_json, total, rows, code, cfg, base, after, outcome) -> Answer:
-        """A page in the service's envelope, with ``code`` in its head."""
-        message = cfg.message(code)
-        if as_json:
-            body = encode.json_page(svc.envelope, total, message, rows, code)
-            ctype = cfg.json_content_type
-        else:
-            body = encode.xml_page(svc.envelope, total, message, rows, cfg.xml_split_head, code)
-            ctype = cfg.xml_content_type
-        return Answer(200, ctype, body, outcome, len(rows), **base, after_337=after)
+
+def _bare(code: str, as_json: bool, cfg) -> Answer:
+    """A bare top-level RESULT: no data, and every error."""
+    message = cfg.message(code)
+    if as_json:
+        return Answer(200, cfg.json_content_type, encode.json_result(code, message), code)
+    return Answer(200, cfg.xml_content_type, encode.xml_result(code, message), code)
+
+
+def _page(svc, as_json, total, rows: bytes, count: int, code: str, cfg) -> Answer:
+    """A page of ``count`` encoded rows in the service's envelope, ``code`` in its head."""
+    message = cfg.message(code)
+    if as_json:
+        body = encode.json_page(svc.envelope, total, message, rows, code)
+        return Answer(200, cfg.json_content_type, body, code, count)
+    body = encode.xml_page(svc.envelope, total, message, rows, cfg.xml_split_head, code)
+    return Answer(200, cfg.xml_content_type, body, code, count)

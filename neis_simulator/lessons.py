@@ -421,8 +421,11 @@ def _spaced(subject: str, rng: random.Random) -> str:
     return subject.replace(" ", "  ", 1) if " " in subject else subject + "  "
 
 
-def week_rows(cfg: SimulatorConfig, school: School, monday: datetime.date, year_of) -> list:
-    """First-version rows of a school-week, without LOAD_DTM, in served order.
+def week_rows(
+    cfg: SimulatorConfig, school: School, monday: datetime.date, year_of, last: object
+) -> list:
+    """First-version rows of a school-week in served order, each ending with ``last`` in
+    place of LOAD_DTM (its text, or the index of the version that wrote it).
 
     ``year_of(ay)`` returns the school's SchoolYear (cached by the caller).
     """
@@ -452,7 +455,7 @@ def week_rows(cfg: SimulatorConfig, school: School, monday: datetime.date, year_
                 x = rng.random()
                 if x < p_blank:
                     subject = None if x < p_null else _spaced(subject, rng)
-                row = (*base, perio, subject)
+                row = (*base, perio, subject, last)
                 rows.append(row)
                 if x > 1.0 - p_dup:
                     rows.append(row)
@@ -495,7 +498,7 @@ def revised_week(cfg: SimulatorConfig, school: School, monday: datetime.date, v:
     Each edit works on a class-day (or a whole day) no earlier edit of the week touched, so the
     edits never overlap: what changed between two versions is exactly the edits in between.
     """
-    rows = [(*row, 0) for row in week_rows(cfg, school, monday, year_of)]
+    rows = week_rows(cfg, school, monday, year_of, 0)
     edits: list[Edit] = []
     touched: set[tuple] = set()  # class-days (row[:-3]) edited so far
     for k in range(1, v + 1):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
 from . import extras
@@ -75,23 +75,41 @@ _DATE_PARAMS = frozenset(
 
 
 class Result:
-    """The full answer to one query before paging: rows in served order.
+    """The full answer to one query before paging: rows in served order."""
 
-    ``json`` and ``xml`` hold each row's encoding once it has been served (see ``encode``).
-    """
-
-    __slots__ = ("service", "rows", "json", "xml")
+    __slots__ = ("service", "rows")
 
     def __init__(self, service: Service, rows: list[tuple]):
         self.service = service
         self.rows = rows
-        self.json: list | None = None
-        self.xml: list | None = None
 
     def dicts(self) -> list[dict]:
         """Rows as served in JSON: field -> string or None, in documented order."""
         fields = self.service.fields
         return [dict(zip(fields, row, strict=True)) for row in self.rows]
+
+
+class Plan(NamedTuple):
+    """One query as of one moment, before its rows are computed.
+
+    ``key`` holds everything the rows depend on (the service, the honoured parameters, and
+    for time-dependent services the window and the version of each school-week visible at
+    that moment): two plans with equal keys have equal rows, whatever the clock said. It
+    keys the world's query cache, and may key caches of anything rendered from the rows.
+    """
+
+    key: tuple
+    service: Service
+    compute: Callable[[], list[tuple]]
+    cache: LRU
+
+    def result(self) -> Result:
+        """The query's rows, from the query cache or computed and cached."""
+        found = self.cache.get(self.key)
+        if found is None:
+            rows = self.compute()
+            found = self.cache.put(self.key, Result(self.service, rows), len(rows) + 1)
+        return found
 
 
 def _text(day: datetime.date | str) -> str:
@@ -329,6 +347,10 @@ class World:
         """All rows of a query, before paging. Parameters a service does not honour, and
         empty ones, are ignored; missing required parameters give no rows (the server
         answers ERROR-300 before asking)."""
+        return self.plan(service, params, as_of).result()
+
+    def plan(self, service: str, params: Mapping[str, str], as_of) -> Plan:
+        """A query made ready to run: its key now, its rows when asked (``Plan.result``)."""
         svc = SERVICES[service]
         as_of = self._as_of(as_of)
         honoured = set(svc.filters) | set(svc.required)
@@ -338,11 +360,7 @@ class World:
             honoured.discard("PERIO")
         params = {k: v for k, v in params.items() if k in honoured and v != ""}
         key, compute = self._plan(svc, params, as_of)
-        found = self._results.get(key)
-        if found is None:
-            rows = compute()
-            found = self._results.put(key, Result(svc, rows), len(rows) + 1)
-        return found
+        return Plan(key, svc, compute, self._results)
 
     def _as_of(self, as_of) -> datetime.datetime:
         if as_of is None:
@@ -544,8 +562,7 @@ class World:
                 return self.year(school, ay)
 
             if v == 0:
-                load = loads[0]
-                rows = tuple((*h, load) for h in week_rows(self.config, school, monday, year_of))
+                rows = tuple(week_rows(self.config, school, monday, year_of, loads[0]))
             else:
                 work, _ = revised_week(self.config, school, monday, v, year_of)
                 rows = tuple((*h[:-1], loads[h[-1]]) for h in work)
