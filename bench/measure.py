@@ -5,7 +5,8 @@
   other jobs are loading: CPU-seconds per unit of work, not wall time.
 - ``PeakMemory``: the peak resident memory of a process group's children (Celery's prefork
   children), sampled in a thread so that a child recycled mid-run still counts.
-- ``median_of``, ``per``: medians of rounds with their spread, rates per N units.
+- ``alternate``, ``median_of``, ``per``: cases run in turn, medians of rounds with their
+  spread, rates per N units.
 - ``print_table``: aligned plain-text tables.
 - ``with_database``, ``libpq``: a database URL on the same server, and its libpq spelling.
 - ``stage_shares`` (and ``python bench/measure.py FILE...``): py-spy raw profiles of a worker
@@ -19,7 +20,7 @@ from __future__ import annotations
 import os
 import statistics
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -186,6 +187,16 @@ def median_of(results: Sequence[dict], key: str = "rate") -> dict:
     chosen["range"] = (ordered[0][key], ordered[-1][key])
     chosen["rounds"] = len(results)
     return chosen
+
+
+def alternate(cases: dict[str, Callable[[], dict]], rounds: int) -> dict[str, list[dict]]:
+    """Each case's results over ``rounds`` rounds, the cases run in turn within each round
+    (old, new, old, new...), so that a machine whose load changes weighs on all alike."""
+    results: dict[str, list[dict]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, case in cases.items():
+            results[name].append(case())
+    return results
 
 
 def median(values: Iterable[float]) -> float:
