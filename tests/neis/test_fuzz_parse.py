@@ -12,6 +12,7 @@ import contextlib
 import datetime
 import json
 
+import msgspec
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -471,3 +472,18 @@ def test_it_converts_a_typed_page_exactly_as_row_by_row(query, ascii_only):
             assert repr(records) == repr(outcomes)  # the same values, of the same types
             assert all(type(record) is LessonRecord for record in records)
         assert [outcome(by_page, row) for row in typed.rows.dicts()] == outcomes
+
+
+@FUZZ
+@given(body=lesson_pages() | bodies)
+def test_it_peeks_in_one_pass_at_what_three_passes_see(body):
+    """Where the one-pass decoder reads a body, the three levels read it too, to the same
+    keys, head and rows (parse.peek_envelope takes either)."""
+    try:
+        page = parse._PEEK_PAGE.decode(body)
+    except (msgspec.MsgspecError, UnicodeDecodeError):
+        return
+    levels = parse._PEEK_OBJECT.decode(body)
+    assert list(page) == list(levels)
+    for key in page:
+        assert parse._peek_parts(page[key]) == parse._peek_parts(levels[key])
