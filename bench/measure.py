@@ -264,8 +264,11 @@ def libpq(url: str) -> str:
 STAGES = [
     ("limiter/budget (Redis)", ("limiter.py",)),
     ("heartbeat thread", ("renew_lease", "heartbeat.<locals>")),
-    ("row parse/validate", ("lesson_from_row", "LessonRows", "_lesson_of")),
-    ("JSON decode", ("read_envelope", "peek_envelope", "same_row")),
+    (
+        "row parse/validate",
+        ("lesson_from_row", "LessonRows", "_LessonsOf", "lesson_records", "_NewLessonRecord"),
+    ),
+    ("JSON decode", ("read_envelope", "read_lessons", "peek_envelope", "same_row")),
     ("HTTP send/read", ("read_body", "_send (", "_exchange")),
     ("storage: dedupe rows", ("_distinct_rows",)),
     ("storage: COPY encoding", ("write_row", "copy_text", "_CopyText")),
