@@ -5,7 +5,8 @@
   other jobs are loading: CPU-seconds per unit of work, not wall time.
 - ``PeakMemory``: the peak resident memory of a process group's children (Celery's prefork
   children), sampled in a thread so that a child recycled mid-run still counts.
-- ``median_of``, ``per``: medians of rounds with their spread, rates per N units.
+- ``alternate``, ``median_of``, ``per``: cases run in turn, medians of rounds with their
+  spread, rates per N units.
 - ``print_table``: aligned plain-text tables.
 - ``core_speed``: how fast one core of this machine runs plain Python, so that figures taken on
   two machines can be compared (the same code measured 2x apart on two hosts of one kind).
@@ -26,7 +27,7 @@ import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -215,6 +216,16 @@ def median_of(results: Sequence[dict], key: str = "rate") -> dict:
     return chosen
 
 
+def alternate(cases: dict[str, Callable[[], dict]], rounds: int) -> dict[str, list[dict]]:
+    """Each case's results over ``rounds`` rounds, the cases run in turn within each round
+    (old, new, old, new...), so that a machine whose load changes weighs on all alike."""
+    results: dict[str, list[dict]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, case in cases.items():
+            results[name].append(case())
+    return results
+
+
 def median(values: Iterable[float]) -> float:
     return statistics.median(list(values))
 
@@ -280,8 +291,11 @@ def libpq(url: str) -> str:
 STAGES = [
     ("limiter/budget (Redis)", ("limiter.py",)),
     ("heartbeat thread", ("renew_lease", "heartbeat.<locals>")),
-    ("row parse/validate", ("lesson_from_row", "LessonRows", "_lesson_of")),
-    ("JSON decode", ("read_envelope", "peek_envelope", "same_row")),
+    (
+        "row parse/validate",
+        ("lesson_from_row", "LessonRows", "_LessonsOf", "lesson_records", "_NewLessonRecord"),
+    ),
+    ("JSON decode", ("read_envelope", "read_lessons", "peek_envelope", "same_row")),
     ("HTTP send/read", ("read_body", "_send (", "_exchange")),
     ("storage: dedupe rows", ("_distinct_rows",)),
     ("storage: COPY encoding", ("write_row", "copy_text", "_CopyText")),

@@ -394,7 +394,7 @@ class _Inflater:
 @functools.cache
 def conversion_fingerprint() -> str:
     """A fingerprint of the code that turns served rows into records: parse.py, records.py
-    and this module (the filters of ``_lesson_of`` and the others).
+    and this module (the filters of ``_LessonsOf`` and the others).
 
     Every answer's digest starts with it, so that a window stored from an answer by one
     version of that code is never taken for what another version makes of the same bytes
@@ -486,6 +486,12 @@ class FetchResult:
             reasons: Counter[str] = Counter()
             append = self._records.append
             for rows in pages:
+                if isinstance(rows, parse.LessonPage):  # a timetable page, typed
+                    records = convert.page(rows)
+                    if records is not None:
+                        self._records += records
+                        continue
+                    rows = rows.dicts()
                 for row in rows:
                     try:
                         append(convert(row))
@@ -496,21 +502,41 @@ class FetchResult:
                 report(reasons)
 
 
-def _lesson_of(
-    convert: parse.LessonRows,
-    office_code: str,
-    school_code: str,
-    start: datetime.date,
-    end: datetime.date,
-    row: object,
-) -> LessonRecord:
-    """A timetable row as a LessonRecord of the school and window asked for, or InvalidRow."""
-    record = convert(row)
-    if record.school_code != school_code or record.office_code != office_code:
-        raise parse.InvalidRow("other-school")
-    if not start <= record.date <= end:
-        raise parse.InvalidRow("outside-window")
-    return record
+@dataclasses.dataclass(frozen=True)
+class _LessonsOf:
+    """Timetable rows as LessonRecords of the school and window asked for, or InvalidRow:
+    ``other-school`` for a row of another school or office, ``outside-window`` for a row
+    dated outside ``start``..``end``."""
+
+    convert: parse.LessonRows
+    office_code: str
+    school_code: str
+    start: datetime.date
+    end: datetime.date
+
+    def __call__(self, row: object) -> LessonRecord:
+        record = self.convert(row)
+        if record.school_code != self.school_code or record.office_code != self.office_code:
+            raise parse.InvalidRow("other-school")
+        if not self.start <= record.date <= self.end:
+            raise parse.InvalidRow("outside-window")
+        return record
+
+    def page(self, page: parse.LessonPage) -> list[LessonRecord] | None:
+        """The records of every row of ``page`` when each row is one of this school and
+        window, as ``self(row)`` makes them; None when a row may not be (then convert them
+        one by one: ``self`` says which and why). Checked by column, in C."""
+        columns = self.convert.columns(page)
+        if columns is None:
+            return None
+        count, dates = len(page), columns["date"]
+        if columns["office_code"].count(self.office_code) != count:
+            return None
+        if columns["school_code"].count(self.school_code) != count:
+            return None
+        if dates and not (self.start <= min(dates) and max(dates) <= self.end):
+            return None
+        return records.lesson_records(columns)
 
 
 def _of_school(office_code: str, school_code: str, record):
@@ -688,7 +714,7 @@ class NeisClient:
                 "TI_FROM_YMD": start.strftime("%Y%m%d"),
                 "TI_TO_YMD": end.strftime("%Y%m%d"),
             }
-            convert = functools.partial(_lesson_of, rows, office_code, school_code, start, end)
+            convert = _LessonsOf(rows, office_code, school_code, start, end)
             self._fetch(service, level.service, params, convert, result, peek=True)
         return result
 
@@ -768,8 +794,9 @@ class NeisClient:
 
         Stops on INFO-200, a short page, a page that starts like page 1 (some services repeat
         it past the end), once ``list_total_count`` rows have come, or at ``max_pages``.
-        With ``peek``, pages whose rows need not be decoded to page on are left undecoded
-        until ``result`` is asked for its records (``FetchResult.check``).
+        With ``peek`` (timetables: ``convert`` is a ``_LessonsOf``), pages whose rows need not
+        be decoded to page on are left undecoded until ``result`` is asked for its records
+        (``FetchResult.check``), then read as ``parse.LessonPage``s where they can be.
         """
         result.services.append(service)
         keys = (envelope_key, service)
@@ -825,9 +852,10 @@ class NeisClient:
     ) -> tuple[parse.Envelope, Callable[[], list] | None]:
         """One request; returns a success or INFO-200 envelope, raises every other outcome.
 
-        With ``peek``, a success page's rows may be left undecoded (``parse.peek_envelope``):
-        the second item is then what reads them, raising what this would have raised had it
-        read them at once (a page whose rows json refuses); else it is None.
+        With ``peek`` (timetables), a success page's rows may be left undecoded
+        (``parse.peek_envelope``): the second item is then what reads them (``_rows``),
+        raising what this would have raised had it read them at once (a page whose rows json
+        refuses); else it is None.
 
         Errors are raised outside any ``except`` block, so none carries a ``__context__``: the
         exceptions of requests, urllib3 and the parser can quote the URL, key included.
@@ -856,7 +884,13 @@ class NeisClient:
         return envelope, rows
 
     def _rows(self, keys: Iterable[str], body: bytearray, status: int, where: str) -> list:
-        return self._read(keys, body, status, where).rows
+        """The rows of a peeked timetable page: a ``parse.LessonPage`` when
+        ``parse.read_lessons`` reads the body as a success, else what ``_read`` reads (or the
+        error it raises)."""
+        envelope = parse.read_lessons(body, keys, max_rows=self.max_rows)
+        if envelope is None or not _means_success(envelope.code):
+            envelope = self._read(keys, body, status, where)
+        return envelope.rows
 
     def _read(
         self, keys: Iterable[str], body: bytearray, status: int, where: str

@@ -11,9 +11,11 @@ import datetime
 import functools
 import json
 import math
+import operator
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
+from typing import Annotated
 
 import msgspec
 import orjson
@@ -234,7 +236,8 @@ def peek_envelope(
     head or a page it refuses, anything msgspec does not read).
 
     The head is decoded and checked as ``read_envelope`` does, and the rows are counted, at
-    about a third of the cost of decoding them (msgspec skips over them in C). What the rows
+    a fraction of the cost of decoding them (msgspec skips over them in C, in one pass over a
+    page shaped as NEIS shapes it, three over any other). What the rows
     hold is not looked at: a page peeked here may still be one ``read_envelope`` refuses (a
     row with bytes that are not UTF-8, a number json refuses), so whoever uses its rows reads
     the body with ``read_envelope``, which says. Never raises.
@@ -242,16 +245,16 @@ def peek_envelope(
     if len(body) > _COUNT_FROM:  # where _check_size counts; no page of rows comes near
         return None
     try:
-        data = _PEEK_OBJECT.decode(body)
+        try:
+            data = _PEEK_PAGE.decode(body)
+        except msgspec.ValidationError:  # another shape, read a level at a time
+            data = _PEEK_OBJECT.decode(body)
         key = next((key for key in envelope_keys if key in data), None)
         if "RESULT" in data or key is None:
             return None
-        head = rows = None
-        for part in _PEEK_PARTS.decode(data[key]):
-            head, rows = part.get("head", head), part.get("row", rows)
+        head, rows = _peek_parts(data[key])
         if head is None or rows is None:
             return None
-        rows = _PEEK_ROWS.decode(rows)
         head = _fast_decode(bytes(head))
         if head is _UNDECIDED or len(rows) > max_rows:
             return None
@@ -282,7 +285,32 @@ def _row(row: object) -> object:
         raise BadBody(f"unreadable JSON ({type(exc).__name__})") from None
 
 
-# Three levels of an envelope, each leaving the level below undecoded: the object (a success
+def _peek_parts(parts: list | msgspec.Raw) -> tuple[msgspec.Raw | None, list | None]:
+    """The head and the rows (each a Raw) of an envelope's parts, found as ``_success`` finds
+    them, or None for either that is missing: ``parts`` as _PEEK_PAGE or _PEEK_OBJECT left
+    them. Raises what msgspec raises when the rows are not a list."""
+    head = rows = None
+    if isinstance(parts, msgspec.Raw):
+        for part in _PEEK_PARTS.decode(parts):
+            head, rows = part.get("head", head), part.get("row", rows)
+        return head, (None if rows is None else _PEEK_ROWS.decode(rows))
+    for part in parts:
+        head = head if part.head is msgspec.UNSET else part.head
+        rows = rows if part.row is msgspec.UNSET else part.row
+    return head, rows
+
+
+class _PeekPart(msgspec.Struct, forbid_unknown_fields=True):
+    # Another key in a part (skipped unchecked here) sends the body to the three levels below,
+    # whose dict decodes every key: the peek sees what it always saw.
+    head: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    row: list[msgspec.Raw] | msgspec.UnsetType = msgspec.UNSET
+
+
+# A page as NEIS shapes it, in one pass: every key of the object a list of parts, each only
+# "head" and "row", the rows a list (a row, or the head, is left undecoded).
+_PEEK_PAGE = msgspec.json.Decoder(dict[str, list[_PeekPart]])
+# Any other shape: three levels, each leaving the level below undecoded: the object (a success
 # is under one of its keys), its parts (dicts: "head" and "row"), and the rows.
 _PEEK_OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _PEEK_PARTS = msgspec.json.Decoder(list[dict[str, msgspec.Raw]])
@@ -534,60 +562,79 @@ class LessonRows:
 
     A school's pages repeat a few values per column (its codes, a few dates, class names,
     periods, subjects, LOAD_DTM stamps), so each column's conversion is done once per distinct
-    value and looked up after that: about a fifth of ``lesson_from_row``'s cost a row. The
-    result is always what ``lesson_from_row`` gives, record or ``InvalidRow``: a row holding
-    anything this does not remember as valid (a value that failed, an unhashable value, a
-    row that is not a dict) goes through ``lesson_from_row`` itself, which names the column.
-    Each column remembers at most ``MAX_REMEMBERED`` values, so a hostile answer of unique
-    values costs memory like any answer, not more.
+    value and looked up after that. The result is always what ``lesson_from_row`` gives,
+    record or ``InvalidRow``: a row holding a value that fails its column's checks (those are
+    never remembered), an unhashable value, or a row that is not a dict goes through
+    ``lesson_from_row`` itself, which names the column. Each column remembers at most
+    ``MAX_REMEMBERED`` values, so a hostile answer of unique values costs memory like any
+    answer, not more.
     """
 
     MAX_REMEMBERED = 4096
 
     def __init__(self) -> None:
-        self._memos: list[dict] = [{} for _ in _LESSON_FIELDS]
+        self._memos = [_Memo(convert, self.MAX_REMEMBERED) for convert in _LESSON_CONVERTERS]
 
     def __call__(self, row: object) -> LessonRecord:
         if type(row) is not dict:
             return lesson_from_row(row)
-        values = list(map(row.get, _LESSON_FIELDS))
         try:
-            converted = tuple(map(_lookup, self._memos, values))
-        except (KeyError, TypeError):
-            converted = self._learn(values)
-        if _INVALID in converted:
+            return LessonRecord(*map(_lookup, self._memos, map(row.get, _LESSON_FIELDS)))
+        except (InvalidRow, TypeError):  # TypeError: unhashable, a list where text belongs
             return lesson_from_row(row)  # raises InvalidRow for the first bad column
-        return LessonRecord(*converted)
 
-    def _learn(self, values: list) -> tuple:
-        converted = []
-        for memo, convert, value in zip(self._memos, _LESSON_CONVERTERS, values, strict=True):
-            try:
-                converted.append(memo[value])
-                continue
-            except KeyError:
-                pass
-            except TypeError:  # unhashable: a list or an object where text belongs
-                converted.append(_INVALID)
-                continue
-            try:
-                result = convert(value)
-            except InvalidRow:
-                result = _INVALID
-            if len(memo) >= self.MAX_REMEMBERED:
-                memo.clear()
-            memo[value] = result
-            converted.append(result)
-        return tuple(converted)
+    def columns(self, page: LessonPage) -> dict[str, list] | None:
+        """Every LessonRecord field's values over the rows of ``page``, by field name in the
+        record's field order (what ``records.lesson_records`` takes), when every row makes a
+        record; None when one may not: then convert the rows one by one (``page.dicts()``),
+        which says which and why.
+
+        Each column is converted through the same memory as ``__call__``: one lookup a value
+        in C, and one in all for a column holding a single value (codes, years, courses).
+        """
+        count = len(page)
+        if not count:
+            return {name: [] for name in _RECORD_FIELDS}
+        columns, read = {}, {}
+        try:
+            for name, memo, column in zip(_RECORD_FIELDS, self._memos, _LESSON_FIELDS, strict=True):
+                values = read.get(column)  # ITRT_CNTNT makes two fields
+                if values is None:
+                    values = read[column] = list(map(_COLUMN_OF[column], page))
+                first = values[0]
+                if values == [first] * count:  # stops at the first other value
+                    columns[name] = [memo[first]] * count
+                else:
+                    columns[name] = list(map(memo.__getitem__, values))
+        except InvalidRow:
+            return None
+        return columns
+
+
+class _Memo(dict):
+    """One column's conversions, value -> converted value; a value whose conversion raises
+    InvalidRow is not remembered, so the exception leaves every lookup of it."""
+
+    __slots__ = ("convert", "limit")
+
+    def __init__(self, convert, limit: int):
+        super().__init__()
+        self.convert, self.limit = convert, limit
+
+    def __missing__(self, value):
+        result = self.convert(value)
+        if len(self) >= self.limit:
+            self.clear()
+        self[value] = result
+        return result
 
 
 _lookup = dict.__getitem__
-# A value that failed its column's checks (never a value a record holds).
-_INVALID = object()
 # The row's columns in LessonRecord's field order; ITRT_CNTNT twice: subject_raw, subject.
 _LESSON_FIELDS = ("ATPT_OFCDC_SC_CODE", "SD_SCHUL_CODE", "ALL_TI_YMD", "AY", "SEM", "GRADE")
 _LESSON_FIELDS += ("CLASS_NM", "PERIO", "DGHT_CRSE_SC_NM", "ORD_SC_NM", "DDDEP_NM")
 _LESSON_FIELDS += ("SCHUL_CRSE_SC_NM", "CLRM_NM", "ITRT_CNTNT", "ITRT_CNTNT", "LOAD_DTM")
+_RECORD_FIELDS = tuple(field.name for field in dataclasses.fields(LessonRecord))
 
 
 def _subject_part(index: int):
@@ -625,6 +672,93 @@ _LESSON_CONVERTERS = (
     _subject_part(1),
     parse_load_dtm,
 )
+
+
+# --- Timetable pages decoded straight into typed rows ----------------------------------------
+# The columns a timetable row may hold (docs/neis-api.md section 4.5), in the order NEIS
+# serves them (msgspec matches keys fastest in the order declared): the lesson's, and the
+# office's and school's names, which the records do not keep.
+_TIMETABLE_COLUMNS = ("ATPT_OFCDC_SC_CODE", "ATPT_OFCDC_SC_NM", "SD_SCHUL_CODE", "SCHUL_NM")
+_TIMETABLE_COLUMNS += ("AY", "SEM", "ALL_TI_YMD", "DGHT_CRSE_SC_NM", "ORD_SC_NM", "DDDEP_NM")
+_TIMETABLE_COLUMNS += ("SCHUL_CRSE_SC_NM", "GRADE", "CLRM_NM", "CLASS_NM", "PERIO")
+_TIMETABLE_COLUMNS += ("ITRT_CNTNT", "LOAD_DTM")
+
+# A row is an object of those columns, each a string or null (absent is null too, as row.get
+# reads it). Any other column or value makes msgspec refuse the page: skipped values are not
+# checked (bytes that are not UTF-8, 1e999), so none is skipped. gc=False: strings only.
+_LessonRow = msgspec.defstruct(
+    "_LessonRow",
+    [(column, str | None, None) for column in _TIMETABLE_COLUMNS],
+    forbid_unknown_fields=True,
+    gc=False,
+)
+_COLUMN_OF = {column: operator.attrgetter(column) for column in _TIMETABLE_COLUMNS}
+
+
+class _HeadResult(msgspec.Struct, forbid_unknown_fields=True):
+    CODE: str
+    MESSAGE: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class _HeadItem(msgspec.Struct, forbid_unknown_fields=True):
+    # _short_int's and _total's bounds hold for every integer msgspec takes here.
+    list_total_count: Annotated[int, msgspec.Meta(ge=0, le=MAX_TOTAL)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    RESULT: _HeadResult | msgspec.UnsetType = msgspec.UNSET
+
+
+class _Part(msgspec.Struct, forbid_unknown_fields=True):
+    # UNSET, not None, for an absent part: json reads "row": null as a row that is not a list.
+    head: list[_HeadItem] | msgspec.UnsetType = msgspec.UNSET
+    row: list[_LessonRow] | msgspec.UnsetType = msgspec.UNSET
+
+
+_LESSON_PAGE = msgspec.json.Decoder(dict[str, list[_Part]])
+
+
+class LessonPage(list):
+    """A timetable page's rows as ``read_lessons`` decodes them: each row's columns are
+    attributes named like the columns, None where the row has null or nothing."""
+
+    def dicts(self) -> list[dict]:
+        """The rows as dicts, every column present: what ``row.get`` reads in the rows
+        ``read_envelope`` gives for the same body."""
+        return list(map(msgspec.structs.asdict, self))
+
+
+def read_lessons(
+    body: bytes | bytearray, envelope_keys: Iterable[str], *, max_rows: int = MAX_ROWS
+) -> Envelope | None:
+    """``read_envelope``'s envelope of a timetable page, its rows a ``LessonPage``, or None
+    when only ``read_envelope`` can say what the body is.
+
+    Decoded by msgspec straight into typed rows (no dict a row), and only when every value in
+    the body has the type NEIS serves: the page's texts are strings or null, its count an
+    integer within MAX_TOTAL, its parts and head items objects of the keys they document.
+    Anything else (a number where text belongs, another column, a control character or lone
+    surrogate json would take, anything json or msgspec refuses) gives None, so that
+    ``read_envelope`` reads the body as before and names what is wrong. Duplicate keys: the
+    last one counts, as in json. Never raises.
+    """
+    if len(body) > _COUNT_FROM:  # where _check_size counts; no page of rows comes near
+        return None
+    try:
+        data = _LESSON_PAGE.decode(body)
+    except (msgspec.MsgspecError, UnicodeDecodeError):
+        return None
+    key = next((key for key in envelope_keys if key in data), None)
+    if "RESULT" in data or key is None:
+        return None
+    head: list = []
+    rows: list = []
+    for part in data[key]:  # by name and the last one counting, as _success finds them
+        head = head if part.head is msgspec.UNSET else msgspec.to_builtins(part.head)
+        rows = rows if part.row is msgspec.UNSET else part.row
+    try:
+        return _success([{"head": head, "row": rows}], key, max_rows, LessonPage(rows))
+    except BadBody:
+        return None
 
 
 def school_from_row(row: object) -> SchoolRecord:

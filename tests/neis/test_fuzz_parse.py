@@ -12,11 +12,13 @@ import contextlib
 import datetime
 import json
 
+import msgspec
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from collector.models import Lesson, Office, School
 from collector.neis import parse
+from collector.neis.client import _LessonsOf
 from collector.neis.parse import BadBody, InvalidRow
 from collector.neis.records import LessonRecord, SchoolRecord
 
@@ -272,22 +274,21 @@ def test_it_makes_any_school_row_a_record_that_fits_or_invalid_row(row):
 
 
 # Rows that pass are rare among random ones, so the edges are also drawn from valid values.
-near_valid_lessons = st.fixed_dictionaries(
-    {
-        "ATPT_OFCDC_SC_CODE": st.from_regex(r"[A-Z][0-9A-Z]{2}", fullmatch=True),
-        "SD_SCHUL_CODE": st.from_regex(r"[0-9A-Z]{1,10}", fullmatch=True),
-        "AY": st.integers(1940, 2110).map(str) | digits,
-        "SEM": st.integers(-1, 6).map(str) | digits,
-        "ALL_TI_YMD": st.dates().map(lambda d: f"{d.year:04d}{d.month:02d}{d.day:02d}"),
-        "GRADE": st.integers(-1, 14).map(str) | digits,
-        "PERIO": st.integers(-1, 22).map(str) | digits,
-    },
-    optional={
-        **dict.fromkeys(["CLASS_NM", "DGHT_CRSE_SC_NM", "ORD_SC_NM", "DDDEP_NM"], texts),
-        **dict.fromkeys(["SCHUL_CRSE_SC_NM", "CLRM_NM", "ITRT_CNTNT"], texts),
-        "LOAD_DTM": digits,
-    },
-)
+NEAR_VALID_KEY = {
+    "ATPT_OFCDC_SC_CODE": st.from_regex(r"[A-Z][0-9A-Z]{2}", fullmatch=True),
+    "SD_SCHUL_CODE": st.from_regex(r"[0-9A-Z]{1,10}", fullmatch=True),
+    "AY": st.integers(1940, 2110).map(str) | digits,
+    "SEM": st.integers(-1, 6).map(str) | digits,
+    "ALL_TI_YMD": st.dates().map(lambda d: f"{d.year:04d}{d.month:02d}{d.day:02d}"),
+    "GRADE": st.integers(-1, 14).map(str) | digits,
+    "PERIO": st.integers(-1, 22).map(str) | digits,
+}
+NEAR_VALID_REST = {
+    **dict.fromkeys(["CLASS_NM", "DGHT_CRSE_SC_NM", "ORD_SC_NM", "DDDEP_NM"], texts),
+    **dict.fromkeys(["SCHUL_CRSE_SC_NM", "CLRM_NM", "ITRT_CNTNT"], texts),
+    "LOAD_DTM": digits,
+}
+near_valid_lessons = st.fixed_dictionaries(NEAR_VALID_KEY, optional=NEAR_VALID_REST)
 
 
 @FUZZ
@@ -333,3 +334,156 @@ def outcome(convert, row) -> LessonRecord | str:
         return convert(row)
     except InvalidRow as exc:
         return exc.reason
+
+
+# --- Typed timetable pages (parse.read_lessons, LessonRows.columns, _LessonsOf.page) ---------
+
+TIMETABLE_COLUMNS = [*LESSON_COLUMNS, "ATPT_OFCDC_SC_NM", "SCHUL_NM"]
+served_values = st.none() | texts | digits | codes  # what NEIS serves: a string or null
+
+
+@st.composite
+def lesson_pages(draw) -> bytes:
+    """A timetable page, written key by key: rows of strings and nulls as NEIS serves them,
+    with hostile parts: any JSON value, another column, duplicate keys (json keeps the
+    last), escaped keys, raw control characters json takes, a head or parts otherwise
+    shaped, a body cut short."""
+    served = st.tuples(st.sampled_from(TIMETABLE_COLUMNS), served_values)
+    pair = served | st.tuples(st.sampled_from(TIMETABLE_COLUMNS) | texts, values)
+    rows = st.lists(st.lists(served, max_size=20) | st.lists(pair, max_size=6), max_size=6)
+    ascii_only = draw(st.booleans())
+
+    def dump(value) -> str:
+        return json.dumps(value, ensure_ascii=ascii_only)
+
+    def obj(pairs) -> str:
+        return "{" + ",".join(f"{dump(key)}:{value}" for key, value in pairs) + "}"
+
+    page_rows = [obj((key, dump(value)) for key, value in row) for row in draw(rows)]
+    total = draw(st.just(len(page_rows)) | totals.map(dump))
+    result = obj([("CODE", dump(draw(result_codes))), ("MESSAGE", dump(draw(texts)))])
+    head = "[" + obj([("list_total_count", total)]) + "," + obj([("RESULT", result)]) + "]"
+    parts = [("head", head), ("row", "[" + ",".join(page_rows) + "]")]
+    parts += draw(st.lists(st.tuples(st.sampled_from(["head", "row", "x"]), st.just("[]"))))
+    text = obj([("hisTimetable", "[" + ",".join(obj([part]) for part in parts) + "]")])
+    how = draw(st.sampled_from(["as is", "as is", "raw controls", "escaped key", "cut"]))
+    if how == "raw controls":  # what json takes with strict=False, and orjson refuses
+        text = text.replace("\\u0000", "\x00").replace("\\t", "\t").replace("\\n", "\n")
+    elif how == "escaped key":
+        text = text.replace('"AY"', '"\\u0041Y"')
+    body = text.encode("utf-8", "surrogatepass")  # a lone surrogate unescaped: not UTF-8
+    return body[: draw(st.integers(0, len(body)))] if how == "cut" else body
+
+
+@FUZZ
+@given(body=lesson_pages() | bodies, max_rows=st.sampled_from([1, 5, 1000]))
+@example(
+    body=b'{"hisTimetable":[{"head":[{"list_total_count":1}]},{"row":[{"AY":"1","AY":null}]}]}',
+    max_rows=5,
+)
+def test_it_reads_a_page_typed_only_as_read_envelope_reads_it(body, max_rows):
+    """Where read_lessons reads a body, read_envelope reads it too, to the same head and the
+    same value in every column of every row (types included)."""
+    typed = parse.read_lessons(body, ["hisTimetable"], max_rows=max_rows)
+    if typed is None:
+        return
+    envelope = parse.read_envelope(body, ["hisTimetable"], max_rows=max_rows)
+    assert (typed.code, typed.message, typed.list_total_count) == (
+        envelope.code,
+        envelope.message,
+        envelope.list_total_count,
+    )
+    assert len(typed.rows) == len(envelope.rows)
+    for one, other in zip(typed.rows.dicts(), envelope.rows, strict=True):
+        assert set(other) <= set(one) == set(TIMETABLE_COLUMNS)
+        assert repr(one) == repr({column: other.get(column) for column in one})
+
+
+def ymd(day: datetime.date) -> str:
+    return f"{day.year:04d}{day.month:02d}{day.day:02d}"
+
+
+short_texts = st.none() | st.text(max_size=12) | texts.filter(lambda text: len(text) <= 60)
+valid_lessons = st.fixed_dictionaries(
+    {
+        "ATPT_OFCDC_SC_CODE": st.from_regex(r"[A-Z][0-9A-Z]{2}", fullmatch=True),
+        "SD_SCHUL_CODE": st.from_regex(r" ?[0-9A-Z]{1,10} ?", fullmatch=True),
+        "AY": st.integers(1950, 2100).map(str),
+        "SEM": st.integers(0, 4).map(str),
+        "ALL_TI_YMD": st.dates(datetime.date(1950, 1, 10), datetime.date(2101, 12, 20)).map(ymd),
+        "GRADE": st.integers(0, 12).map(str),
+        "PERIO": st.integers(0, 20).map(str),
+    },
+    optional={
+        **dict.fromkeys(["CLASS_NM", "DGHT_CRSE_SC_NM", "ORD_SC_NM", "DDDEP_NM"], short_texts),
+        **dict.fromkeys(["SCHUL_CRSE_SC_NM", "CLRM_NM", "ITRT_CNTNT"], short_texts),
+        **dict.fromkeys(["ATPT_OFCDC_SC_NM", "SCHUL_NM"], short_texts),
+        "LOAD_DTM": digits | st.none(),
+    },
+)
+
+
+@st.composite
+def school_pages(draw):
+    """(office, school, first day, last day, page): rows of one school around one day, as
+    NEIS serves them, some changed in a column as lessons differ (a period, a subject, a
+    day) or as nothing served should (another school, a value that fails its checks)."""
+    base = draw(valid_lessons)
+    day = datetime.date(int(base["ALL_TI_YMD"][:4]), int(base["ALL_TI_YMD"][4:6]), 1)
+    day += datetime.timedelta(days=int(base["ALL_TI_YMD"][6:]) - 1)
+    days = st.integers(-4, 4).map(lambda shift: ymd(day + datetime.timedelta(days=shift)))
+    lesson = {"PERIO": st.integers(0, 20).map(str), "ALL_TI_YMD": days}
+    lesson.update(dict.fromkeys(["CLASS_NM", "CLRM_NM", "ITRT_CNTNT", "LOAD_DTM"], short_texts))
+    odd = st.fixed_dictionaries({}, optional={**NEAR_VALID_KEY, **NEAR_VALID_REST})
+    odd |= st.fixed_dictionaries({}, optional=dict.fromkeys(TIMETABLE_COLUMNS, served_values))
+    changes = st.fixed_dictionaries({}, optional=lesson)
+    changes = st.one_of(st.just({}), changes, changes, odd)
+    page = draw(st.lists(changes, min_size=1, max_size=8).map(lambda c: [{**base, **x} for x in c]))
+    first = day - datetime.timedelta(days=draw(st.integers(-1, 4)))
+    last = day + datetime.timedelta(days=draw(st.integers(-1, 4)))
+    office = draw(st.just(base["ATPT_OFCDC_SC_CODE"]) | codes)
+    school = draw(st.just(base["SD_SCHUL_CODE"].strip()) | codes)
+    return office, school, first, last, page
+
+
+@FUZZ
+@given(query=school_pages(), ascii_only=st.booleans())
+def test_it_converts_a_typed_page_exactly_as_row_by_row(query, ascii_only):
+    """A page converted by column (read_lessons, _LessonsOf.page) is the records row by row
+    conversion makes of read_envelope's rows, each the same, or None exactly when a row is
+    not one; and the memory it shares with row by row conversion gives the same after it,
+    page after page."""
+    office, school, first, last, rows = query
+    body = json.dumps(
+        {"hisTimetable": [{"head": [{"list_total_count": len(rows)}]}, {"row": rows}]},
+        ensure_ascii=ascii_only,
+    ).encode("utf-8", "surrogatepass")
+    typed = parse.read_lessons(body, ["hisTimetable"])
+    if typed is None:
+        return
+    served = parse.read_envelope(body, ["hisTimetable"]).rows
+    by_page = _LessonsOf(parse.LessonRows(), office, school, first, last)
+    by_row = _LessonsOf(parse.LessonRows(), office, school, first, last)
+    for _ in range(2):
+        outcomes = [outcome(by_row, row) for row in served]
+        records = by_page.page(typed.rows)
+        assert (records is not None) == all(type(done) is LessonRecord for done in outcomes)
+        if records is not None:
+            assert repr(records) == repr(outcomes)  # the same values, of the same types
+            assert all(type(record) is LessonRecord for record in records)
+        assert [outcome(by_page, row) for row in typed.rows.dicts()] == outcomes
+
+
+@FUZZ
+@given(body=lesson_pages() | bodies)
+def test_it_peeks_in_one_pass_at_what_three_passes_see(body):
+    """Where the one-pass decoder reads a body, the three levels read it too, to the same
+    keys, head and rows (parse.peek_envelope takes either)."""
+    try:
+        page = parse._PEEK_PAGE.decode(body)
+    except (msgspec.MsgspecError, UnicodeDecodeError):
+        return
+    levels = parse._PEEK_OBJECT.decode(body)
+    assert list(page) == list(levels)
+    for key in page:
+        assert parse._peek_parts(page[key]) == parse._peek_parts(levels[key])

@@ -62,17 +62,25 @@ def _unit_counts(run):
 
 @pytest.fixture
 def conversions(monkeypatch):
-    """How many rows were converted into records (``parse.LessonRows``) since the test began."""
-    from collector.neis import parse
+    """How many rows were converted into records (``client._LessonsOf``: a page at a time,
+    or row by row where a page is not all records) since the test began."""
+    from collector.neis.client import _LessonsOf
 
     seen = []
-    convert = parse.LessonRows.__call__
+    convert, convert_page = _LessonsOf.__call__, _LessonsOf.page
 
     def counting(self, row):
         seen.append(1)
         return convert(self, row)
 
-    monkeypatch.setattr(parse.LessonRows, "__call__", counting)
+    def counting_page(self, page):
+        records = convert_page(self, page)
+        if records is not None:  # else each row is converted, and counted, one by one
+            seen.extend([1] * len(page))
+        return records
+
+    monkeypatch.setattr(_LessonsOf, "__call__", counting)
+    monkeypatch.setattr(_LessonsOf, "page", counting_page)
     return seen
 
 
