@@ -50,16 +50,8 @@ PARTITION_LOCK = 0x4E50  # "NP": key 0
 _KEY_COLUMNS = tuple(f"{name}_id" if name in ("school", "subject") else name for name in LESSON_KEY)
 _WINDOW_KEY = _KEY_COLUMNS[1:]  # everything after school_id
 _STAGE_COLUMNS = (*_WINDOW_KEY, *LESSON_VALUES)
-# A record's stage columns (_STAGE_COLUMNS) as the record spells them: the subject as served
-# (it becomes its id only in the COPY text), LOAD_DTM as parsed. Its first _KEY_WIDTH are its
-# natural key within the window.
-_record_columns = operator.attrgetter(*RECORD_KEY[1:], *LESSON_VALUES)
-_KEY_WIDTH = len(_WINDOW_KEY)
-_record_key = operator.itemgetter(slice(0, _KEY_WIDTH))  # of a record's columns
-_record_values = operator.itemgetter(slice(_KEY_WIDTH, None))
-_school_code = operator.attrgetter("school_code")
-_subject_raw = operator.attrgetter("subject_raw")
-_subject_name = operator.attrgetter("subject")
+# A record's key columns between the school and the subject (the subject becomes its id).
+_record_slot = operator.attrgetter(*RECORD_KEY[1:-1])
 _day = operator.itemgetter(0)  # of a key (the window's key columns start with the date)
 
 
@@ -145,18 +137,15 @@ def store_lessons(
                 return known
         if postgres:
             ensure_partitions(date_from, date_to)
-        rows = _distinct_rows(school, date_from, date_to, records)
-        subjects = _subject_ids(
-            dict(zip(map(_subject_raw, records), map(_subject_name, records), strict=True))
-        )
+        subjects = _subject_ids({record.subject_raw: record.subject for record in records})
+        rows = _distinct_rows(school, date_from, date_to, records, subjects)
         if method == "copy":
-            lines = _copy_lines(rows, subjects)
+            lines = _copy_lines(rows)
             inserted, updated, removed = _merge_copy(
                 school, date_from, date_to, rows, lines, history
             )
         else:
-            stored = _as_stored(rows, subjects)
-            inserted, updated, removed = _merge_orm(school, date_from, date_to, stored, history)
+            inserted, updated, removed = _merge_orm(school, date_from, date_to, rows, history)
         changed = bool(inserted or updated or removed)
         if digest is not None:
             _remember_digest(
@@ -228,57 +217,34 @@ def _distinct_rows(
     date_from: datetime.date,
     date_to: datetime.date,
     records: list[LessonRecord],
+    subjects: dict[str, int],
 ) -> dict[tuple, tuple]:
-    """The distinct lessons of ``records``: natural key (``_WINDOW_KEY``, the subject as
-    served) -> the record's columns (``_record_columns``: that key, then ``LESSON_VALUES``).
+    """Records by natural key (``_WINDOW_KEY``) -> values (``LESSON_VALUES``).
 
     Of several records with one key the latest LOAD_DTM wins (then the higher AY and SEM), so
-    the choice does not depend on NEIS's row order. Raises ValueError for a record of another
-    school or outside the window.
+    the choice does not depend on NEIS's row order.
     """
-    # Every pass over the records is map/zip/dict in C: this runs once per fetched row.
+    rows: dict[tuple, tuple] = {}
     code = school.code
-    for other in set(map(_school_code, records)) - {code}:
-        raise ValueError(f"a record of school {other} given for {code}")
-    columns = list(map(_record_columns, records))
-    keys = list(map(_record_key, columns))
-    rows = dict(
-        zip(keys, columns, strict=True)
-    )  # the last record of each key, at the first one's place
-    days = set(map(_day, rows))
-    for day in sorted(day for day in days if not date_from <= day <= date_to)[:1]:
-        raise ValueError(f"a record dated {day} outside {date_from}..{date_to}")
-    if len(rows) < len(columns):  # NEIS served a lesson more than once
-        twice = {key for key, count in Counter(keys).items() if count > 1}
-        best: dict[tuple, tuple] = {}
-        for key, found in zip(keys, columns, strict=True):
-            if key in twice:
-                kept = best.get(key)
-                if kept is None or _rank(found) > _rank(kept):
-                    best[key] = found
-        rows.update(best)
+    for record in records:
+        if record.school_code != code:
+            raise ValueError(f"a record of school {record.school_code} given for {code}")
+        if not date_from <= record.date <= date_to:
+            raise ValueError(f"a record dated {record.date} outside {date_from}..{date_to}")
+        load_dtm = record.load_dtm
+        if load_dtm is not None and load_dtm.tzinfo is None:
+            load_dtm = load_dtm.replace(tzinfo=clock.SEOUL)  # NEIS times are Seoul times
+        key = (*_record_slot(record), subjects[record.subject_raw])
+        value = (record.academic_year, record.semester, load_dtm)
+        kept = rows.get(key)
+        if kept is None or _rank(value) > _rank(kept):
+            rows[key] = value
     return rows
 
 
-def _rank(columns: tuple) -> tuple:
-    academic_year, semester, load_dtm = _record_values(columns)
-    load_dtm = _aware(load_dtm)
+def _rank(value: tuple) -> tuple:
+    academic_year, semester, load_dtm = value
     return (load_dtm is not None, load_dtm or datetime.datetime.min, academic_year, semester)
-
-
-def _aware(load_dtm: datetime.datetime | None) -> datetime.datetime | None:
-    if load_dtm is not None and load_dtm.tzinfo is None:
-        return load_dtm.replace(tzinfo=clock.SEOUL)  # NEIS times are Seoul times
-    return load_dtm
-
-
-def _as_stored(rows: dict[tuple, tuple], subjects: dict[str, int]) -> dict[tuple, tuple]:
-    """``_distinct_rows`` as stored: key with the subject's id -> ``LESSON_VALUES``."""
-    stored = {}
-    for key, columns in rows.items():
-        academic_year, semester, load_dtm = _record_values(columns)
-        stored[(*key[:-1], subjects[key[-1]])] = (academic_year, semester, _aware(load_dtm))
-    return stored
 
 
 def _subject_ids(names: dict[str, str]) -> dict[str, int]:
@@ -380,8 +346,8 @@ class _CopyText(dict):
     than psycopg's per-row ``write_row`` (binary or text), which converts every value anew.
     Keys never collide across types: a date never equals a datetime, and no value is a bool.
 
-    Each value is spelled as PostgreSQL's COPY TO writes it back in the session Django opens
-    (ISO dates, time zone UTC), so that a stored window's COPY text equals the lines of the
+    Each value is spelled as the server writes it as text in the session Django opens (ISO
+    dates, time zone UTC), so that a stored window read back as text equals the lines of the
     same lessons (``_merge_copy`` compares them); a naive datetime is left to the session's
     zone.
     """
@@ -401,14 +367,6 @@ class _CopyText(dict):
         return text
 
 
-class _LoadStamps(_CopyText):
-    """LOAD_DTM spellings: a naive LOAD_DTM is a Seoul time."""
-
-    def __missing__(self, value) -> str:
-        self[value] = text = super().__missing__(_aware(value))
-        return text
-
-
 def _timestamp_text(value: datetime.datetime) -> str:
     """A timestamp as PostgreSQL writes a timestamptz in UTC (``2025-04-03 15:00:00+00``,
     microseconds only when there are some, without trailing zeros)."""
@@ -422,7 +380,7 @@ def _timestamp_text(value: datetime.datetime) -> str:
 
 
 # COPY text's own characters: the backslash, the column and row separators, and the control
-# characters COPY TO writes as escapes (so that a value reads back spelled as it was sent).
+# characters COPY writes as escapes.
 _COPY_ESCAPES = str.maketrans(
     {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\b": "\\b", "\f": "\\f", "\v": "\\v"}
 )
@@ -441,14 +399,10 @@ class _Lines(list):
     escaped = False
 
 
-def _copy_lines(rows: dict[tuple, tuple], subjects: dict[str, int]) -> _Lines:
-    """``_distinct_rows`` as lines of COPY text (no line end) of ``_STAGE_COLUMNS``: the
-    subject as its id."""
+def _copy_lines(rows: dict[tuple, tuple]) -> _Lines:
+    """``_distinct_rows`` as lines of COPY text (no line end) of ``_STAGE_COLUMNS``."""
     spell = _CopyText()
-    subject = {raw: str(pk) for raw, pk in subjects.items()}
-    # One spelling table a column: the subject text becomes its id, LOAD_DTM an aware time.
-    column = (spell,) * (_KEY_WIDTH - 1) + (subject, spell, spell, _LoadStamps())
-    lines = _Lines("\t".join(map(operator.getitem, column, columns)) for columns in rows.values())
+    lines = _Lines(["\t".join(map(spell.__getitem__, key + value)) for key, value in rows.items()])
     lines.escaped = any(_NEEDS_ESCAPE.search(text) for text in spell if isinstance(text, str))
     return lines
 
@@ -565,7 +519,7 @@ def _merge_copy(
     lines: _Lines,
     observer: Observer | None,
 ) -> tuple[int, int, int]:
-    """PostgreSQL: read the stored window as COPY text; when it holds no lesson yet (a first
+    """PostgreSQL: read the stored window back as text; when it holds no lesson yet (a first
     load), COPY ``lines`` straight into the lessons and record the one ``baseline`` change the
     merge would have recorded; when it holds exactly ``lines``, write nothing; else COPY them
     into the stage table and merge with one statement. ``lines`` are ``rows`` as
