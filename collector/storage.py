@@ -139,8 +139,13 @@ def store_lessons(
             ensure_partitions(date_from, date_to)
         subjects = _subject_ids({record.subject_raw: record.subject for record in records})
         rows = _distinct_rows(school, date_from, date_to, records, subjects)
-        write = _merge_copy if method == "copy" else _merge_orm
-        inserted, updated, removed = write(school, date_from, date_to, rows, history)
+        if method == "copy":
+            lines = _copy_lines(rows)
+            inserted, updated, removed = _merge_copy(
+                school, date_from, date_to, rows, lines, history
+            )
+        else:
+            inserted, updated, removed = _merge_orm(school, date_from, date_to, rows, history)
         changed = bool(inserted or updated or removed)
         if digest is not None:
             _remember_digest(
@@ -318,7 +323,15 @@ CREATE TEMP TABLE IF NOT EXISTS collector_lesson_stage (
 DELETE FROM collector_lesson_stage
 """
 _COPY_STAGE = f"COPY collector_lesson_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN"
-_STAGE_STATEMENTS = 3  # the lock, the CREATE and the DELETE, before the look at the window
+# A window's stored lessons as one text (NULL when it holds none), a line each in the stage's
+# columns (%s: the window's condition): COPY text when no value needs an escape. Read as one
+# value because psycopg reads COPY TO a row at a time, in Python (2.8 us a row against 0.4).
+_STORED_TEXT = ", ".join(
+    "coalesce(load_dtm::text, '\\N')" if c == "load_dtm" else c for c in _STAGE_COLUMNS
+)
+_WINDOW_TEXT = (
+    f"SELECT string_agg(concat_ws(E'\\t', {_STORED_TEXT}), E'\\n') FROM collector_lesson WHERE %s"
+)
 _COPY_LESSONS = (
     f"COPY collector_lesson (school_id, {', '.join(_STAGE_COLUMNS)}, first_stored_at, "
     "changed_at) FROM STDIN"
@@ -332,6 +345,11 @@ class _CopyText(dict):
     the rows become COPY text by dictionary lookups and one join each: several times cheaper
     than psycopg's per-row ``write_row`` (binary or text), which converts every value anew.
     Keys never collide across types: a date never equals a datetime, and no value is a bool.
+
+    Each value is spelled as the server writes it as text in the session Django opens (ISO
+    dates, time zone UTC), so that a stored window read back as text equals the lines of the
+    same lessons (``_merge_copy`` compares them); a naive datetime is left to the session's
+    zone.
     """
 
     def __missing__(self, value) -> str:
@@ -340,7 +358,7 @@ class _CopyText(dict):
         elif isinstance(value, str):
             text = value.translate(_COPY_ESCAPES) if _NEEDS_ESCAPE.search(value) else value
         elif isinstance(value, datetime.datetime):
-            text = value.isoformat(sep=" ")
+            text = _timestamp_text(value)
         elif isinstance(value, datetime.date | int):
             text = str(value)
         else:
@@ -349,15 +367,44 @@ class _CopyText(dict):
         return text
 
 
-# COPY text's own characters: the backslash, and the column and row separators.
-_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+def _timestamp_text(value: datetime.datetime) -> str:
+    """A timestamp as PostgreSQL writes a timestamptz in UTC (``2025-04-03 15:00:00+00``,
+    microseconds only when there are some, without trailing zeros)."""
+    if value.tzinfo is None:
+        return value.isoformat(sep=" ")
+    utc = value.astimezone(datetime.UTC).replace(tzinfo=None)
+    text = utc.replace(microsecond=0).isoformat(sep=" ")
+    if utc.microsecond:
+        text += f".{utc.microsecond:06d}".rstrip("0")
+    return text + "+00"
+
+
+# COPY text's own characters: the backslash, the column and row separators, and the control
+# characters COPY writes as escapes.
+_COPY_ESCAPES = str.maketrans(
+    {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\b": "\\b", "\f": "\\f", "\v": "\\v"}
+)
+_NEEDS_ESCAPE = re.compile("[" + re.escape("".join(map(chr, _COPY_ESCAPES))) + "]")
 
 
 def copy_text(rows: Iterable[tuple]) -> str:
     """``rows`` (tuples of str, int, date, datetime or None) as COPY text, one line each."""
     spell = _CopyText().__getitem__
     return "".join(["\t".join(map(spell, row)) + "\n" for row in rows])
+
+
+class _Lines(list):
+    """Lines of COPY text; ``escaped``: a value in them needed an escape."""
+
+    escaped = False
+
+
+def _copy_lines(rows: dict[tuple, tuple]) -> _Lines:
+    """``_distinct_rows`` as lines of COPY text (no line end) of ``_STAGE_COLUMNS``."""
+    spell = _CopyText()
+    lines = _Lines(["\t".join(map(spell.__getitem__, key + value)) for key, value in rows.items()])
+    lines.escaped = any(_NEEDS_ESCAPE.search(text) for text in spell if isinstance(text, str))
+    return lines
 
 
 # The slot columns of the change history: the natural key less school and subject.
@@ -469,32 +516,40 @@ def _merge_copy(
     date_from: datetime.date,
     date_to: datetime.date,
     rows: dict[tuple, tuple],
+    lines: _Lines,
     observer: Observer | None,
 ) -> tuple[int, int, int]:
-    """PostgreSQL: COPY ``rows`` into the stage table, then one merge statement; or, when
-    the window holds no lesson yet (a first load), COPY them straight into the lessons and
-    record the one ``baseline`` change the merge would have recorded."""
+    """PostgreSQL: read the stored window back as text; when it holds no lesson yet (a first
+    load), COPY ``lines`` straight into the lessons and record the one ``baseline`` change the
+    merge would have recorded; when it holds exactly ``lines``, write nothing; else COPY them
+    into the stage table and merge with one statement. ``lines`` are ``rows`` as
+    ``_copy_lines`` spells them."""
     connection.ensure_connection()
     now = clock.now()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        # One round trip, so no parameters: the keys and the window are integers and dates.
-        # The lock comes first and each statement takes its own snapshot, so the look at the
-        # window sees every merge of this school committed before the lock was granted.
+        # The lock is its own statement, so that the read of the window (a statement of its
+        # own, with its own snapshot) sees every merge of this school committed before the
+        # lock was granted. No parameters: the keys and the window are integers and dates.
         window = (
             f"school_id = {int(school.pk)} AND date BETWEEN "
             f"'{date_from.isoformat()}'::date AND '{date_to.isoformat()}'::date"
         )
-        cursor.execute(
-            f"{_LOCK % (LESSON_LOCK, int(school.pk))}; {_STAGE_TABLE}; "
-            f"SELECT EXISTS (SELECT 1 FROM collector_lesson WHERE {window})"
-        )
-        for _ in range(_STAGE_STATEMENTS):
-            cursor.nextset()
-        (occupied,) = cursor.fetchone()
-        if not occupied:
-            return _first_load(cursor, school, rows, observer, now), 0, 0
-        with cursor.copy(_COPY_STAGE) as copy:
-            copy.write(copy_text([key + value for key, value in rows.items()]))
+        cursor.execute(f"{_LOCK % (LESSON_LOCK, int(school.pk))}; {_WINDOW_TEXT % window}")
+        cursor.nextset()
+        (held,) = cursor.fetchone()
+        if held is None:
+            return _first_load(cursor, school, rows, lines, observer, now), 0, 0
+        # The stored lessons are distinct by the natural key, and so are the lines: the same
+        # number, all of them held, is the same window. A value spelled otherwise than the
+        # server writes it back only sends the window through the merge, which compares values.
+        if not lines.escaped:
+            stored = held.split("\n")
+            if len(stored) == len(lines) and set(stored).issuperset(lines):
+                return 0, 0, 0
+        cursor.execute(_STAGE_TABLE)
+        if lines:
+            with cursor.copy(_COPY_STAGE) as copy:
+                copy.write("\n".join(lines) + "\n")
         params = {"school": school.pk, "first": date_from, "last": date_to, "now": now}
         if observer is not None:
             params.update(run=observer.run_id, unit=observer.unit_id)
@@ -543,23 +598,26 @@ def _merge_copy(
     return len(inserted), len(updated), len(removed)
 
 
-def _first_load(cursor, school: School, rows: dict, observer: Observer | None, now) -> int:
-    """COPY ``rows`` into the lessons of a window that holds none (under the school's lock),
-    with the history's ``baseline`` row; return how many were inserted.
+def _first_load(
+    cursor, school: School, rows: dict, lines: list[str], observer: Observer | None, now
+) -> int:
+    """COPY ``lines`` (``rows`` as COPY text) into the lessons of a window that holds none
+    (under the school's lock), with the history's ``baseline`` row; return how many were
+    inserted.
 
-    No stage table and no merge: nothing stored can conflict or differ. About twice the
-    merge's rate (bench/bench_storage.py, "first load").
+    No stage table and no merge: nothing stored can conflict or differ.
     """
     if not rows:
         return 0
-    school_id, stamp = (school.pk,), (now, now)  # (pk is a property: not once a row)
+    # Each line between the school and the two stamps: one join for the whole window.
+    before, after = f"{int(school.pk)}\t", "\t{0}\t{0}\n".format(_CopyText()[now])
     with cursor.copy(_COPY_LESSONS) as copy:
-        copy.write(copy_text([school_id + key + value + stamp for key, value in rows.items()]))
+        copy.write(before + (after + before).join(lines) + after)
     if observer is not None:
         # What the merge's history records when no day of the window held lessons before.
         cursor.execute(
             _BASELINE,
-            [now, observer.run_id, observer.unit_id, school.pk, len(rows), min(k[0] for k in rows)],
+            [now, observer.run_id, observer.unit_id, school.pk, len(rows), min(map(_day, rows))],
         )
     return len(rows)
 

@@ -6,8 +6,9 @@ import dataclasses
 import datetime
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 
+from collector import storage
 from collector.models import Lesson, Subject
 from collector.storage import StoreResult, store_lessons
 from tests.storage.factories import (
@@ -19,6 +20,7 @@ from tests.storage.factories import (
     lesson_writes,
     make_school,
     postgres,
+    requires_postgres,
     row_versions,
     stored,
     week,
@@ -225,3 +227,68 @@ def test_it_enforces_the_natural_key_in_the_database(school):
     duplicate.pop("id")
     with pytest.raises(IntegrityError), transaction.atomic():
         Lesson.objects.create(**duplicate)
+
+
+def load_times(school) -> list:
+    """Lessons whose LOAD_DTM takes every spelling: none, naive (Seoul), another zone, a
+    fraction of a second with and without trailing zeros, midnight UTC and a year before 1000."""
+    tokyo = datetime.timezone(datetime.timedelta(hours=9), "JST")
+    stamps = [
+        None,
+        LOADED.replace(tzinfo=None),
+        LOADED.astimezone(tokyo),
+        LOADED.replace(microsecond=500_000),
+        LOADED.replace(microsecond=123_456),
+        datetime.datetime(2025, 4, 4, tzinfo=datetime.UTC),
+        datetime.datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=datetime.UTC),
+    ]
+    return [lesson(school, period=n, load_dtm=stamp) for n, stamp in enumerate(stamps, start=1)]
+
+
+@requires_postgres
+@pytest.mark.parametrize("records", [week, load_times], ids=["week", "load times"])
+def test_it_sees_an_unchanged_window_without_the_merge(school, monkeypatch, records):
+    # The stored window read back as text equals the fetched lines: no stage, no merge.
+    records = records(school)
+    store(school, records, "copy")
+    monkeypatch.setattr(storage, "_STAGE_TABLE", "SELECT 1 / 0")
+    assert store(school, list(reversed(records)), "copy") == StoreResult(unchanged=len(records))
+
+
+@requires_postgres
+def test_it_merges_texts_the_server_spells_otherwise(school, monkeypatch):
+    # A value with an escape is not compared as text: the merge compares it.
+    records = [lesson(school, class_name="a\tb"), lesson(school, period=2, track="\\N")]
+    store(school, records, "copy")
+    monkeypatch.setattr(storage, "_STAGE_TABLE", "SELECT 1 / 0")
+    with pytest.raises(DataError), transaction.atomic():
+        store(school, records, "copy")
+    monkeypatch.undo()
+    assert store(school, records, "copy") == StoreResult(unchanged=len(records))
+    # A stored backslash and "t" read back unescaped, as the escape of a fetched tab: still
+    # another lesson.
+    typed = [lesson(school, class_name="a\\tb")]
+    assert store(school, typed, "copy") == StoreResult(inserted=1, removed=2)
+    assert store(school, records[:1], "copy") == StoreResult(inserted=1, removed=1)
+    assert stored(school) == as_stored(records[:1])
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"load_dtm": LOADED + datetime.timedelta(microseconds=1)},
+        {"load_dtm": None},
+        {"semester": 2},
+        {"classroom": "1 "},
+        {"subject_raw": "-수학 ", "subject": "수학"},
+    ],
+    ids=["a microsecond", "no load time", "semester", "a space", "subject"],
+)
+def test_it_finds_the_smallest_change_of_a_window(school, method, change):
+    # The fast path's text comparison and the merge's value comparison agree on every column.
+    records = week(school, days=1)
+    store(school, records, method)
+    records[3] = dataclasses.replace(records[3], **change)
+    result = store(school, records, method)
+    assert result.stored == len(records) and result.unchanged == len(records) - 1
+    assert stored(school) == as_stored(records)
