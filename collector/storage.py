@@ -323,15 +323,21 @@ CREATE TEMP TABLE IF NOT EXISTS collector_lesson_stage (
 DELETE FROM collector_lesson_stage
 """
 _COPY_STAGE = f"COPY collector_lesson_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN"
-# A window's stored lessons as one text (NULL when it holds none), a line each in the stage's
-# columns (%s: the window's condition): COPY text when no value needs an escape. Read as one
-# value because psycopg reads COPY TO a row at a time, in Python (2.8 us a row against 0.4).
+# How many lessons a window holds and, only when that is the number of lines fetched, the
+# lessons as one text, a line each in the stage's columns: COPY text when no value needs an
+# escape ({window}: the window's condition; {lines}: how many, -1 for "do not read"). Read as
+# one value because psycopg reads COPY TO a row at a time, in Python (2.8 us a row against
+# 0.4); only on equal counts because a changed window (a weekly run's new week, a removed
+# lesson) would pay the read for nothing (the subquery in CASE runs only when its branch does).
 _STORED_TEXT = ", ".join(
     "coalesce(load_dtm::text, '\\N')" if c == "load_dtm" else c for c in _STAGE_COLUMNS
 )
-_WINDOW_TEXT = (
-    f"SELECT string_agg(concat_ws(E'\\t', {_STORED_TEXT}), E'\\n') FROM collector_lesson WHERE %s"
-)
+_WINDOW_TEXT = f"""
+SELECT held, CASE WHEN held = {{lines}} THEN (
+    SELECT string_agg(concat_ws(E'\\t', {_STORED_TEXT}), E'\\n')
+    FROM collector_lesson WHERE {{window}}) END
+FROM (SELECT count(*) AS held FROM collector_lesson WHERE {{window}}) counted
+"""
 _COPY_LESSONS = (
     f"COPY collector_lesson (school_id, {', '.join(_STAGE_COLUMNS)}, first_stored_at, "
     "changed_at) FROM STDIN"
@@ -534,16 +540,18 @@ def _merge_copy(
             f"school_id = {int(school.pk)} AND date BETWEEN "
             f"'{date_from.isoformat()}'::date AND '{date_to.isoformat()}'::date"
         )
-        cursor.execute(f"{_LOCK % (LESSON_LOCK, int(school.pk))}; {_WINDOW_TEXT % window}")
+        compared = -1 if lines.escaped else len(lines)
+        look = _WINDOW_TEXT.format(window=window, lines=int(compared))
+        cursor.execute(f"{_LOCK % (LESSON_LOCK, int(school.pk))}; {look}")
         cursor.nextset()
-        (held,) = cursor.fetchone()
-        if held is None:
+        held, text = cursor.fetchone()
+        if not held:
             return _first_load(cursor, school, rows, lines, observer, now), 0, 0
         # The stored lessons are distinct by the natural key, and so are the lines: the same
         # number, all of them held, is the same window. A value spelled otherwise than the
         # server writes it back only sends the window through the merge, which compares values.
-        if not lines.escaped:
-            stored = held.split("\n")
+        if text is not None:
+            stored = text.split("\n")
             if len(stored) == len(lines) and set(stored).issuperset(lines):
                 return 0, 0, 0
         cursor.execute(_STAGE_TABLE)
