@@ -382,8 +382,9 @@ class CollectionRun(models.Model):
         open and on no open unit existing when it runs, and the counts commit with the status,
         so nobody ever sees a closed run without its counts.
         """
-        # Most callers are not the last: one plain look says so (a unit still open is one
-        # whose own attempt looks again once it commits, so the last of them sees none).
+        # Most callers are not the last: one plain look says so. Callers move their unit and
+        # commit first, then call this: a unit still open is one whose own attempt looks again
+        # once it commits, so the last of two finishing together sees none.
         with connection.cursor() as cursor:
             cursor.execute(_ANY_OPEN_UNIT, [self.pk, *OPEN])
             if cursor.fetchone()[0]:
@@ -650,7 +651,7 @@ class SchoolRun(models.Model):
         sets += [f"{columns[name]} = {columns[name]} + %s" for name in added or ()]
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE collector_schoolrun SET {', '.join(sets)} "
+                f"UPDATE {self._meta.db_table} SET {', '.join(sets)} "
                 "WHERE id = %s AND status = %s AND claim_token = %s",
                 [*fields.values(), *(added or {}).values()]
                 + [self.pk, UnitStatus.RUNNING, self.claim_token],

@@ -592,10 +592,19 @@ class KeyPool:
     def __len__(self) -> int:
         return len(self.budgets)
 
+    looked = False
+
     def look(self) -> None:
         """``look`` at every key: for a pool made for one attempt (``quota.key_pool``)."""
+        self.looked = True
         for budget in self.budgets:
             budget.look()
+
+    def look_again(self) -> None:
+        """Look again if the pool looked before: before choosing another key mid-attempt,
+        whose state the first look may have read seconds ago."""
+        if self.looked:
+            self.look()
 
     def usable(self) -> list[RequestBudget]:
         return [b for b in self.budgets if not b.rejection() and not b.blocked_until()]

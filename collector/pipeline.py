@@ -502,6 +502,7 @@ def _fetch_and_store(unit, run, school, client, pool, budget, policy) -> Outcome
         except NeisQuotaError as exc:
             budget.block_until(exc.resets_at.timestamp())
             quota_spent(budget, exc)
+            pool.look_again()  # the other keys as they are now, not as the attempt began
             budget = pool.pick() if own_client else None
             if budget is not None:
                 continue  # the same school with a key that has quota left
@@ -509,6 +510,7 @@ def _fetch_and_store(unit, run, school, client, pool, budget, policy) -> Outcome
             return Outcome(unit_id, UnitStatus.DEFERRED, exc.code)
         except NeisKeyError as exc:
             key_refused(budget, exc)
+            pool.look_again()
             budget = pool.pick() if own_client else None
             if budget is not None and not pool.rejection():
                 continue

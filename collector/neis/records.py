@@ -130,6 +130,14 @@ class _NewLessonRecord:
         self.__class__ = LessonRecord
 
 
+# The builder takes the fields by position in LessonRecord's order: a field added, removed or
+# moved there must be here too, or values would land in the wrong fields.
+_FIELDS = tuple(field.name for field in dataclasses.fields(LessonRecord))
+_init = _NewLessonRecord.__init__.__code__
+if _init.co_varnames[1 : _init.co_argcount] != _FIELDS:
+    raise TypeError("_NewLessonRecord.__init__ does not take LessonRecord's fields in order")
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ClassRecord:
     """One ``classInfo`` row: a class of a school in one academic year."""

@@ -116,3 +116,37 @@ def test_a_run_fails_untried_only_when_neis_refused_every_key(two_keys, settings
     assert run.status == RunStatus.PARTIAL and run.units_failed == run.units_total
     assert run.units.filter(attempts=0).count() == run.units_total - 1
     assert set(run.units.values_list("last_error_code", flat=True)) <= {"ERROR-290", "INFO-300"}
+
+
+def test_a_unit_that_switches_keys_sees_the_other_key_as_it_is_now(two_keys, settings):
+    """An attempt reads its keys' state once (``KeyPool.look``); when its key's quota runs
+    out mid-attempt, it reads the others again before choosing one: a key another process
+    found spent meanwhile is not asked."""
+    from collector.neis.client import NeisClient
+    from tests.processes import REDIS_URL
+
+    sim = two_keys
+    settings.NEIS_LIMITER_URL = REDIS_URL
+    settings.NEIS_API_KEYS = (sim.key, SECOND)
+    budgets = [budget_from_settings(key) for key in (sim.key, SECOND)]
+    for budget in budgets:  # nothing left in the shared store by another test
+        budget.clear_block(), budget.clear_rejection(), budget.record_success()
+    sim.control.set_key_quota(sim.key, 0)  # the first key's first request meets ERROR-337
+    real = NeisClient.timetable
+
+    def meanwhile(client, *args, **kwargs):
+        # Another process finds the second key spent while this attempt asks with the first.
+        budgets[1].block_until(clock.now().timestamp() + 3600)
+        return real(client, *args, **kwargs)
+
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(NeisClient, "timetable", meanwhile)
+            run = _run()
+            unit = run.units.order_by("pk").first()
+            outcome = pipeline.collect_unit(unit.pk)
+        assert outcome.status == UnitStatus.DEFERRED
+        assert sim.control.quota_used(SECOND) == 0  # no request with the key known spent
+    finally:
+        for budget in budgets:
+            budget.clear_block()
