@@ -78,6 +78,27 @@ def page(rows: list, service: str = "schoolInfo", total: int | None = None) -> b
     return json.dumps(envelope, ensure_ascii=False).encode()
 
 
+# One well-formed hisTimetable row (a high school of office B10).
+LESSON_ROW = {
+    "ATPT_OFCDC_SC_CODE": "B10",
+    "ATPT_OFCDC_SC_NM": "서울특별시교육청",
+    "SD_SCHUL_CODE": "7010057",
+    "SCHUL_NM": "가나고등학교",
+    "AY": "2026",
+    "SEM": "2",
+    "ALL_TI_YMD": "20261116",
+    "DGHT_CRSE_SC_NM": "주간",
+    "ORD_SC_NM": "일반계",
+    "DDDEP_NM": "일반과",
+    "GRADE": "1",
+    "CLRM_NM": "1",
+    "CLASS_NM": "1",
+    "PERIO": "1",
+    "ITRT_CNTNT": "국어",
+    "LOAD_DTM": "20261118",
+}
+
+
 SCHOOL_ROW = {
     "ATPT_OFCDC_SC_CODE": "B10",
     "ATPT_OFCDC_SC_NM": "서울특별시교육청",

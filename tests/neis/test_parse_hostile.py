@@ -10,27 +10,11 @@ import pytest
 
 from collector.neis import parse
 from collector.neis.parse import BadBody, InvalidRow
+from tests.neis.hostile import LESSON_ROW
 from tests.neis.hostile import SCHOOL_ROW as SCHOOL
 
 KEYS = ["hisTimetable"]
-LESSON = {
-    "ATPT_OFCDC_SC_CODE": "B10",
-    "ATPT_OFCDC_SC_NM": "서울특별시교육청",
-    "SD_SCHUL_CODE": "7010057",
-    "SCHUL_NM": "가나고등학교",
-    "AY": "2026",
-    "SEM": "2",
-    "ALL_TI_YMD": "20261116",
-    "DGHT_CRSE_SC_NM": "주간",
-    "ORD_SC_NM": "일반계",
-    "DDDEP_NM": "일반과",
-    "GRADE": "1",
-    "CLRM_NM": "1",
-    "CLASS_NM": "1",
-    "PERIO": "1",
-    "ITRT_CNTNT": "국어",
-    "LOAD_DTM": "20261118",
-}
+LESSON = LESSON_ROW
 
 
 def envelope_with(total: str) -> bytes:

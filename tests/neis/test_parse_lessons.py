@@ -14,25 +14,17 @@ import pytest
 from collector.neis import parse, records
 from collector.neis.client import _LessonsOf
 from collector.neis.records import LessonRecord
+from tests.neis.hostile import LESSON_ROW
 
 BODIES = Path(__file__).resolve().parent / "bodies"
 KEYS = ["hisTimetable"]
+# A row of March 2025 (the first semester), without a department.
 ROW = {
-    "ATPT_OFCDC_SC_CODE": "B10",
-    "ATPT_OFCDC_SC_NM": "서울특별시교육청",
-    "SD_SCHUL_CODE": "7010057",
-    "SCHUL_NM": "가나고등학교",
+    **LESSON_ROW,
     "AY": "2025",
     "SEM": "1",
     "ALL_TI_YMD": "20250310",
-    "DGHT_CRSE_SC_NM": "주간",
-    "ORD_SC_NM": "일반계",
     "DDDEP_NM": None,
-    "GRADE": "1",
-    "CLRM_NM": "1",
-    "CLASS_NM": "1",
-    "PERIO": "1",
-    "ITRT_CNTNT": "국어",
     "LOAD_DTM": "20250301",
 }
 
