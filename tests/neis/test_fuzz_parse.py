@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import os
 
 import msgspec
 from hypothesis import HealthCheck, example, given, settings
@@ -22,8 +23,10 @@ from collector.neis.client import _LessonsOf
 from collector.neis.parse import BadBody, InvalidRow
 from collector.neis.records import LessonRecord, SchoolRecord
 
+# Examples per property: 400 in the suite, as many as FUZZ_EXAMPLES says for a deeper run
+# (FUZZ_EXAMPLES=5000 python -m pytest tests/neis/test_fuzz_parse.py).
 FUZZ = settings(
-    max_examples=1000,
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "400")),
     deadline=None,  # a loaded CI machine must not turn a slow example into a failure
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
