@@ -134,6 +134,17 @@ class CpuMeter:
 # --- Memory ---------------------------------------------------------------------------------
 
 
+def children(parent: int) -> list[int]:
+    """The live child processes of ``parent``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = proc_stat(entry.name)
+            if stat is not None and stat[1] == parent:
+                found.append(int(entry.name))
+    return found
+
+
 def peak_rss(pid: int | str) -> int:
     """A live process's peak resident set (VmHWM) in bytes; 0 once it is gone."""
     try:
@@ -168,15 +179,10 @@ class PeakMemory:
         self.sample()
 
     def sample(self) -> None:
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            stat = proc_stat(entry.name)
-            if stat is None or stat[1] != self.parent:
-                continue
-            peak = peak_rss(entry.name)
+        for pid in children(self.parent):
+            peak = peak_rss(pid)
             if peak > self.peak:
-                self.peak, self.pid = peak, int(entry.name)
+                self.peak, self.pid = peak, pid
 
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
@@ -311,17 +317,6 @@ STAGES = [
     ("celery/kombu per task", ("celery/", "kombu/", "billiard/")),
     ("logging", ("logging/",)),
 ]
-
-
-def children(parent: int) -> list[int]:
-    """The live child processes of ``parent``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            stat = proc_stat(entry.name)
-            if stat is not None and stat[1] == parent:
-                found.append(int(entry.name))
-    return found
 
 
 class Profiles:

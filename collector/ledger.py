@@ -642,19 +642,19 @@ class SchoolRun(models.Model):
         """Move the claimed unit to a terminal ``status`` with ``fields`` set and ``added``
         added to their columns. Plain SQL (the fields are this model's plain columns): it
         runs once for every unit."""
+        added = added or {}
         now = clock.now()
         if self.started_at:
             fields["duration_ms"] = int((now - self.started_at).total_seconds() * 1000)
         fields.update(status=status, finished_at=now, lease_expires_at=None)
-        columns = {name: self._meta.get_field(name).column for name in (*fields, *(added or ()))}
+        columns = {name: self._meta.get_field(name).column for name in (*fields, *added)}
         sets = [f"{columns[name]} = %s" for name in fields]
-        sets += [f"{columns[name]} = {columns[name]} + %s" for name in added or ()]
+        sets += [f"{columns[name]} = {columns[name]} + %s" for name in added]
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {self._meta.db_table} SET {', '.join(sets)} "
                 "WHERE id = %s AND status = %s AND claim_token = %s",
-                [*fields.values(), *(added or {}).values()]
-                + [self.pk, UnitStatus.RUNNING, self.claim_token],
+                [*fields.values(), *added.values(), self.pk, UnitStatus.RUNNING, self.claim_token],
             )
             moved = cursor.rowcount == 1
         if moved:

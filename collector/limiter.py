@@ -585,14 +585,13 @@ class KeyPool:
             raise ValueError("a key pool needs at least one key")
         self.caps = caps or {}
         self.default_cap = default_cap
+        self.looked = False  # ``look`` was called: this pool's budgets answer from a look
 
     def __iter__(self) -> Iterator[RequestBudget]:
         return iter(self.budgets)
 
     def __len__(self) -> int:
         return len(self.budgets)
-
-    looked = False
 
     def look(self) -> None:
         """``look`` at every key: for a pool made for one attempt (``quota.key_pool``)."""

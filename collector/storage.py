@@ -139,13 +139,8 @@ def store_lessons(
             ensure_partitions(date_from, date_to)
         subjects = _subject_ids({record.subject_raw: record.subject for record in records})
         rows = _distinct_rows(school, date_from, date_to, records, subjects)
-        if method == "copy":
-            lines = _copy_lines(rows)
-            inserted, updated, removed = _merge_copy(
-                school, date_from, date_to, rows, lines, history
-            )
-        else:
-            inserted, updated, removed = _merge_orm(school, date_from, date_to, rows, history)
+        write = _merge_copy if method == "copy" else _merge_orm
+        inserted, updated, removed = write(school, date_from, date_to, rows, history)
         changed = bool(inserted or updated or removed)
         if digest is not None:
             _remember_digest(
@@ -354,8 +349,9 @@ class _CopyText(dict):
 
     Each value is spelled as the server writes it as text in the session Django opens (ISO
     dates, time zone UTC), so that a stored window read back as text equals the lines of the
-    same lessons (``_merge_copy`` compares them); a naive datetime is left to the session's
-    zone.
+    same lessons (``_merge_copy`` compares them). A naive datetime is spelled without an
+    offset and left to the session's zone: it never equals what the server writes back (which
+    always has one), so its window goes through the merge.
     """
 
     def __missing__(self, value) -> str:
@@ -522,14 +518,14 @@ def _merge_copy(
     date_from: datetime.date,
     date_to: datetime.date,
     rows: dict[tuple, tuple],
-    lines: _Lines,
     observer: Observer | None,
 ) -> tuple[int, int, int]:
-    """PostgreSQL: read the stored window back as text; when it holds no lesson yet (a first
-    load), COPY ``lines`` straight into the lessons and record the one ``baseline`` change the
-    merge would have recorded; when it holds exactly ``lines``, write nothing; else COPY them
-    into the stage table and merge with one statement. ``lines`` are ``rows`` as
-    ``_copy_lines`` spells them."""
+    """PostgreSQL: ``rows`` as lines of COPY text (``_copy_lines``); read the stored window
+    back as text; when it holds no lesson yet (a first load), COPY the lines straight into
+    the lessons and record the one ``baseline`` change the merge would have recorded; when
+    it holds exactly those lines, write nothing; else COPY them into the stage table and
+    merge with one statement."""
+    lines = _copy_lines(rows)
     connection.ensure_connection()
     now = clock.now()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
