@@ -13,6 +13,7 @@ import signal
 import pytest
 import redis
 from django.db.models import Sum
+from django_celery_results.models import TaskResult
 
 from collector import limiter, pipeline
 from collector.ledger import CollectionRun, RunStatus, UnitStatus
@@ -115,6 +116,10 @@ def test_it_collects_an_office_exactly(wired, tmp_path):
     assert run.units_total == School.objects.filter(office_id=OFFICE, level="middle").count() > 0
     assert run.rows_inserted == len(expected)
     assert sim.control.stats()["max_in_flight"] <= 4
+    # A collect task stores its outcome once; when it started is the ledger's to say.
+    units = run.units.values_list("task_id", "started_at")
+    results = dict(TaskResult.objects.values_list("task_id", "date_started"))
+    assert all(results[task_id] is None and started for task_id, started in units)
 
 
 def test_it_survives_transient_faults(wired, tmp_path):
