@@ -184,18 +184,19 @@ class SchoolWeekQuerySet(models.QuerySet):
         """Recount the school-weeks of ``mondays`` for ``schools`` (ids; None: every active
         school with a level) from the stored lessons, classes and days off; returns rows written.
 
-        One DELETE and one INSERT ... SELECT per week, set-based: the lessons of the week are
-        read once (one school's: an index range of the natural key), classes are matched on
-        their timetable columns with leading zeros aside (archive years pad CLASS_NM).
+        Set-based: for given schools, one DELETE and one INSERT ... SELECT for all the weeks;
+        for every school, one pair a week (``_recompute_weeks``).
         """
         ids = None if schools is None else sorted(set(schools))
         if ids == []:
             return 0
-        written = 0
+        weeks = sorted({clock.monday_of(m) for m in mondays})
+        if not weeks:
+            return 0
         with transaction.atomic():
-            for monday in sorted({clock.monday_of(m) for m in mondays}):
-                written += _recompute_week(monday, ids)
-        return written
+            if ids is None:  # every school: a week at a time, as a week's lessons are many
+                return sum(_recompute_weeks([monday], None) for monday in weeks)
+            return _recompute_weeks(weeks, ids)
 
 
 _COUNTED_WEEKS = "SELECT count(*) FROM collector_schoolweek WHERE school_id = %s AND monday IN"
@@ -251,10 +252,16 @@ def _in(column: str, ids: list[int] | None) -> tuple[str, list]:
     return f" AND {column} IN ({', '.join(['%s'] * len(ids))})", list(ids)
 
 
-def _recompute_week(monday: datetime.date, ids: list[int] | None) -> int:
-    friday = monday + 4 * ONE_DAY
-    ay = clock.academic_year(friday)
-    year_start = datetime.date(ay, 3, 1)
+def _recompute_weeks(mondays: list[datetime.date], ids: list[int] | None) -> int:
+    """Recount the school-weeks of ``mondays`` for ``ids`` (None: every active school with a
+    level) in one DELETE and one INSERT ... SELECT, whatever the number of weeks: a unit's
+    three weeks were three of each, and planning these statements costs the database as much
+    as running them for one school."""
+    weeks = []  # (monday, friday, academic year, its first day): the weeks as a table
+    for monday in mondays:
+        friday = monday + 4 * ONE_DAY
+        ay = clock.academic_year(friday)
+        weeks.append((monday, friday, ay, datetime.date(ay, 3, 1)))
     now = connection.ops.adapt_datetimefield_value(clock.now())
     week, classes, offs, fetches = (
         SchoolWeek._meta.db_table,
@@ -265,82 +272,78 @@ def _recompute_week(monday: datetime.date, ids: list[int] | None) -> int:
     lessons = apps.get_model("collector", "Lesson")._meta.db_table
     school = apps.get_model("collector", "School")._meta.db_table
     s_in, s_p = _in("s.id", ids)
-    l_in, l_p = _in("school_id", ids)
+    l_in, l_p = _in("l.school_id", ids)
     c_in, c_p = _in("c.school_id", ids)
-    o_in, o_p = _in("school_id", ids)
+    o_in, o_p = _in("o.school_id", ids)
     w_in, w_p = _in("school_id", ids)
+    table = ", ".join(["(%s, %s, %s, %s)"] * len(weeks))
     # The school's scope: the schools asked for, or every active school with a level.
     scope = "s.level <> ''" + ("" if ids is not None else " AND s.active")
     covered = (
         f"EXISTS (SELECT 1 FROM {fetches} f WHERE f.school_id = s.id AND f.kind = %s "
-        "AND f.period_start <= %s AND f.period_end >= %s)"
+        "AND f.period_start <= {day} AND f.period_end >= {day})"
     )
+    classes_known = covered.format(day="wk.year_start")
+    monday_known, friday_known = covered.format(day="wk.monday"), covered.format(day="wk.friday")
+    # A lesson's week is the row of ``wk`` whose Monday to Friday holds its date (one index
+    # range of the natural key per school and week); classes are matched on their timetable
+    # columns with leading zeros aside (archive years pad CLASS_NM).
     select = f"""
-        SELECT s.id AS school_id,
+        WITH wk (monday, friday, ay, year_start) AS (VALUES {table})
+        SELECT s.id AS school_id, wk.monday AS monday,
                COALESCE(lw.lessons, 0) AS lessons,
-               CASE WHEN {covered} THEN COALESCE(ce.n, 0) END AS classes_expected,
+               CASE WHEN {classes_known} THEN COALESCE(ce.n, 0) END AS classes_expected,
                COALESCE(cs.n, 0) AS classes_seen,
-               CASE WHEN {covered} AND {covered} THEN 5 - COALESCE(o.n, 0) END AS days_expected,
+               CASE WHEN {monday_known} AND {friday_known}
+                    THEN 5 - COALESCE(o.n, 0) END AS days_expected,
                COALESCE(lw.days, 0) AS days_seen
-        FROM {school} s
-        LEFT JOIN (SELECT school_id, COUNT(*) AS lessons, COUNT(DISTINCT date) AS days
-                   FROM {lessons} WHERE date BETWEEN %s AND %s{l_in}
-                   GROUP BY school_id) lw ON lw.school_id = s.id
-        LEFT JOIN (SELECT c.school_id, COUNT(*) AS n FROM {classes} c
-                   WHERE c.academic_year = %s{c_in} GROUP BY c.school_id) ce
-               ON ce.school_id = s.id
-        LEFT JOIN (SELECT c.school_id, COUNT(*) AS n FROM {classes} c
-                   JOIN (SELECT DISTINCT school_id, grade, LTRIM(class_name, '0') AS cn,
-                                day_night, course
-                         FROM {lessons} WHERE date BETWEEN %s AND %s{l_in}) l
-                     ON l.school_id = c.school_id AND l.grade = c.grade
-                    AND l.cn = LTRIM(c.class_name, '0') AND l.day_night = c.day_night
-                    AND l.course = c.course
-                   WHERE c.academic_year = %s{c_in} GROUP BY c.school_id) cs
-               ON cs.school_id = s.id
-        LEFT JOIN (SELECT school_id, COUNT(*) AS n FROM {offs}
-                   WHERE date BETWEEN %s AND %s{o_in} GROUP BY school_id) o
-               ON o.school_id = s.id
+        FROM {school} s CROSS JOIN wk
+        LEFT JOIN (SELECT wk.monday, l.school_id, COUNT(*) AS lessons,
+                          COUNT(DISTINCT l.date) AS days
+                   FROM wk JOIN {lessons} l ON l.date BETWEEN wk.monday AND wk.friday{l_in}
+                   GROUP BY wk.monday, l.school_id) lw
+               ON lw.school_id = s.id AND lw.monday = wk.monday
+        LEFT JOIN (SELECT wk.monday, c.school_id, COUNT(*) AS n
+                   FROM wk JOIN {classes} c ON c.academic_year = wk.ay{c_in}
+                   GROUP BY wk.monday, c.school_id) ce
+               ON ce.school_id = s.id AND ce.monday = wk.monday
+        LEFT JOIN (SELECT wk.monday, c.school_id, COUNT(*) AS n
+                   FROM wk JOIN {classes} c ON c.academic_year = wk.ay{c_in}
+                   JOIN (SELECT DISTINCT wk.monday, l.school_id, l.grade,
+                                LTRIM(l.class_name, '0') AS cn, l.day_night, l.course
+                         FROM wk JOIN {lessons} l
+                           ON l.date BETWEEN wk.monday AND wk.friday{l_in}
+                         -- no class listed, none to match: the sort is not needed
+                         WHERE EXISTS (SELECT 1 FROM {classes} k WHERE k.school_id = l.school_id
+                                       AND k.academic_year = wk.ay)) l
+                     ON l.monday = wk.monday AND l.school_id = c.school_id
+                    AND l.grade = c.grade AND l.cn = LTRIM(c.class_name, '0')
+                    AND l.day_night = c.day_night AND l.course = c.course
+                   GROUP BY wk.monday, c.school_id) cs
+               ON cs.school_id = s.id AND cs.monday = wk.monday
+        LEFT JOIN (SELECT wk.monday, o.school_id, COUNT(*) AS n
+                   FROM wk JOIN {offs} o ON o.date BETWEEN wk.monday AND wk.friday{o_in}
+                   GROUP BY wk.monday, o.school_id) o
+               ON o.school_id = s.id AND o.monday = wk.monday
         WHERE {scope}{s_in}
     """
-    params = [
-        FetchKind.CLASSES.value,
-        year_start,
-        year_start,
-        FetchKind.SCHEDULE.value,
-        monday,
-        monday,
-        FetchKind.SCHEDULE.value,
-        friday,
-        friday,
-        monday,
-        friday,
-        *l_p,
-        ay,
-        *c_p,
-        monday,
-        friday,
-        *l_p,
-        ay,
-        *c_p,
-        monday,
-        friday,
-        *o_p,
-        *s_p,
-    ]
+    kinds = [FetchKind.CLASSES.value, FetchKind.SCHEDULE.value, FetchKind.SCHEDULE.value]
+    params = [*[v for w in weeks for v in w], *kinds, *l_p, *c_p, *c_p, *l_p, *o_p, *s_p]
     insert = f"""
         INSERT INTO {week} (school_id, monday, lessons, classes_expected, classes_seen,
                             days_expected, days_seen, partial, computed_at)
-        SELECT school_id, %s, lessons, classes_expected, classes_seen, days_expected, days_seen,
+        SELECT school_id, monday, lessons, classes_expected, classes_seen, days_expected,
+               days_seen,
                CASE WHEN lessons > 0 AND (classes_seen < classes_expected
                                           OR days_seen < days_expected)
                     THEN %s ELSE %s END,
                %s
         FROM ({select}) counted
     """
+    marks = ", ".join(["%s"] * len(weeks))
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {week} WHERE monday = %s{w_in}", [monday, *w_p])
-        cursor.execute(insert, [monday, True, False, now, *params])
+        cursor.execute(f"DELETE FROM {week} WHERE monday IN ({marks}){w_in}", [*mondays, *w_p])
+        cursor.execute(insert, [True, False, now, *params])
         return cursor.rowcount
 
 
