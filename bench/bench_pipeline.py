@@ -64,7 +64,10 @@ The CPU table splits the core-seconds the machine spent during each pipeline cas
 group (bench/measure.py, from /proc) per 100,000 lessons: when the machine is busy near 100%,
 the run is CPU-bound and the split says who spends it. "other" is everything else on the
 machine (other jobs); "without other load" divides the lessons by our processes' CPU seconds
-only. The worker children's peak resident memory (VmHWM, sampled every half second) is
+only. A "reach" line per target case says what everything but the workers (PostgreSQL, the
+simulator, Redis, the bench's dispatch and polling) spent per lesson, the rate the cores
+would allow were the workers free, and the CPU the target leaves the workers. The worker
+children's peak resident memory (VmHWM, sampled every half second) is
 printed over the three cases. The national projection weighs a weekly run as a third new
 lessons and two thirds re-read.
 
@@ -486,6 +489,25 @@ def budget_fill(budget, two_keys) -> list[tuple[str, bool]]:
     ]
 
 
+def _reach(case: dict, target: float, cores: int) -> str:
+    """Whether ``target`` lessons/s is within these cores' reach for ``case``: what everything
+    but the workers spent per lesson bounds the rate even were the workers free, and what is
+    left of the cores at the target is all the workers may spend."""
+    cpu, lessons = case["cpu"], case["lessons"]
+    rest = sum(per(cpu[name], lessons) for name in ("postgres", "simulator", "redis", "bench"))
+    bound = cores * 100_000 / rest if rest else float("inf")
+    allowed = cores * 100_000 / target - rest
+    within = (
+        f"{target:,.0f} leaves the workers {allowed:.2f} CPU-s per 100,000"
+        if allowed > 0
+        else f"{target:,.0f} is out of reach on {cores} cores whatever the workers do"
+    )
+    return (
+        f"reach, {case['case'].split(':')[0]}: the rest spent {rest:.2f} CPU-s per 100,000 "
+        f"lessons, so {bound:,.0f} lessons/s at most were the workers free; {within}"
+    )
+
+
 def report(
     args, registry: dict, naive_result, cases: list[dict], budget, peak, two_keys=None
 ) -> bool:
@@ -535,6 +557,8 @@ def report(
         rows,
         formats=dict.fromkeys(parts, ".2f"),
     )
+    for case, target in ((first, TARGET_RATE), (unchanged, TARGET_UNCHANGED)):
+        print(_reach(case, target, cores))
     if peak.pid:
         print(
             f"worker child peak resident memory over the pipeline cases: "
