@@ -107,6 +107,7 @@ import time
 from pathlib import Path
 
 from measure import (
+    MAIN,
     CpuMeter,
     PeakMemory,
     Profiles,
@@ -533,7 +534,7 @@ def report(
         formats={"s": ".1f", "pages/s": ".1f"},
     )
     cores = os.cpu_count() or 1
-    parts = ["workers", "postgres", "simulator", "redis", "bench", "other"]
+    parts = ["workers", MAIN, "postgres", "simulator", "redis", "bench", "other"]
     print()
     print(
         "CPU seconds per 100,000 lessons (from /proc, by process group; 'other' is everything "
@@ -543,7 +544,7 @@ def report(
     for r in cases:
         cpu = r["cpu"]
         busy = cpu["machine"] / (r["seconds"] * cores)
-        ours = sum(cpu[name] for name in parts if name != "other")
+        ours = sum(cpu[name] for name in parts if name not in ("other", MAIN))
         rows.append(
             (
                 r["case"].split(":")[0],

@@ -34,6 +34,9 @@ from urllib.parse import urlsplit, urlunsplit
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 GROUPS = ("workers", "postgres", "simulator", "redis", "bench")
+# Part of "workers": the Celery worker's main process (it takes messages from the broker,
+# hands them to its children and sends the task events), apart from the children's work.
+MAIN = "worker main"
 
 
 # --- CPU ------------------------------------------------------------------------------------
@@ -64,11 +67,12 @@ class CpuMeter:
     """CPU seconds by group: ``snapshot()`` now, ``delta(before, after)`` between two.
 
     Groups: ``workers`` (every process of the process group ``workers_pgid``: a Celery worker
-    and its children), ``simulator`` (the pid ``simulator_pid``), ``bench`` (this process),
-    ``redis`` (any redis-server), ``postgres`` (the postmaster with its reaped children, the
-    live backends of ``database``, and the server-wide writers working for them; another
-    database's live backends are not counted, so a neighbour on the same server is "other"
-    until its connections close), and ``other``: the machine's busy time less all of them.
+    and its children; ``MAIN`` is the worker's own share of it), ``simulator`` (the pid
+    ``simulator_pid``), ``bench`` (this process), ``redis`` (any redis-server), ``postgres``
+    (the postmaster with its reaped children, the live backends of ``database``, and the
+    server-wide writers working for them; another database's live backends are not counted,
+    so a neighbour on the same server is "other" until its connections close), and
+    ``other``: the machine's busy time less all of them.
 
     Processes that exit mid-measure (a recycled worker child, a closed database connection)
     are counted through their parent's reaped-children time.
@@ -86,7 +90,7 @@ class CpuMeter:
         self.database = database
 
     def snapshot(self) -> dict[str, float]:
-        groups = dict.fromkeys(GROUPS, 0.0)
+        groups = dict.fromkeys((*GROUPS, MAIN), 0.0)
         me = os.getpid()
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -98,6 +102,8 @@ class CpuMeter:
             pid = int(entry.name)
             if self.workers_pgid is not None and pgid == self.workers_pgid:
                 groups["workers"] += own + reaped
+                if pid == self.workers_pgid:  # the worker's own process, not its children
+                    groups[MAIN] = own
             elif pid == self.simulator_pid:
                 groups["simulator"] += own
             elif pid == me:
@@ -127,7 +133,7 @@ class CpuMeter:
     def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
         """Seconds spent between two snapshots by group, with ``other`` and ``machine``."""
         spent = {name: after[name] - before[name] for name in before}
-        spent["other"] = spent["machine"] - sum(v for k, v in spent.items() if k != "machine")
+        spent["other"] = spent["machine"] - sum(spent[name] for name in GROUPS)
         return spent
 
 

@@ -19,7 +19,7 @@ def test_it_reads_celery_settings_from_django():
     assert conf.task_acks_late is True
     assert conf.worker_prefetch_multiplier == 1
     assert conf.task_soft_time_limit < conf.task_time_limit
-    assert conf.worker_send_task_events is True
+    assert conf.worker_send_task_events is False  # CELERY_TASK_EVENTS; Flower turns them on
     assert conf.timezone == settings.TIME_ZONE == "Asia/Seoul"
 
 
