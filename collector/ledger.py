@@ -594,7 +594,16 @@ class SchoolRun(models.Model):
         """
         if not transaction.get_connection().in_atomic_block:
             raise RuntimeError("lock_claim() needs a transaction")
-        return bool(list(self._claimed().select_for_update().values_list("pk", flat=True)))
+        # Plain SQL, as ``_claimed().select_for_update()`` would read (once for every unit
+        # that stores lessons; the ORM spent more building it than the database running it).
+        lock = "FOR UPDATE" if connection.features.has_select_for_update else ""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id FROM {self._meta.db_table} "
+                f"WHERE id = %s AND status = %s AND claim_token = %s {lock}",
+                [self.pk, UnitStatus.RUNNING, self.claim_token],
+            )
+            return cursor.fetchone() is not None
 
     def finish(self, status: str, *, requests: int = 0, **counts) -> bool:
         """RUNNING -> DONE | NO_DATA with the attempt's counts (call after ``lock_claim``, or

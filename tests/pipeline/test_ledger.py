@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime
 import pickle
 
+import psycopg
 import pytest
 from billiard.exceptions import WorkerLostError
 from celery.utils.serialization import get_pickleable_exception
-from django.db import transaction
+from django.db import connection, transaction
 
 from collector import clock, pipeline
 from collector.ledger import CollectionRun, RunStatus, SchoolRun, UnitStatus
@@ -355,6 +356,32 @@ def test_it_records_an_unexpected_exception_as_internal(run):
     stored = SchoolRun.objects.get(pk=unit.pk)
     assert (stored.status, stored.last_error_code) == ("failed", "INTERNAL")
     assert stored.last_error == "INTERNAL: KeyError: 'boom'"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lock_claim_holds_the_unit_row_until_the_transaction_ends(run):
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    unit = _unit(run)
+    unit.claim()
+    db = connection.settings_dict
+    other = psycopg.connect(
+        dbname=db["NAME"], host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"]
+    )
+    peek = f"SELECT id FROM {SchoolRun._meta.db_table} WHERE id = %s FOR UPDATE NOWAIT"
+    try:
+        with transaction.atomic():
+            assert unit.lock_claim()
+            with pytest.raises(psycopg.errors.LockNotAvailable), other.transaction():
+                other.execute(peek, [unit.pk])
+        with other.transaction():
+            assert other.execute(peek, [unit.pk]).fetchone() == (unit.pk,)
+    finally:
+        other.close()
+    rival = SchoolRun.objects.get(pk=unit.pk)
+    rival.claim_token = "another attempt's"
+    with transaction.atomic():
+        assert not rival.lock_claim()
 
 
 def test_it_leaves_a_unit_whose_worker_was_lost_to_the_redelivery(run):
