@@ -9,7 +9,7 @@ The client never retries: the pipeline owns retries, backoff and the shared requ
 The key travels in the query string, so it must reach NEIS only: redirects are never followed
 (a 3xx is the permanent error REDIRECT), every message that could carry a URL goes through
 ``redact`` first, and no error is raised inside an ``except`` block, so none has the
-exceptions of requests or of the parser (whose text can hold the URL) as its context.
+exceptions of requests, urllib3 or the parser (whose text can hold the URL) as its context.
 """
 
 from __future__ import annotations
@@ -29,12 +29,19 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    InvalidHeader,
+    LocationValueError,
+    MaxRetryError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
 from urllib3.util.retry import Retry
 
 from collector import clock as clock_module
@@ -161,18 +168,23 @@ def _means_success(code: str) -> bool:
     return code in RESULT_KINDS and RESULT_KINDS[code] is None
 
 
-def transport_tag(exc: requests.RequestException) -> str:
-    """The local tag for an exception requests raised while sending or reading."""
-    if isinstance(exc, requests.Timeout):
-        return "TIMEOUT"
-    # A read timeout while streaming the body surfaces as a plain ConnectionError.
-    if exc.args and isinstance(exc.args[0], ReadTimeoutError):
-        return "TIMEOUT"
-    if isinstance(exc, requests.exceptions.ContentDecodingError):
-        return "BAD-BODY"
-    if isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError):
+def transport_tag(exc: BaseException) -> str:
+    """The local tag for an exception raised while a request was sent and its head read:
+    urllib3's (``_send``), tagged as the exception requests made of it was, or requests' own
+    for a URL it refused."""
+    if isinstance(exc, requests.RequestException):
+        return "REQUEST"
+    if isinstance(exc, MaxRetryError):  # retries are off: the first failure gives up
+        reason = exc.reason
+        # NewConnectionError is a ConnectTimeoutError too, but a refusal, not a timeout.
+        if isinstance(reason, ConnectTimeoutError) and not isinstance(reason, NewConnectionError):
+            return "TIMEOUT"
         return "CONNECTION"
-    return "REQUEST"
+    if isinstance(exc, ReadTimeoutError):
+        return "TIMEOUT"
+    if isinstance(exc, InvalidHeader | LocationValueError):
+        return "REQUEST"
+    return "CONNECTION"
 
 
 def read_tag(exc: BaseException) -> str:
@@ -237,18 +249,91 @@ def shared_session() -> requests.Session:
     return _session
 
 
+# What _send raises (transport_tag): urllib3's and the socket's errors, and requests' own
+# exceptions for a URL it refuses to route.
+_SEND_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Route:
+    """Where a GET to one URL goes, as requests would send it: worked out once per session
+    and URL (``_route``), so that a page costs urllib3's ``urlopen`` and no more.
+
+    ``target`` is what the request line names: the URL's path (the full URL through an HTTP
+    proxy), its query still to come. ``manager`` is the session adapter's pool manager, or
+    its proxy manager for the proxy the environment gives this host.
+    """
+
+    url: str
+    target: str
+    adapter: HTTPAdapter
+    manager: urllib3.PoolManager
+    host: dict[str, Any]
+    pool_kwargs: dict[str, Any]
+    verify: bool | str
+    cert: Any
+    headers: dict[str, str]
+
+
+def _route(session: requests.Session, url: str) -> _Route:
+    """The session's route to ``url``, worked out by requests' own adapter code the first
+    time; raises requests' exception for a URL it refuses (``transport_tag``: REQUEST)."""
+    routes = session.__dict__.setdefault("_neis_routes", {})
+    if url not in routes:
+        adapter = session.get_adapter(url)
+        prepared = requests.PreparedRequest()
+        prepared.prepare_url(url, None)
+        settings = _environment(session, prepared.url)
+        proxies, verify, cert = settings["proxies"], settings["verify"], settings["cert"]
+        proxy = requests.utils.select_proxy(prepared.url, proxies)
+        manager = adapter.poolmanager
+        if proxy:
+            proxy = requests.utils.prepend_scheme_if_needed(proxy, "http")
+            if not urllib3.util.parse_url(proxy).host:
+                raise requests.exceptions.InvalidProxyURL("the proxy URL has no host")
+            manager = adapter.proxy_manager_for(proxy)
+        try:
+            host, pool_kwargs = adapter.build_connection_pool_key_attributes(prepared, verify, cert)
+        except ValueError as exc:
+            raise requests.exceptions.InvalidURL(exc) from None
+        # The session's headers as requests sends them, with only the encodings we inflate.
+        headers = {**session.headers, "Accept-Encoding": ACCEPT_ENCODING}
+        target = adapter.request_url(prepared, proxies)
+        routes[url] = _Route(
+            prepared.url, target, adapter, manager, host, pool_kwargs, verify, cert, headers
+        )
+    return routes[url]
+
+
 def _send(
     session: requests.Session, url: str, query: dict, timeout: tuple[float, float]
-) -> requests.Response:
-    """GET ``url`` through the session's adapter, streamed: the body is left unread.
+) -> urllib3.BaseHTTPResponse:
+    """GET ``url`` with ``query`` through the session's pools, streamed: the body is left
+    unread, and a redirect is neither followed nor read.
 
-    Not ``session.get``: that follows redirects, and even with ``allow_redirects=False`` it
-    reads a 3xx's whole body and parses its Location (a malformed one raises ValueError).
-    Going to the adapter directly also keeps cookies a host sets out of the shared session.
+    Not ``session.get`` nor its adapter's ``send``: per page they merged session settings,
+    looked for cookies and .netrc, and built a Response with a cookie jar, more CPU than
+    urllib3's own work. What they decided that does not change from page to page is the
+    ``_Route``; the query is encoded as requests encodes it. Raises what urllib3 raises
+    (``transport_tag``), or requests' exception for a URL it refuses.
     """
-    headers = {"Accept-Encoding": ACCEPT_ENCODING}
-    request = session.prepare_request(requests.Request("GET", url, params=query, headers=headers))
-    return session.get_adapter(url).send(request, timeout=timeout, **_environment(session, url))
+    route = _route(session, url)
+    pool = route.manager.connection_from_host(**route.host, pool_kwargs=route.pool_kwargs)
+    # The TLS settings as requests puts them on each pool it hands out (its CA bundle).
+    route.adapter.cert_verify(pool, route.url, route.verify, route.cert)
+    pairs = [(name, value) for name, value in query.items() if value is not None]
+    joiner = "&" if "?" in route.target else "?"
+    return pool.urlopen(
+        "GET",
+        f"{route.target}{joiner}{urlencode(pairs, doseq=True)}",
+        headers=route.headers,
+        redirect=False,
+        assert_same_host=False,
+        preload_content=False,
+        decode_content=False,
+        retries=route.adapter.max_retries,
+        timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+    )
 
 
 def _environment(session: requests.Session, url: str) -> dict:
@@ -281,7 +366,7 @@ class BodyRefused(Exception):
 
 
 def read_body(
-    response: requests.Response,
+    response: urllib3.BaseHTTPResponse,
     *,
     limit: int,
     started: float,
@@ -295,7 +380,6 @@ def read_body(
     ``started`` (a ``time.monotonic()``); BAD-BODY for an encoding not asked for or a broken
     compressed stream. Transport failures leave as the urllib3 or socket exception.
     """
-    raw = response.raw
     announced = response.headers.get("Content-Length", "").strip()
     if _DIGITS.fullmatch(announced) and int(announced) > limit:
         raise BodyRefused("TOO-LARGE", f"body of {announced} bytes announced, over {limit}")
@@ -308,9 +392,9 @@ def read_body(
         if remaining <= 0:
             raise BodyRefused("DEADLINE", f"answer not complete after {seconds} s")
         # Each read waits at most until the deadline, so a stall cannot outlive it.
-        _set_socket_timeout(raw, min(read_timeout, remaining))
+        _set_socket_timeout(response, min(read_timeout, remaining))
         try:
-            chunk = raw.read1(READ_CHUNK, decode_content=False)
+            chunk = response.read1(READ_CHUNK, decode_content=False)
         except (ReadTimeoutError, TimeoutError):
             if time.monotonic() < deadline:
                 raise
@@ -930,10 +1014,10 @@ class NeisClient:
             timeout = (min(connect_timeout, self.deadline), min(read_timeout, self.deadline))
             try:
                 response = _send(session, url, query, timeout)
-            except requests.RequestException as exc:
+            except _SEND_ERRORS as exc:
                 failure = (transport_tag(exc), f"{where}: {exc}")
             else:
-                status, complete = response.status_code, False
+                status, complete = response.status, False
                 try:
                     if 300 <= status < 400:
                         location = response.headers.get("Location")
@@ -962,10 +1046,13 @@ class NeisClient:
                 finally:
                     if complete:
                         # Back to the pool for the next page, with the usual read timeout.
-                        _set_socket_timeout(response.raw, read_timeout)
-                        response.raw.release_conn()
+                        _set_socket_timeout(response, read_timeout)
+                        response.release_conn()
                     else:
-                        response.close()  # a half-read connection is never reused
+                        # A half-read connection is never reused: closed, then given back
+                        # to its pool as an empty slot (as requests' Response.close does).
+                        response.close()
+                        response.release_conn()
         if failure is not None:
             raise self._error(*failure)
         return status, body

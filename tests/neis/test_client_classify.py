@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import datetime
+from types import SimpleNamespace
 
 import pytest
 import requests
-from urllib3.exceptions import ReadTimeoutError
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import (
+    ClosedPoolError,
+    ConnectTimeoutError,
+    InvalidHeader,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+    SSLError,
+)
 
 from collector.clock import SEOUL
 from collector.neis import client as neis
@@ -68,21 +80,46 @@ def test_it_puts_the_reset_time_on_quota_errors():
     assert "2025-03-11T00:00:00+09:00" in str(error)
 
 
+def _gave_up(reason: Exception) -> MaxRetryError:
+    return MaxRetryError(None, "/hub", reason)
+
+
 @pytest.mark.parametrize(
-    ("exc", "tag"),
+    ("exc", "became", "tag"),
     [
-        (requests.ConnectTimeout("connect"), "TIMEOUT"),
-        (requests.ReadTimeout("read"), "TIMEOUT"),
-        (requests.ConnectionError(ReadTimeoutError(None, "/hub", "read timed out")), "TIMEOUT"),
-        (requests.ConnectionError("refused"), "CONNECTION"),
-        (requests.exceptions.ChunkedEncodingError("dropped"), "CONNECTION"),
-        (requests.exceptions.SSLError("handshake"), "CONNECTION"),
-        (requests.exceptions.ContentDecodingError("gzip"), "BAD-BODY"),
-        (requests.exceptions.InvalidURL("bad"), "REQUEST"),
+        (_gave_up(ConnectTimeoutError("connect")), requests.ConnectTimeout, "TIMEOUT"),
+        (_gave_up(NewConnectionError(None, "refused")), requests.ConnectionError, "CONNECTION"),
+        (_gave_up(ProxyError("proxy", OSError())), requests.exceptions.ProxyError, "CONNECTION"),
+        (_gave_up(SSLError("handshake")), requests.exceptions.SSLError, "CONNECTION"),
+        (ReadTimeoutError(None, "/hub", "read timed out"), requests.ReadTimeout, "TIMEOUT"),
+        (ProtocolError("aborted", ConnectionResetError()), requests.ConnectionError, "CONNECTION"),
+        (ConnectionResetError("reset"), requests.ConnectionError, "CONNECTION"),
+        (ClosedPoolError(None, "closed"), requests.ConnectionError, "CONNECTION"),
+        (InvalidHeader("bad"), requests.exceptions.InvalidHeader, "REQUEST"),
     ],
 )
-def test_it_tags_transport_failures(exc, tag):
+def test_it_tags_transport_failures_as_requests_did(exc, became, tag, monkeypatch):
     assert neis.transport_tag(exc) == tag
+
+    # The client once sent through requests' adapter: the same failure became ``became``,
+    # which had this tag.
+    def urlopen(**kwargs):
+        raise exc
+
+    adapter = HTTPAdapter()
+    monkeypatch.setattr(
+        adapter, "get_connection_with_tls_context", lambda *a, **k: SimpleNamespace(urlopen=urlopen)
+    )
+    with pytest.raises(requests.RequestException) as raised:
+        adapter.send(requests.Request("GET", "http://127.0.0.1:9/hub/schoolInfo").prepare())
+    assert type(raised.value) is became
+
+
+@pytest.mark.parametrize(
+    "exc", [requests.exceptions.InvalidURL("bad"), requests.exceptions.MissingSchema("none")]
+)
+def test_it_tags_a_url_requests_refuses_as_a_bad_request(exc):
+    assert neis.transport_tag(exc) == "REQUEST"
 
 
 @pytest.mark.parametrize(
