@@ -62,7 +62,7 @@ def render(schools: int) -> list[tuple[str, str, list[bytes]]]:
         total = len(result.rows)
         pages = []
         for start in range(0, total, PAGE_SIZE):
-            rows = encode.encoded_rows(result, start, min(start + PAGE_SIZE, total), "json")
+            rows = encode.page_rows(result, start, min(start + PAGE_SIZE, total), "json")
             pages.append(encode.json_page(service.envelope, total, "정상 처리되었습니다.", rows))
         answers.append((service.name, school.code, pages))
     return answers
