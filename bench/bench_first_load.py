@@ -10,9 +10,10 @@ J10's schools, every n-th to ``--schools``, a 3-week window, 1,000 rows a page).
 is one answer, converted as ``FetchResult`` converts it (``parse.read_lessons``, then
 ``FetchResult.rows``), then stored as the pipeline stores it (``store_lessons`` with the
 history and a digest) into a window holding nothing, in a transaction rolled back so that
-every round is a first load. The subjects are stored once beforehand, as after the first
-schools of a run. Figures are CPU microseconds of this process (``time.process_time``, the
-server's own work not counted) per lesson served, for converting and for storing.
+every round is a first load. The subjects and the month partitions are stored once
+beforehand, as after the first schools of a run. Figures are CPU microseconds of this
+process (``time.process_time``, the server's own work not counted) per lesson served, for
+converting and for storing.
 
 ``--compare PATH`` runs the same rounds alternately in this checkout and in the one at PATH
 (each round a process of its own, importing the project from each checkout: before and
@@ -67,7 +68,7 @@ def prepare(args):
     from collector.models import School
     from collector.neis.records import SchoolRecord
     from collector.registry import upsert_schools
-    from collector.storage import _subject_ids
+    from collector.storage import _subject_ids, ensure_partitions
 
     answers = bench_parse.render(args.schools)
     schools = [
@@ -77,6 +78,7 @@ def prepare(args):
     upsert_schools(schools, seen_at=timezone.now())
     by_code = School.objects.in_bulk(field_name="code")
     with transaction.atomic():
+        ensure_partitions(*bench_parse.WINDOW)  # as a schedule creates them ahead
         for answer in answers:
             records = fetched(*answer).rows
             _subject_ids({record.subject_raw: record.subject for record in records})
@@ -139,7 +141,7 @@ def rounds_here(args) -> list[dict]:
     import collector.storage
 
     assert Path(collector.storage.__file__).is_relative_to(TREE), "measuring another checkout"
-    one_round(answers, by_code)  # warm: caches, the partitions, the planner
+    one_round(answers, by_code)  # warm: caches and the planner
     gc.collect()
     gc.freeze()  # what a worker holds between tasks is old; the rounds' garbage is not
     try:
