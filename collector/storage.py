@@ -53,10 +53,6 @@ _WINDOW_KEY = _KEY_COLUMNS[1:]  # everything after school_id
 _STAGE_COLUMNS = (*_WINDOW_KEY, *LESSON_VALUES)
 # A record's key columns between the school and the subject (the subject becomes its id).
 _record_slot = operator.attrgetter(*RECORD_KEY[1:-1])
-# What storage reads of a record, as one tuple: the school, the slot, the subject (raw and
-# normalised) and the values. ``_Columns`` turns the records into these columns.
-_RECORD_READ = ("school_code", *RECORD_KEY[1:-1], "subject_raw", "subject", *LESSON_VALUES)
-_record_read = operator.attrgetter(*_RECORD_READ)
 _day = operator.itemgetter(0)  # of a key (the window's key columns start with the date)
 
 
@@ -143,9 +139,13 @@ def store_lessons(
                 return known
         if postgres:
             ensure_partitions(date_from, date_to)
-        columns = _Columns(records)
-        subjects = _subject_ids(dict(zip(columns.subject_raw, columns.subject, strict=True)))
-        rows = _distinct_rows(school, date_from, date_to, records, subjects, columns)
+        if isinstance(records, LessonRecords):
+            columns = records.columns
+            names = dict(zip(columns["subject_raw"], columns["subject"], strict=True))
+        else:
+            names = {record.subject_raw: record.subject for record in records}
+        subjects = _subject_ids(names)
+        rows = _distinct_rows(school, date_from, date_to, records, subjects)
         write = _merge_copy if method == "copy" else _merge_orm
         inserted, updated, removed = write(school, date_from, date_to, rows, history)
         changed = bool(inserted or updated or removed)
@@ -214,50 +214,37 @@ def _remember_digest(school, date_from, date_to, digest, lessons, records, *, fo
         )
 
 
-class _Columns:
-    """The fields of some records storage reads (``_RECORD_READ``), a sequence each, named
-    like the fields: the columns records come with (``LessonRecords``), else one pass in C
-    (an attrgetter a record, then a transpose) where a loop over the records would run
-    Python per record and field."""
-
-    def __init__(self, records: list[LessonRecord]):
-        given = getattr(records, "columns", None)
-        if given is not None:
-            columns = [given[name] for name in _RECORD_READ]
-        else:
-            columns = list(zip(*map(_record_read, records), strict=True))
-        self.__dict__.update(zip(_RECORD_READ, columns or [()] * len(_RECORD_READ), strict=True))
-
-
 def _distinct_rows(
     school: School,
     date_from: datetime.date,
     date_to: datetime.date,
-    records: list[LessonRecord],
+    records: list[LessonRecord] | LessonRecords,
     subjects: dict[str, int],
-    columns: _Columns | None = None,
 ) -> dict[tuple, tuple]:
     """Records by natural key (``_WINDOW_KEY``) -> values (``LESSON_VALUES``).
 
     Of several records with one key the latest LOAD_DTM wins (then the higher AY and SEM), so
-    the choice does not depend on NEIS's row order. ``columns``: the records' ``_Columns``,
-    when the caller has them.
+    the choice does not depend on NEIS's row order.
+
+    Records given by column (``LessonRecords``, a first load's) are read a column at a time,
+    in C, their LessonRecord objects never made; a list, a record at a time (reading its
+    fields into columns first cost as much as the loop saves).
     """
-    c = _Columns(records) if columns is None else columns
-    count = len(c.school_code)
-    if not count:
-        return {}
-    if c.school_code.count(school.code) != count or not (
-        date_from <= min(c.date) and max(c.date) <= date_to
+    if not isinstance(records, LessonRecords) or not records:
+        return _ranked_rows(school, date_from, date_to, records, subjects)
+    c, count = records.columns, len(records)
+    if c["school_code"].count(school.code) != count or not (
+        date_from <= min(c["date"]) and max(c["date"]) <= date_to
     ):
         return _ranked_rows(school, date_from, date_to, records, subjects)  # raises, naming one
-    # Whole columns at a time, in C: NEIS times are Seoul times, so a naive LOAD_DTM is made
-    # one (an aware one is no key of the map and passes as it is, and so does None).
-    naive = {t: t.replace(tzinfo=clock.SEOUL) for t in set(c.load_dtm) if _is_naive(t)}
-    load_dtms = map(naive.get, c.load_dtm, c.load_dtm) if naive else c.load_dtm
-    key_columns = (c.date, c.grade, c.class_name, c.period, c.day_night, c.track, c.department)
-    key_columns += (c.course, c.classroom, list(map(subjects.__getitem__, c.subject_raw)))
-    value_columns = (c.academic_year, c.semester, list(load_dtms))
+    # NEIS times are Seoul times, so a naive LOAD_DTM is made one (an aware one is no key of
+    # the map and passes as it is, and so does None).
+    load_dtm = c["load_dtm"]
+    naive = {t: t.replace(tzinfo=clock.SEOUL) for t in set(load_dtm) if _is_naive(t)}
+    key_columns = tuple(c[name] for name in RECORD_KEY[1:-1])
+    key_columns += (list(map(subjects.__getitem__, c["subject_raw"])),)
+    value_columns = (c["academic_year"], c["semester"])
+    value_columns += (list(map(naive.get, load_dtm, load_dtm)) if naive else load_dtm,)
     keys = list(zip(*key_columns, strict=True))
     values = list(zip(*value_columns, strict=True))
     rows = _Rows(zip(keys, values, strict=True))  # each key where it first comes, its last value
@@ -289,7 +276,8 @@ def _ranked_rows(
     subjects: dict[str, int],
 ) -> dict[tuple, tuple]:
     """``_distinct_rows`` a record at a time, ranking the records of one key; raises
-    ValueError for the first record of another school or outside the window."""
+    ValueError for the first record of another school or outside the window. (LessonRecords
+    make their records for it.)"""
     rows: dict[tuple, tuple] = {}
     code = school.code
     for record in records:
