@@ -55,6 +55,9 @@ def prepare(args):
         admin.execute(f"CREATE DATABASE {args.database}")
     os.environ["DATABASE_URL"] = with_database(url, args.database)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings")
+    # As bench_pipeline.py runs its workers: DEBUG off (no SQL kept and timed a statement).
+    os.environ.update(DEBUG="0", SECRET_KEY="bench-first-load", SECURE_SSL_REDIRECT="0")
+    os.environ.update(LOG_LEVEL="WARNING")
     import django
     from django.core.management import call_command
 
