@@ -177,14 +177,21 @@ def run_case(label, windows, method, by_code, history=True):
     rows = sum(len(records) for _, records in windows)
     totals = Counter()
     observer = Observer(run_id=1) if history else None
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for code, records in windows:
         result = store_lessons(
             by_code[code], WINDOW_START, WINDOW_END, records, method=method, history=observer
         )
         totals.update(result.as_dict())
-    seconds = time.perf_counter() - start
-    return {"case": label, "rows": rows, "seconds": seconds, "rate": rows / seconds, **totals}
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return {
+        "case": label,
+        "rows": rows,
+        "seconds": seconds,
+        "rate": rows / seconds,
+        "cpu_us": cpu / rows * 1e6,  # this process's CPU a lesson (the worker's share)
+        **totals,
+    }
 
 
 def sql(query, params=None):
@@ -384,6 +391,7 @@ def report(results, size_notes) -> None:
     print()
     header = f"{'case':<52} {'rows/s':>9} {'(min..max)':>17} {'s':>6} {'inserted':>9}"
     header += f" {'updated':>8} {'unchanged':>9} {'removed':>8} {'collapsed':>9} {'dead':>7}"
+    header += f" {'client CPU us/row':>17}"
     print(header)
     for r in results:
         spread = "{:,.0f}..{:,.0f}".format(*r["range"]) if len(set(r.get("range", ()))) > 1 else ""
@@ -391,6 +399,7 @@ def report(results, size_notes) -> None:
         if "inserted" in r:
             line += f" {r['inserted']:>9,} {r['updated']:>8,} {r['unchanged']:>9,}"
             line += f" {r['removed']:>8,} {r['collapsed']:>9,} {r['dead']:>7,}"
+            line += f" {r['cpu_us']:>17.2f}"
         print(line)
     by_case = {r["case"]: r for r in results}
     first = by_case["COPY + merge, first load"]["rate"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import gzip
+import itertools
 import logging
 import operator
 import re
@@ -38,7 +39,7 @@ from collector.models import (
     Subject,
     WindowDigest,
 )
-from collector.neis.records import LessonRecord
+from collector.neis.records import LessonRecord, LessonRecords
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,8 @@ def store_lessons(
     method = method or ("copy" if postgres else "orm")
     if method not in ("copy", "orm") or (method == "copy" and not postgres):
         raise ValueError(f"unknown or unsupported method {method!r} on {connection.vendor}")
-    records = list(records)
+    if not isinstance(records, list | LessonRecords):  # whose columns storage reads
+        records = list(records)
     with transaction.atomic():
         if digest is not None and not unknown:
             known = known_answer(school, date_from, date_to, digest)
@@ -137,7 +139,12 @@ def store_lessons(
                 return known
         if postgres:
             ensure_partitions(date_from, date_to)
-        subjects = _subject_ids({record.subject_raw: record.subject for record in records})
+        if isinstance(records, LessonRecords):
+            columns = records.columns
+            names = dict(zip(columns["subject_raw"], columns["subject"], strict=True))
+        else:
+            names = {record.subject_raw: record.subject for record in records}
+        subjects = _subject_ids(names)
         rows = _distinct_rows(school, date_from, date_to, records, subjects)
         write = _merge_copy if method == "copy" else _merge_orm
         inserted, updated, removed = write(school, date_from, date_to, rows, history)
@@ -211,14 +218,66 @@ def _distinct_rows(
     school: School,
     date_from: datetime.date,
     date_to: datetime.date,
-    records: list[LessonRecord],
+    records: list[LessonRecord] | LessonRecords,
     subjects: dict[str, int],
 ) -> dict[tuple, tuple]:
     """Records by natural key (``_WINDOW_KEY``) -> values (``LESSON_VALUES``).
 
     Of several records with one key the latest LOAD_DTM wins (then the higher AY and SEM), so
     the choice does not depend on NEIS's row order.
+
+    Records given by column (``LessonRecords``, a first load's) are read a column at a time,
+    in C, their LessonRecord objects never made; a list, a record at a time (reading its
+    fields into columns first cost as much as the loop saves).
     """
+    if not isinstance(records, LessonRecords) or not records:
+        return _ranked_rows(school, date_from, date_to, records, subjects)
+    c, count = records.columns, len(records)
+    if c["school_code"].count(school.code) != count or not (
+        date_from <= min(c["date"]) and max(c["date"]) <= date_to
+    ):
+        return _ranked_rows(school, date_from, date_to, records, subjects)  # raises, naming one
+    # NEIS times are Seoul times, so a naive LOAD_DTM is made one (an aware one is no key of
+    # the map and passes as it is, and so does None).
+    load_dtm = c["load_dtm"]
+    naive = {t: t.replace(tzinfo=clock.SEOUL) for t in set(load_dtm) if _is_naive(t)}
+    key_columns = tuple(c[name] for name in RECORD_KEY[1:-1])
+    key_columns += (list(map(subjects.__getitem__, c["subject_raw"])),)
+    value_columns = (c["academic_year"], c["semester"])
+    value_columns += (list(map(naive.get, load_dtm, load_dtm)) if naive else load_dtm,)
+    keys = list(zip(*key_columns, strict=True))
+    values = list(zip(*value_columns, strict=True))
+    rows = _Rows(zip(keys, values, strict=True))  # each key where it first comes, its last value
+    # A key given twice with the same values (NEIS serves byte-identical rows) is one lesson
+    # whichever is kept; only a key with values that differ needs the ranking.
+    if len(rows) < count and len(set(zip(keys, values, strict=True))) > len(rows):
+        return _ranked_rows(school, date_from, date_to, records, subjects)
+    rows.columns = key_columns + value_columns
+    return rows
+
+
+class _Rows(dict):
+    """``_distinct_rows``' result; ``columns``: the keys' and values' columns of the records
+    it was made of, in their order (each key a row of the result, or more alike rows), when
+    it had them at hand, for ``_copy_lines``."""
+
+    columns: tuple | None = None
+
+
+def _is_naive(moment: datetime.datetime | None) -> bool:
+    return moment is not None and moment.tzinfo is None
+
+
+def _ranked_rows(
+    school: School,
+    date_from: datetime.date,
+    date_to: datetime.date,
+    records: list[LessonRecord],
+    subjects: dict[str, int],
+) -> dict[tuple, tuple]:
+    """``_distinct_rows`` a record at a time, ranking the records of one key; raises
+    ValueError for the first record of another school or outside the window. (LessonRecords
+    make their records for it.)"""
     rows: dict[tuple, tuple] = {}
     code = school.code
     for record in records:
@@ -402,9 +461,41 @@ class _Lines(list):
 
 
 def _copy_lines(rows: dict[tuple, tuple]) -> _Lines:
-    """``_distinct_rows`` as lines of COPY text (no line end) of ``_STAGE_COLUMNS``."""
+    """``_distinct_rows`` as lines of COPY text (no line end) of ``_STAGE_COLUMNS``, in its
+    order.
+
+    A column at a time, in C (a Python loop a row cost twice as much): a column holding one
+    value in every row (a window's course, track, year, often its LOAD_DTM) is spelled once
+    and joined with its constant neighbours once; the other columns are spelled by lookup,
+    then each line joined from them.
+    """
     spell = _CopyText()
-    lines = _Lines(["\t".join(map(spell.__getitem__, key + value)) for key, value in rows.items()])
+    columns = getattr(rows, "columns", None)
+    if columns is None:
+        columns = [*zip(*rows, strict=True), *zip(*rows.values(), strict=True)]
+    count = len(columns[0]) if columns else 0
+    parts: list = []  # per line: a list of texts, or one text for a run of constant columns
+    run: list[str] = []
+    for column in columns:
+        first = column[0]
+        if column.count(first) == count:  # equal values spell alike (a timestamp in UTC)
+            run.append(spell[first])
+            continue
+        if run:
+            parts.append("\t".join(run))
+            run = []
+        parts.append(list(map(spell.__getitem__, column)))
+    if run:
+        parts.append("\t".join(run))
+    if len(parts) == 1 and isinstance(parts[0], str):
+        lines = _Lines([parts[0]] * count)  # every column constant: one lesson, or alike ones
+    else:
+        rows_of = [itertools.repeat(part) if isinstance(part, str) else part for part in parts]
+        lines = _Lines(map("\t".join, zip(*rows_of, strict=False)))  # repeat() is endless
+    if len(lines) > len(rows):
+        # Columns of more records than rows (alike records collapsed): an alike record is the
+        # same line, and each other row another one, so each distinct line once is the rows.
+        lines = _Lines(dict.fromkeys(lines))
     lines.escaped = any(_NEEDS_ESCAPE.search(text) for text in spell if isinstance(text, str))
     return lines
 

@@ -20,6 +20,7 @@ import datetime
 import functools
 import hashlib
 import http.client
+import itertools
 import logging
 import os
 import pathlib
@@ -521,7 +522,7 @@ class FetchResult:
     # order: fast (about 1 ms a megabyte), and wide enough that two different answers of one
     # school window never share a digest by chance.
     _hash: Any = dataclasses.field(default_factory=hashlib.sha1, repr=False, compare=False)
-    _records: list = dataclasses.field(default_factory=list, repr=False)
+    _records: list | records.LessonRecords = dataclasses.field(default_factory=list, repr=False)
     _reasons: Counter = dataclasses.field(default_factory=Counter, repr=False)
     # Pages of one query each, not converted yet: (convert, rows, report its invalid rows).
     _unconverted: list = dataclasses.field(default_factory=list, repr=False, compare=False)
@@ -539,8 +540,10 @@ class FetchResult:
         return self.list_total_count - self.received
 
     @property
-    def rows(self) -> list:
-        """The records, in NEIS's order; the rows served that are not one are ``invalid``."""
+    def rows(self) -> list | records.LessonRecords:
+        """The records, in NEIS's order; the rows served that are not one are ``invalid``.
+        A ``LessonRecords`` (the records by column, made when read) when every page of a
+        timetable was converted by column, else a list."""
         self._convert()
         return self._records
 
@@ -565,25 +568,36 @@ class FetchResult:
 
     def _convert(self) -> None:
         self.check()
+        if not self._unconverted:
+            return
+        # The records in order, a page's LessonRecords (converted by column, its records not
+        # made yet) or a list; joined by column when every part is one.
+        parts: list = [self._records] if self._records else []
         while self._unconverted:
             convert, pages, report = self._unconverted.pop(0)
             reasons: Counter[str] = Counter()
-            append = self._records.append
             for rows in pages:
                 if isinstance(rows, parse.LessonPage):  # a timetable page, typed
-                    records = convert.page(rows)
-                    if records is not None:
-                        self._records += records
+                    typed = convert.page(rows)
+                    if typed is not None:
+                        parts.append(typed)
                         continue
                     rows = rows.dicts()
+                converted = []
+                append = converted.append
                 for row in rows:
                     try:
                         append(convert(row))
                     except parse.InvalidRow as exc:
                         reasons[exc.reason] += 1
+                parts.append(converted)
             self._reasons.update(reasons)
             if reasons:
                 report(reasons)
+        if parts and all(isinstance(part, records.LessonRecords) for part in parts):
+            self._records = records.LessonRecords.joined(parts)
+        else:
+            self._records = list(itertools.chain.from_iterable(parts))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -606,7 +620,7 @@ class _LessonsOf:
             raise parse.InvalidRow("outside-window")
         return record
 
-    def page(self, page: parse.LessonPage) -> list[LessonRecord] | None:
+    def page(self, page: parse.LessonPage) -> records.LessonRecords | None:
         """The records of every row of ``page`` when each row is one of this school and
         window, as ``self(row)`` makes them; None when a row may not be (then convert them
         one by one: ``self`` says which and why). Checked by column, in C."""

@@ -11,7 +11,6 @@ import datetime
 import functools
 import json
 import math
-import operator
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -589,20 +588,21 @@ class LessonRows:
         record; None when one may not: then convert the rows one by one (``page.dicts()``),
         which says which and why.
 
-        Each column is converted through the same memory as ``__call__``: one lookup a value
-        in C, and one in all for a column holding a single value (codes, years, courses).
+        The page's columns come by one transpose of its rows as tuples (a third cheaper than
+        an attribute getter a column), and each is converted through the same memory as
+        ``__call__``: one lookup a value in C, and one in all for a column holding a single
+        value (codes, years, courses).
         """
         count = len(page)
         if not count:
             return {name: [] for name in _RECORD_FIELDS}
-        columns, read = {}, {}
+        read = list(zip(*map(msgspec.structs.astuple, page), strict=True))
+        columns = {}
         try:
             for name, memo, column in zip(_RECORD_FIELDS, self._memos, _LESSON_FIELDS, strict=True):
-                values = read.get(column)  # ITRT_CNTNT makes two fields
-                if values is None:
-                    values = read[column] = list(map(_COLUMN_OF[column], page))
+                values = read[_COLUMN_INDEX[column]]  # ITRT_CNTNT makes two fields
                 first = values[0]
-                if values == [first] * count:  # stops at the first other value
+                if values == (first,) * count:  # stops at the first other value
                     columns[name] = [memo[first]] * count
                 else:
                     columns[name] = list(map(memo.__getitem__, values))
@@ -692,7 +692,8 @@ _LessonRow = msgspec.defstruct(
     forbid_unknown_fields=True,
     gc=False,
 )
-_COLUMN_OF = {column: operator.attrgetter(column) for column in _TIMETABLE_COLUMNS}
+# Where each column is in a row as a tuple (msgspec.structs.astuple: the columns' order).
+_COLUMN_INDEX = {column: index for index, column in enumerate(_TIMETABLE_COLUMNS)}
 
 
 class _HeadResult(msgspec.Struct, forbid_unknown_fields=True):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import itertools
+from collections.abc import Iterator, Sequence
 
 
 class Level(enum.StrEnum):
@@ -75,14 +77,61 @@ class LessonRecord:
     load_dtm: datetime.datetime | None  # LOAD_DTM, 8 or 14 digits
 
 
-def lesson_records(columns: dict[str, list]) -> list[LessonRecord]:
-    """LessonRecords of rows given by column: ``columns`` maps every field name, in the
-    record's field order, to its values, one a row (``parse.LessonRows.columns``).
+class LessonRecords(Sequence):
+    """LessonRecords of rows given by column, made only when one is first read.
 
-    The same records ``LessonRecord(...)`` makes, at about a third of the cost: the frozen
-    ``__init__`` sets each field through ``object.__setattr__``, 16 calls a record.
+    ``columns`` maps every field name to the records' values of it, in their order
+    (``parse.LessonRows.columns``). A first load reads nothing else
+    (``storage.store_lessons`` takes the columns), so its records are never made. Otherwise
+    a sequence of the same records, equal to a list of them; never changed after.
     """
-    return list(map(_NewLessonRecord, *columns.values()))
+
+    __slots__ = ("columns", "_records")
+    __hash__ = None  # equal to a list, which has none
+
+    def __init__(self, columns: dict[str, list]):
+        self.columns = columns
+        self._records: list[LessonRecord] | None = None
+
+    @classmethod
+    def joined(cls, parts: list[LessonRecords]) -> LessonRecords:
+        """The records of ``parts``, in order, by column."""
+        if len(parts) == 1:
+            return parts[0]
+        chain = itertools.chain.from_iterable
+        return cls({name: list(chain(part.columns[name] for part in parts)) for name in _FIELDS})
+
+    def records(self) -> list[LessonRecord]:
+        """The records as a list (made once): the same records ``LessonRecord(...)`` makes,
+        at about a third of the cost (``_NewLessonRecord``)."""
+        if self._records is None:
+            columns = [self.columns[name] for name in _FIELDS]
+            self._records = list(map(_NewLessonRecord, *columns))
+        return self._records
+
+    def __len__(self) -> int:
+        return len(self.columns[_FIELDS[0]])
+
+    def __getitem__(self, index):
+        return self.records()[index]
+
+    def __iter__(self) -> Iterator[LessonRecord]:
+        return iter(self.records())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LessonRecords):
+            other = other.records()
+        return self.records() == other if isinstance(other, list) else NotImplemented
+
+    def __repr__(self) -> str:
+        return f"LessonRecords({self.records()!r})"
+
+
+def lesson_records(columns: dict[str, list]) -> LessonRecords:
+    """LessonRecords of rows given by column: ``columns`` maps every field name, in the
+    record's field order, to its values, one a row (``parse.LessonRows.columns``). The
+    records are made when first read (``LessonRecords``)."""
+    return LessonRecords(columns)
 
 
 class _NewLessonRecord:

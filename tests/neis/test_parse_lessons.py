@@ -4,6 +4,7 @@ and records as ``read_envelope`` and ``lesson_from_row``, or None where only the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from collector.neis import parse, records
-from collector.neis.client import _LessonsOf
+from collector.neis.client import FetchResult, _LessonsOf
 from collector.neis.records import LessonRecord
 from tests.neis.hostile import LESSON_ROW
 
@@ -175,3 +176,45 @@ def test_it_makes_the_records_lesson_record_makes():
     with pytest.raises(dataclasses.FrozenInstanceError):
         made[0].grade = 2
     assert records.lesson_records({name: [] for name in values}) == []
+
+
+def test_it_makes_a_pages_records_only_when_one_is_read():
+    made = convert_page(page(ROW, {**ROW, "PERIO": "2"}), lessons_of())
+    assert len(made) == 2 and made.columns["period"] == [1, 2]
+    assert made._records is None  # counted by column, not made
+    assert made == [made[0], made[1]] == list(made)
+    assert made._records is not None
+    assert made != [made[0]] and made != made.columns
+
+
+def fetched(*bodies: bytes) -> FetchResult:
+    """A FetchResult of one query's pages, left to convert as the client leaves them."""
+    result = FetchResult()
+    pages = [parse.read_lessons(body, KEYS).rows for body in bodies]
+    result._unconverted.append((lessons_of(), pages, lambda reasons: None))
+    return result
+
+
+def row_by_row(*bodies: bytes) -> list[LessonRecord]:
+    lessons, made = lessons_of(), []
+    for body in bodies:
+        for row in parse.read_envelope(body, KEYS).rows:
+            with contextlib.suppress(parse.InvalidRow):
+                made.append(lessons(row))
+    return made
+
+
+def test_it_gives_an_answer_by_column_when_every_page_converts_so():
+    bodies = page(ROW, {**ROW, "PERIO": "2"}), page({**ROW, "ALL_TI_YMD": "20250311"})
+    rows = fetched(*bodies).rows
+    assert type(rows) is records.LessonRecords and rows._records is None
+    assert rows.columns["date"] == [record.date for record in row_by_row(*bodies)]
+    assert rows == row_by_row(*bodies)
+
+
+def test_it_keeps_the_page_order_of_records_converted_by_column_and_row_by_row():
+    other_school = {**ROW, "SD_SCHUL_CODE": "7010058"}
+    bodies = page(ROW), page({**ROW, "PERIO": "2"}, other_school), page({**ROW, "PERIO": "3"})
+    result = fetched(*bodies)
+    assert result.rows == row_by_row(*bodies) and len(result.rows) == 3
+    assert result.invalid_reasons == {"other-school": 1}
