@@ -110,14 +110,13 @@ class RequestBudget:
         """Block until a request may start under both limits; hold a lease while it runs.
         The request is counted on the key's quota day as it starts."""
         lease = uuid.uuid4().hex
-        while True:
-            wait, full = self._attempt(lease)
-            if wait <= 0:
-                break
+        wait, full = self._attempt(lease)
+        while wait > 0:
             if full:
-                self._await_release(min(wait, MAX_BLOCK_SECONDS))
+                wait, full = self._attempt_when_freed(lease, min(wait, MAX_BLOCK_SECONDS))
             else:
                 time.sleep(min(wait, MAX_BLOCK_SECONDS))
+                wait, full = self._attempt(lease)
         try:
             yield
         finally:
@@ -134,9 +133,15 @@ class RequestBudget:
         the wait is until the first lease expires, and a release may end it sooner)."""
         raise NotImplementedError
 
+    def _attempt_when_freed(self, lease: str, seconds: float) -> tuple[float, bool]:
+        """``_attempt`` again once a holder of this key released a slot since the last
+        ``_attempt`` found them all taken, or after ``seconds``."""
+        self._await_release(seconds)
+        return self._attempt(lease)
+
     def _await_release(self, seconds: float) -> None:  # pragma: no cover - abstract
-        """Return when a holder of this key released a slot since the last ``_attempt``
-        found them all taken, or after ``seconds``."""
+        """Return when a holder released a slot since the last ``_attempt`` found them all
+        taken, or after ``seconds``."""
         raise NotImplementedError
 
     def _started(self, day: datetime.date, sequence: int) -> None:
@@ -270,8 +275,8 @@ return tostring(-n)
 """
 
 # KEYS: leases zset, freed list. ARGV: lease id, max concurrency, lease seconds. Frees the
-# lease and, if it was held, pushes a token that wakes one waiter (BLPOP in ``_await_release``);
-# the list keeps no more tokens than there are free slots.
+# lease and, if it was held, pushes a token that wakes one waiter (its BLPOP in
+# ``RedisBudget._attempt_when_freed``); the list keeps no more tokens than free slots.
 _RELEASE = """
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 local t = redis.call('TIME')
@@ -358,12 +363,39 @@ class RedisBudget(RequestBudget):
     def _get(self, name: str, key: str) -> bytes | None:
         return self.redis.get(key) if self._seen is None else self._seen[name]
 
-    def _attempt(self, lease: str) -> tuple[float, bool]:
+    def _acquire_keys(self, day: datetime.date) -> list[str]:
+        return [self._leases, self._tat, f"{self._prefix}:used:{day.isoformat()}", self._freed]
+
+    def _acquire_args(self, lease: str) -> list:
         interval = 1.0 / self.budget.max_rps
+        return [lease, self.budget.max_concurrency, interval, LEASE_SECONDS, _KEEP_SECONDS]
+
+    def _attempt(self, lease: str) -> tuple[float, bool]:
         day = self.quota_day()
-        args = [lease, self.budget.max_concurrency, interval, LEASE_SECONDS, _KEEP_SECONDS]
-        used = f"{self._prefix}:used:{day.isoformat()}"
-        answer = self._acquire(keys=[self._leases, self._tat, used, self._freed], args=args)
+        answer = self._acquire(keys=self._acquire_keys(day), args=self._acquire_args(lease))
+        return self._answer(day, answer)
+
+    def _attempt_when_freed(self, lease: str, seconds: float) -> tuple[float, bool]:
+        # The block and the attempt after it go in one pipeline: Redis runs the attempt as
+        # soon as the block ends, without a round trip back to this process between them.
+        day = self.quota_day()
+        if self.quota_day(clock.now() + datetime.timedelta(seconds=seconds)) != day:
+            # The quota day may end during the block: count the request on the day it starts.
+            return super()._attempt_when_freed(lease, seconds)
+        keys, args = self._acquire_keys(day), self._acquire_args(lease)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.blpop([self._freed], timeout=_block_timeout(seconds))
+            pipe.evalsha(self._acquire.sha, len(keys), *keys, *args)
+            _, answer = pipe.execute(raise_on_error=False)
+        if isinstance(answer, Exception):  # the script is gone (SCRIPT FLUSH): load it again
+            return self._attempt(lease)
+        return self._answer(day, answer)
+
+    def _await_release(self, seconds: float) -> None:
+        self.redis.blpop([self._freed], timeout=_block_timeout(seconds))
+
+    def _answer(self, day: datetime.date, answer: bytes) -> tuple[float, bool]:
+        """What ``_attempt`` returns for the acquire script's ``answer``."""
         found = answer.split(b" ")
         if len(found) == 2:
             # A lease due to expire this very moment still answers 'full': wait a hair.
@@ -373,10 +405,6 @@ class RedisBudget(RequestBudget):
             return found, False
         self._started(day, int(-found))
         return 0.0, False
-
-    def _await_release(self, seconds: float) -> None:
-        # BLPOP's timeout 0 would block for ever; a millisecond is Redis's finest.
-        self.redis.blpop([self._freed], timeout=max(seconds, 0.001))
 
     def _note_cap(self, day: str, cap: int) -> int:
         return int(self._cap(keys=[f"{self._prefix}:cap:{day}"], args=[cap, _KEEP_SECONDS]))
@@ -616,6 +644,12 @@ class FileBudget(RequestBudget):
                 return at
             state["breaker"] = later
             return 0.0
+
+
+def _block_timeout(seconds: float) -> float:
+    """BLPOP's timeout for a block of ``seconds``: 0 would block for ever, and a millisecond
+    is Redis's finest."""
+    return max(round(seconds, 3), 0.001)
 
 
 def _clock_epoch() -> float:

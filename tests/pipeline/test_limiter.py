@@ -75,14 +75,26 @@ def test_it_holds_the_concurrency_budget_under_heavy_contention(make_budget):
 
 
 def _count_attempts(budget, monkeypatch) -> list[float]:
-    """Record the moment of each of ``budget``'s attempts to take a slot."""
-    moments, attempt = [], budget._attempt
+    """Record the moment of each of ``budget``'s tries to take a slot: an ``_attempt``, or
+    an ``_attempt_when_freed`` (which may call ``_attempt`` once itself)."""
+    moments, attempt, when_freed = [], budget._attempt, budget._attempt_when_freed
+    inside = threading.local()
 
     def counted(lease):
-        moments.append(time.monotonic())
+        if not getattr(inside, "yes", False):
+            moments.append(time.monotonic())
         return attempt(lease)
 
+    def counted_when_freed(lease, seconds):
+        moments.append(time.monotonic())
+        inside.yes = True
+        try:
+            return when_freed(lease, seconds)
+        finally:
+            inside.yes = False
+
     monkeypatch.setattr(budget, "_attempt", counted)
+    monkeypatch.setattr(budget, "_attempt_when_freed", counted_when_freed)
     return moments
 
 
@@ -111,7 +123,7 @@ def test_a_waiter_for_a_full_budget_blocks_until_a_release_wakes_it(make_budget,
     attempts, started = _count_attempts(waiter, monkeypatch), []
     thread = _wait_for_slot(waiter, started)
     time.sleep(0.3)
-    assert not started and len(attempts) == 1  # one look, then blocked
+    assert not started and len(attempts) == 2  # one look, then blocked in the second
     released = time.monotonic()
     budget._release(holders[0])
     thread.join(5)
