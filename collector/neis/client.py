@@ -237,17 +237,27 @@ def shared_session() -> requests.Session:
     return _session
 
 
+def _prepare(session: requests.Session, url: str, query: dict) -> requests.PreparedRequest:
+    """The GET of ``url`` with ``query``, ready for ``_send``: prepared before the request
+    takes its budget slot, so that a slot's time is the exchange alone (preparing takes
+    about a third of a millisecond of CPU on a busy host)."""
+    headers = {"Accept-Encoding": ACCEPT_ENCODING}
+    return session.prepare_request(requests.Request("GET", url, params=query, headers=headers))
+
+
 def _send(
-    session: requests.Session, url: str, query: dict, timeout: tuple[float, float]
+    session: requests.Session,
+    url: str,
+    request: requests.PreparedRequest,
+    timeout: tuple[float, float],
 ) -> requests.Response:
-    """GET ``url`` through the session's adapter, streamed: the body is left unread.
+    """Send ``request`` (``_prepare``) for ``url`` through the session's adapter, streamed:
+    the body is left unread.
 
     Not ``session.get``: that follows redirects, and even with ``allow_redirects=False`` it
     reads a 3xx's whole body and parses its Location (a malformed one raises ValueError).
     Going to the adapter directly also keeps cookies a host sets out of the shared session.
     """
-    headers = {"Accept-Encoding": ACCEPT_ENCODING}
-    request = session.prepare_request(requests.Request("GET", url, params=query, headers=headers))
     return session.get_adapter(url).send(request, timeout=timeout, **_environment(session, url))
 
 
@@ -921,15 +931,21 @@ class NeisClient:
         breached bound, unchained.
         """
         session = self._session or shared_session()
-        slot = self.limiter.slot() if self.limiter is not None else contextlib.nullcontext()
         connect_timeout, read_timeout = self.timeout
         failure: tuple[str, str] | None = None
         status, body = 0, bytearray()
+        try:
+            request = _prepare(session, url, query)
+        except requests.RequestException as exc:  # a URL requests refuses: nothing sent
+            failure = (transport_tag(exc), f"{where}: {exc}")
+        if failure is not None:
+            raise self._error(*failure)
+        slot = self.limiter.slot() if self.limiter is not None else contextlib.nullcontext()
         with slot:
             started = time.monotonic()
             timeout = (min(connect_timeout, self.deadline), min(read_timeout, self.deadline))
             try:
-                response = _send(session, url, query, timeout)
+                response = _send(session, url, request, timeout)
             except requests.RequestException as exc:
                 failure = (transport_tag(exc), f"{where}: {exc}")
             else:
