@@ -486,6 +486,20 @@ def budget_fill(budget, two_keys) -> list[tuple[str, bool]]:
     ]
 
 
+def budget_hold(budget) -> None:
+    """Print how long the simulator held the budget case's requests, and what that allows."""
+    if budget is None or not budget["served_ms"]:
+        return
+    held = budget["served_ms"]
+    occupancy = budget["pages"] * held / 1000 / BUDGET / budget["seconds"]
+    print(
+        f"budget case: the simulator held each page request {held:.0f} ms on average "
+        f"({LATENCY_MS} ms added + serving), so {BUDGET} in flight can do at most "
+        f"{BUDGET * 1000 / held:.1f} pages/s; requests filled {occupancy:.0%} of the "
+        "budget's slot-time from dispatch to close"
+    )
+
+
 def budget_checks(budget, two_keys) -> list[tuple[str, bool]]:
     """The budget cases' checks against issue 16's targets (and their per-key table)."""
     share = budget["pages_per_s"] / (BUDGET * 1000 / LATENCY_MS)
@@ -538,6 +552,7 @@ def report(
         formats={"s": ".1f", "pages/s": ".1f"},
     )
     if not cases:
+        budget_hold(budget)
         checks = budget_checks(budget, two_keys) if budget is not None else []
         return verdict(checks)
     first, unchanged, revised = cases
@@ -585,15 +600,7 @@ def report(
                 for name in sorted(stages, key=lambda n: -cases[0]["stages"].get(n, 0.0))
             ],
         )
-    if budget is not None and budget["served_ms"]:
-        held = budget["served_ms"]
-        occupancy = budget["pages"] * held / 1000 / BUDGET / budget["seconds"]
-        print(
-            f"budget case: the simulator held each page request {held:.0f} ms on average "
-            f"({LATENCY_MS} ms added + serving), so {BUDGET} in flight can do at most "
-            f"{BUDGET * 1000 / held:.1f} pages/s; requests filled {occupancy:.0%} of the "
-            "budget's slot-time from dispatch to close"
-        )
+    budget_hold(budget)
     print()
     if registry["sampled"]:
         full = registry["collected"] * first["lessons"] / first["schools"]
