@@ -6,11 +6,12 @@
 
 ``--processes`` worker processes (8, as the pipeline's budget case) each loop over
 ``RequestBudget.slot()`` around a fake request (``--hold-ms`` of sleep, 200 by default) for
-``--seconds``, on one key with 4 in flight and ``--max-rps`` (1000: only the concurrency
-binds, as in bench_pipeline.py's budget case; 20 makes both bind, as production's defaults
-do). The ceiling is 4 slots / 200 ms = 20 requests/s. Per variant (the Redis budget and the
-file budget; with ``--against``, also that limiter module's, run in turn with this tree's,
-``--rounds`` times) it prints:
+``--seconds``, ``--between-ms`` apart (a worker's own work between its requests: without it
+a holder takes its freed slot back at once), on one key with 4 in flight and ``--max-rps``
+(1000: only the concurrency binds, as in bench_pipeline.py's budget case; 20 makes both
+bind, as production's defaults do). The ceiling is 4 slots / 200 ms = 20 requests/s. Per
+variant (the Redis budget and the file budget; with ``--against``, also that limiter
+module's, run in turn with this tree's, ``--rounds`` times) it prints:
 
 - the share of the slot-time requests filled (requests in flight over time, the first and
   last half second left out, over 4 slots) and the requests/s that makes;
@@ -91,6 +92,7 @@ def worker(path, kind, target, key, args, until, go, queue) -> None:
             events.append(("in", time.time()))
             time.sleep(args.hold_ms / 1000)
             events.append(("out", time.time()))
+        time.sleep(args.between_ms / 1000)  # the worker's own work between requests
     queue.put((events, time.process_time() - cpu, commands[0]))
 
 
@@ -161,6 +163,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each variant (median)")
     parser.add_argument("--processes", type=int, default=8, help="worker processes")
     parser.add_argument("--hold-ms", type=float, default=200.0, help="the fake request's time")
+    parser.add_argument(
+        "--between-ms",
+        type=float,
+        default=0.0,
+        help="sleep between a process's requests (its own work), so that a freed slot goes "
+        "to a waiter, not back to its holder",
+    )
     parser.add_argument("--max-rps", type=float, default=1000.0, help="the budget's rate")
     parser.add_argument("--kinds", default="redis,file", help="budgets to run: redis,file")
     parser.add_argument("--against", default=None, help="another limiter.py to alternate with")
