@@ -10,6 +10,13 @@ default). It enforces two limits together:
 - at most ``max_rps`` request starts per second (GCRA: a theoretical arrival time that each
   start pushes forward by ``1 / max_rps``).
 
+A request that finds every slot taken blocks until a holder frees one instead of polling: in
+Redis it pops a token from the key's ``freed`` list (BLPOP), which each release pushes; on
+one machine it waits on a named pipe each release writes a byte to. Either wait is bounded
+(``MAX_BLOCK_SECONDS``, and the first lease's expiry), then the request tries again, so a
+lost wake-up or a killed holder costs a bounded delay, never a stranded waiter. A request
+held back by the rate sleeps until the moment the rate allows it.
+
 It also remembers a quota block (ERROR-337) per key, so no process spends a request after the
 key's daily quota is gone until the reset time, and holds the key's circuit breaker: when
 NEIS fails for many schools at once with no answer between, NEIS itself is down, and the
@@ -27,6 +34,7 @@ import fcntl
 import hashlib
 import json
 import os
+import select
 import threading
 import time
 import uuid
@@ -40,8 +48,10 @@ from collector import clock
 LEASE_SECONDS = 120.0
 # How long a key NEIS refused stays set aside before one request may probe it again.
 REJECTION_SECONDS = 3600
-# Longest single sleep while waiting for a slot; short so a freed slot is taken promptly.
-MAX_POLL_SECONDS = 0.05
+# Longest single wait for a freed slot or for the rate before trying again. A release wakes a
+# waiter at once; this bounds only what a lost wake-up costs (a waiter that took the wake-up
+# and died, a slot freed by its lease expiring).
+MAX_BLOCK_SECONDS = 0.5
 # The breaker counts transient failures in a sliding window of this many seconds.
 BREAKER_WINDOW_SECONDS = 60.0
 # How long the breaker's state outlives its last change when nothing probes (real seconds).
@@ -100,19 +110,38 @@ class RequestBudget:
         """Block until a request may start under both limits; hold a lease while it runs.
         The request is counted on the key's quota day as it starts."""
         lease = uuid.uuid4().hex
-        while True:
-            wait = self._try_acquire(lease)
-            if wait <= 0:
-                break
-            time.sleep(min(wait, MAX_POLL_SECONDS))
+        wait, full = self._attempt(lease)
+        while wait > 0:
+            if full:
+                wait, full = self._attempt_when_freed(lease, min(wait, MAX_BLOCK_SECONDS))
+            else:
+                time.sleep(min(wait, MAX_BLOCK_SECONDS))
+                wait, full = self._attempt(lease)
         try:
             yield
         finally:
             self._release(lease)
 
-    def _try_acquire(self, lease: str) -> float:  # pragma: no cover - abstract
+    def _try_acquire(self, lease: str) -> float:
         """0 when the request may start (then counted, its number kept in ``_local.last``),
         else the seconds to wait."""
+        return self._attempt(lease)[0]
+
+    def _attempt(self, lease: str) -> tuple[float, bool]:  # pragma: no cover - abstract
+        """``(0, False)`` when the request may start (then counted, its number kept in
+        ``_local.last``); else the seconds to wait and whether every slot is taken (then
+        the wait is until the first lease expires, and a release may end it sooner)."""
+        raise NotImplementedError
+
+    def _attempt_when_freed(self, lease: str, seconds: float) -> tuple[float, bool]:
+        """``_attempt`` again once a holder of this key released a slot since the last
+        ``_attempt`` found them all taken, or after ``seconds``."""
+        self._await_release(seconds)
+        return self._attempt(lease)
+
+    def _await_release(self, seconds: float) -> None:  # pragma: no cover - abstract
+        """Return when a holder released a slot since the last ``_attempt`` found them all
+        taken, or after ``seconds``."""
         raise NotImplementedError
 
     def _started(self, day: datetime.date, sequence: int) -> None:
@@ -209,15 +238,22 @@ class RequestBudget:
         raise NotImplementedError
 
 
-# KEYS: leases zset, tat key, the day's request counter. ARGV: lease id, max concurrency,
-# interval (s), lease seconds, counter keep seconds. Returns minus the request's number on the
-# day when the lease was taken, else the seconds to wait (as a string, Lua floats).
+# KEYS: leases zset, tat key, the day's request counter, freed list. ARGV: lease id, max
+# concurrency, interval (s), lease seconds, counter keep seconds. Returns minus the request's
+# number on the day when the lease was taken; else the seconds to wait, prefixed with 'full '
+# when every slot is taken (then until the first lease expires). Answers are text (Lua floats).
+# The freed list holds at most one token per free slot, so a waiter that finds every slot
+# taken finds it empty and blocks until a release pushes one (``_RELEASE``).
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local limit = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
-  return tostring(0.005)
+local held = redis.call('ZCARD', KEYS[1])
+if held >= limit then
+  redis.call('DEL', KEYS[4])
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return 'full ' .. tostring(tonumber(first[2]) - now)
 end
 local interval = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -228,9 +264,32 @@ end
 redis.call('SET', KEYS[2], tostring(tat + interval), 'EX', 60)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[1])
 redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[4])) + 60)
+if held + 1 >= limit then
+  redis.call('DEL', KEYS[4])
+else
+  redis.call('LTRIM', KEYS[4], 0, limit - held - 2)
+end
 local n = redis.call('INCR', KEYS[3])
 redis.call('EXPIRE', KEYS[3], tonumber(ARGV[5]))
 return tostring(-n)
+"""
+
+# KEYS: leases zset, freed list. ARGV: lease id, max concurrency, lease seconds. Frees the
+# lease and, if it was held, pushes a token that wakes one waiter (its BLPOP in
+# ``RedisBudget._attempt_when_freed``); the list keeps no more tokens than free slots.
+_RELEASE = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+local t = redis.call('TIME')
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(t[1]) + tonumber(t[2]) / 1000000)
+local free = tonumber(ARGV[2]) - redis.call('ZCARD', KEYS[1])
+if free <= 0 then
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+redis.call('LPUSH', KEYS[2], '1')
+redis.call('LTRIM', KEYS[2], 0, free - 1)
+redis.call('EXPIRE', KEYS[2], math.ceil(tonumber(ARGV[3])) + 60)
+return 1
 """
 
 # KEYS: the day's cap key. ARGV: a count, keep seconds. Keeps the lowest; returns it.
@@ -275,6 +334,7 @@ class RedisBudget(RequestBudget):
         super().__init__(api_key, budget)
         self.redis = _redis(url)
         self._acquire = self.redis.register_script(_ACQUIRE)
+        self._release_script = self.redis.register_script(_RELEASE)
         self._cap = self.redis.register_script(_CAP)
         self._failure = self.redis.register_script(_FAILURE)
         self._allow_script = self.redis.register_script(_ALLOW)
@@ -286,6 +346,7 @@ class RedisBudget(RequestBudget):
             f"{prefix}:rejected",
         )
         self._failures, self._breaker = f"{prefix}:failures", f"{prefix}:breaker"
+        self._freed = f"{prefix}:freed"
         self._prefix = prefix
         self._seen: dict[str, bytes | None] | None = None  # what ``look`` read
 
@@ -302,16 +363,48 @@ class RedisBudget(RequestBudget):
     def _get(self, name: str, key: str) -> bytes | None:
         return self.redis.get(key) if self._seen is None else self._seen[name]
 
-    def _try_acquire(self, lease: str) -> float:
+    def _acquire_keys(self, day: datetime.date) -> list[str]:
+        return [self._leases, self._tat, f"{self._prefix}:used:{day.isoformat()}", self._freed]
+
+    def _acquire_args(self, lease: str) -> list:
         interval = 1.0 / self.budget.max_rps
+        return [lease, self.budget.max_concurrency, interval, LEASE_SECONDS, _KEEP_SECONDS]
+
+    def _attempt(self, lease: str) -> tuple[float, bool]:
         day = self.quota_day()
-        args = [lease, self.budget.max_concurrency, interval, LEASE_SECONDS, _KEEP_SECONDS]
-        keys = [self._leases, self._tat, f"{self._prefix}:used:{day.isoformat()}"]
-        found = float(self._acquire(keys=keys, args=args))
+        answer = self._acquire(keys=self._acquire_keys(day), args=self._acquire_args(lease))
+        return self._answer(day, answer)
+
+    def _attempt_when_freed(self, lease: str, seconds: float) -> tuple[float, bool]:
+        # The block and the attempt after it go in one pipeline: Redis runs the attempt as
+        # soon as the block ends, without a round trip back to this process between them.
+        day = self.quota_day()
+        if self.quota_day(clock.now() + datetime.timedelta(seconds=seconds)) != day:
+            # The quota day may end during the block: count the request on the day it starts.
+            return super()._attempt_when_freed(lease, seconds)
+        keys, args = self._acquire_keys(day), self._acquire_args(lease)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.blpop([self._freed], timeout=_block_timeout(seconds))
+            pipe.evalsha(self._acquire.sha, len(keys), *keys, *args)
+            _, answer = pipe.execute(raise_on_error=False)
+        if isinstance(answer, Exception):  # the script is gone (SCRIPT FLUSH): load it again
+            return self._attempt(lease)
+        return self._answer(day, answer)
+
+    def _await_release(self, seconds: float) -> None:
+        self.redis.blpop([self._freed], timeout=_block_timeout(seconds))
+
+    def _answer(self, day: datetime.date, answer: bytes) -> tuple[float, bool]:
+        """What ``_attempt`` returns for the acquire script's ``answer``."""
+        found = answer.split(b" ")
+        if len(found) == 2:
+            # A lease due to expire this very moment still answers 'full': wait a hair.
+            return max(float(found[1]), 0.001), True
+        found = float(found[0])
         if found > 0:
-            return found
+            return found, False
         self._started(day, int(-found))
-        return 0.0
+        return 0.0, False
 
     def _note_cap(self, day: str, cap: int) -> int:
         return int(self._cap(keys=[f"{self._prefix}:cap:{day}"], args=[cap, _KEEP_SECONDS]))
@@ -328,7 +421,8 @@ class RedisBudget(RequestBudget):
         return found
 
     def _release(self, lease: str) -> None:
-        self.redis.zrem(self._leases, lease)
+        args = [lease, self.budget.max_concurrency, LEASE_SECONDS]
+        self._release_script(keys=[self._leases, self._freed], args=args)
 
     def block_until(self, until_epoch: float) -> None:
         ttl = max(1, int(until_epoch - _clock_epoch()) + 1)
@@ -380,16 +474,28 @@ class RedisBudget(RequestBudget):
 
 
 class FileBudget(RequestBudget):
-    """The same budget in a JSON file guarded by ``flock``: every process on one machine."""
+    """The same budget in a JSON file guarded by ``flock``: every process on one machine.
+
+    A waiter for a free slot blocks on a named pipe beside the file, which each release writes
+    a byte to. The waiter opens the pipe while it holds the lock and sees every slot taken, so
+    a release after that (which frees its lease under the lock and writes after) finds it
+    listening; it keeps the pipe open until it has a slot. The pipe's bytes vanish when the
+    last waiter closes it, so no stale wake-up outlives the waiters.
+    """
 
     def __init__(self, api_key: str, budget: Budget, folder: Path):
         super().__init__(api_key, budget)
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"neis-budget-{self.key}.json"
         self.path.touch(exist_ok=True)
+        self.wake_path = folder / f"neis-budget-{self.key}.wake"
+        with contextlib.suppress(FileExistsError):
+            os.mkfifo(self.wake_path, 0o600)
 
     @contextlib.contextmanager
-    def _state(self) -> Iterator[dict]:
+    def _state(self, durable: bool = True) -> Iterator[dict]:
+        """The state, locked while the block runs, written back after it; synced to disk
+        unless ``durable`` is False (the next durable write syncs it with its own)."""
         with open(self.path, "r+", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             text = handle.read()
@@ -400,19 +506,22 @@ class FileBudget(RequestBudget):
             handle.truncate()
             handle.write(json.dumps(state))
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
 
-    def _try_acquire(self, lease: str) -> float:
+    def _attempt(self, lease: str) -> tuple[float, bool]:
         now = time.time()
         day = self.quota_day()
         with self._state() as state:
             leases = {k: v for k, v in state["leases"].items() if v > now}
             state["leases"] = leases
             if len(leases) >= self.budget.max_concurrency:
-                return 0.005
+                self._listen()
+                return max(min(leases.values()) - now, 0.001), True
+            self._stop_listening()
             tat = max(state.get("tat", 0.0), now)
             if tat > now:
-                return tat - now
+                return tat - now, False
             state["tat"] = tat + 1.0 / self.budget.max_rps
             leases[lease] = now + LEASE_SECONDS
             name, used = day.isoformat(), state.setdefault("used", {})
@@ -420,7 +529,31 @@ class FileBudget(RequestBudget):
                 state["used"] = used = _recent(used, day)
             used[name] = used.get(name, 0) + 1
             self._started(day, used[name])
-            return 0.0
+            return 0.0, False
+
+    def _listen(self) -> None:
+        """Open this thread's end of the wake-up pipe, if not open yet. Read and write, so
+        that the pipe never reads as closed (end of file) when a releaser closes its end."""
+        if getattr(self._local, "wake", None) is None:
+            self._local.wake = os.open(self.wake_path, os.O_RDWR | os.O_NONBLOCK)
+
+    def _stop_listening(self) -> None:
+        wake = getattr(self._local, "wake", None)
+        if wake is not None:
+            self._local.wake = None
+            os.close(wake)
+
+    def _await_release(self, seconds: float) -> None:
+        wake = self._local.wake
+        poller = select.poll()
+        poller.register(wake, select.POLLIN)
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and poller.poll(left * 1000):
+            try:
+                os.read(wake, 1)
+                return
+            except BlockingIOError:
+                continue  # another waiter took this byte: keep waiting for the next
 
     def _note_cap(self, day: str, cap: int) -> int:
         with self._state() as state:
@@ -441,8 +574,24 @@ class FileBudget(RequestBudget):
         return found
 
     def _release(self, lease: str) -> None:
-        with self._state() as state:
-            state["leases"].pop(lease, None)
+        # Not synced: a release between two syncs is lost only with the machine, and with it
+        # every holder; the lease it leaves then expires. The sync would delay the waiter.
+        with self._state(durable=False) as state:
+            held = state["leases"].pop(lease, None) is not None
+        # Wake one waiter. Nobody listening (ENXIO) or a pipe already full of wake-ups
+        # (EAGAIN) leaves nothing to do.
+        if not held:
+            return
+        try:
+            wake = os.open(self.wake_path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            return
+        try:
+            os.write(wake, b"x")
+        except BlockingIOError:
+            pass
+        finally:
+            os.close(wake)
 
     def block_until(self, until_epoch: float) -> None:
         with self._state() as state:
@@ -500,6 +649,12 @@ class FileBudget(RequestBudget):
                 return at
             state["breaker"] = later
             return 0.0
+
+
+def _block_timeout(seconds: float) -> float:
+    """BLPOP's timeout for a block of ``seconds``: 0 would block for ever, and a millisecond
+    is Redis's finest."""
+    return max(round(seconds, 3), 0.001)
 
 
 def _clock_epoch() -> float:

@@ -62,6 +62,109 @@ def test_it_spaces_request_starts_by_the_rate(make_budget):
     assert time.monotonic() - started >= 0.45
 
 
+def test_it_holds_the_concurrency_budget_under_heavy_contention(make_budget):
+    budget = make_budget(max_concurrency=4)
+    state, lock = {"now": 0, "max": 0}, threading.Lock()
+    threads = [threading.Thread(target=_hammer, args=(budget, 5, state, lock)) for _ in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert state["max"] == 4
+    assert budget.used_today() == 24 * 5  # every request counted once
+
+
+def _count_attempts(budget, monkeypatch) -> list[float]:
+    """Record the moment of each of ``budget``'s tries to take a slot: an ``_attempt``, or
+    an ``_attempt_when_freed`` (which may call ``_attempt`` once itself)."""
+    moments, attempt, when_freed = [], budget._attempt, budget._attempt_when_freed
+    inside = threading.local()
+
+    def counted(lease):
+        if not getattr(inside, "yes", False):
+            moments.append(time.monotonic())
+        return attempt(lease)
+
+    def counted_when_freed(lease, seconds):
+        moments.append(time.monotonic())
+        inside.yes = True
+        try:
+            return when_freed(lease, seconds)
+        finally:
+            inside.yes = False
+
+    monkeypatch.setattr(budget, "_attempt", counted)
+    monkeypatch.setattr(budget, "_attempt_when_freed", counted_when_freed)
+    return moments
+
+
+def _wait_for_slot(budget, started: list[float]) -> threading.Thread:
+    def wait():
+        with budget.slot():
+            started.append(time.monotonic())
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    return thread
+
+
+def test_a_waiter_for_a_full_budget_blocks_until_a_release_wakes_it(make_budget, monkeypatch):
+    """A request that finds every slot taken does not poll: it tries once, blocks, and a
+    release wakes it at once. Slots freed while nobody waited leave no stale wake-up behind."""
+    budget = make_budget(max_concurrency=2)
+    for _ in range(5):  # slots freed with nobody waiting
+        with budget.slot():
+            pass
+    holders = [uuid.uuid4().hex for _ in range(2)]
+    for lease in holders:
+        while budget._try_acquire(lease) > 0:  # the rate: a millisecond apart
+            time.sleep(0.001)
+    waiter = make_budget(max_concurrency=2)  # another process
+    attempts, started = _count_attempts(waiter, monkeypatch), []
+    thread = _wait_for_slot(waiter, started)
+    time.sleep(0.3)
+    assert not started and len(attempts) == 2  # one look, then blocked in the second
+    released = time.monotonic()
+    budget._release(holders[0])
+    thread.join(5)
+    assert started and started[0] - released < 0.1  # woken, not timed out (0.5 s)
+    assert len(attempts) == 2
+
+
+def test_a_lost_wake_up_only_delays_a_waiter(make_budget, monkeypatch):
+    """A slot freed without a wake-up (its lease expired, or the waiter woken died) is found
+    when the waiter's bounded block ends."""
+    monkeypatch.setattr(limiter, "MAX_BLOCK_SECONDS", 0.2)
+    budget = make_budget(max_concurrency=1)
+    assert budget._try_acquire("holder") == 0
+    started = []
+    thread = _wait_for_slot(budget, started)
+    time.sleep(0.05)
+    # Free the lease behind the budget's back: nobody is woken.
+    if isinstance(budget, limiter.RedisBudget):
+        budget.redis.zrem(budget._leases, "holder")
+    else:
+        with budget._state() as state:
+            state["leases"].clear()
+    freed = time.monotonic()
+    thread.join(5)
+    assert started and started[0] - freed < 0.2 + 0.15
+
+
+def test_a_waiter_takes_the_slot_of_a_vanished_holder_when_its_lease_expires(
+    make_budget, monkeypatch
+):
+    monkeypatch.setattr(limiter, "LEASE_SECONDS", 0.3)
+    monkeypatch.setattr(limiter, "MAX_BLOCK_SECONDS", 10.0)
+    budget = make_budget(max_concurrency=1)
+    began = time.monotonic()
+    assert budget._try_acquire("dead-worker") == 0  # never released
+    started = []
+    _wait_for_slot(budget, started).join(5)
+    # The waiter blocks until the lease's expiry, not for MAX_BLOCK_SECONDS.
+    assert started and 0.28 < started[0] - began < 0.3 + 0.2
+
+
 def _child(kind, key, folder, calls, queue):
     budget = limiter.Budget(1000.0, 2)
     if kind == "redis":
