@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench_parse import CLOCK, OFFICE, PAGE_SIZE, WINDOW  # noqa: E402
-from measure import alternate, median_of, print_table  # noqa: E402
+from measure import alternate, median_of, print_medians  # noqa: E402
 
 from collector.neis import client as this_tree  # noqa: E402 (importable only from here on)
 
@@ -119,16 +119,12 @@ def main() -> None:
             results = alternate(cases, args.rounds)
         finally:
             launch.stop(launched.process)
-    medians = {name: median_of(rounds, "us") for name, rounds in results.items()}
-    some = next(iter(medians.values()))
+    some = median_of(next(iter(results.values())), "us")
     print(
         f"{some['pages']} pages of {some['bytes'] / some['pages'] / 1000:,.0f} KB; "
         f"CPU us a page, medians of {args.rounds} rounds"
     )
-    print_table(
-        ["client", "us/page", "lowest", "highest"],
-        [(name, m["us"], *m["range"]) for name, m in medians.items()],
-    )
+    print_medians(results, "us", "client", "us/page")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from measure import alternate, median_of, print_table  # noqa: E402
+from measure import alternate, print_medians  # noqa: E402
 
 from collector.neis import parse  # noqa: E402 (the project is importable only from here on)
 from collector.neis.client import _LessonsOf  # noqa: E402
@@ -132,17 +132,12 @@ def main() -> None:
     results = alternate(
         {name: converting(answers, path) for name, path in paths.items()}, args.rounds
     )
-    medians = {name: median_of(rounds, "us") for name, rounds in results.items()}
-    rows = medians["typed"]["rows"]
+    rows = results["typed"][0]["rows"]
     print(
         f"{len(answers)} schools of {OFFICE}, {pages} pages, {rows:,} rows; CPU us a row, "
         f"medians of {args.rounds} rounds"
     )
-    print_table(
-        ["path", "us/row", "lowest", "highest"],
-        [(name, m["us"], *m["range"]) for name, m in medians.items()],
-        formats=dict.fromkeys(["us/row", "lowest", "highest"], ".2f"),
-    )
+    medians = print_medians(results, "us", "path", "us/row")
     ratio = medians["row by row"]["us"] / medians["typed"]["us"]
     print(f"typed is {ratio:.1f}x cheaper than row by row")
 

@@ -7,7 +7,7 @@
   children), sampled in a thread so that a child recycled mid-run still counts.
 - ``alternate``, ``median_of``, ``per``: cases run in turn, medians of rounds with their
   spread, rates per N units.
-- ``print_table``: aligned plain-text tables.
+- ``print_table``, ``print_medians``: aligned plain-text tables; cases' medians with their ranges.
 - ``core_speed``: how fast one core of this machine runs plain Python, so that figures taken on
   two machines can be compared (the same code measured 2x apart on two hosts of one kind).
 - ``with_database``, ``libpq``: a database URL on the same server, and its libpq spelling.
@@ -236,6 +236,18 @@ def alternate(cases: dict[str, Callable[[], dict]], rounds: int) -> dict[str, li
         for name, case in cases.items():
             results[name].append(case())
     return results
+
+
+def print_medians(results: dict[str, list[dict]], key: str, label: str, unit: str) -> dict:
+    """Print each case's median ``key`` over its rounds (``alternate``'s results) with its
+    range, one row a case; returns the medians by case (``median_of``)."""
+    medians = {name: median_of(rounds, key) for name, rounds in results.items()}
+    print_table(
+        [label, unit, "lowest", "highest"],
+        [(name, m[key], *m["range"]) for name, m in medians.items()],
+        formats=dict.fromkeys([unit, "lowest", "highest"], ".2f"),
+    )
+    return medians
 
 
 def median(values: Iterable[float]) -> float:

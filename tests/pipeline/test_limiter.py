@@ -41,15 +41,22 @@ def _hammer(budget, calls, state, lock):
                 state["now"] -= 1
 
 
-def test_it_never_exceeds_the_concurrency_budget(make_budget):
-    budget = make_budget(max_concurrency=3)
+def _hammered(budget, threads: int, requests: int) -> int:
+    """The most requests ``threads`` threads of ``requests`` each ever had in flight."""
     state, lock = {"now": 0, "max": 0}, threading.Lock()
-    threads = [threading.Thread(target=_hammer, args=(budget, 10, state, lock)) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert state["max"] == 3
+    workers = [
+        threading.Thread(target=_hammer, args=(budget, requests, state, lock))
+        for _ in range(threads)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return state["max"]
+
+
+def test_it_never_exceeds_the_concurrency_budget(make_budget):
+    assert _hammered(make_budget(max_concurrency=3), threads=8, requests=10) == 3
 
 
 def test_it_spaces_request_starts_by_the_rate(make_budget):
@@ -64,13 +71,7 @@ def test_it_spaces_request_starts_by_the_rate(make_budget):
 
 def test_it_holds_the_concurrency_budget_under_heavy_contention(make_budget):
     budget = make_budget(max_concurrency=4)
-    state, lock = {"now": 0, "max": 0}, threading.Lock()
-    threads = [threading.Thread(target=_hammer, args=(budget, 5, state, lock)) for _ in range(24)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert state["max"] == 4
+    assert _hammered(budget, threads=24, requests=5) == 4
     assert budget.used_today() == 24 * 5  # every request counted once
 
 

@@ -16,6 +16,7 @@ from collector import storage
 from collector.clock import SEOUL
 from collector.models import School
 from collector.neis.records import LessonRecord, LessonRecords
+from tests.storage.factories import lesson
 
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "400")), deadline=None)
 FIRST = datetime.date(2025, 4, 7)
@@ -56,24 +57,7 @@ records_of_one_window = st.builds(
 )
 
 
-RECORD = LessonRecord(
-    office_code="B10",
-    school_code=SCHOOL.code,
-    date=FIRST,
-    academic_year=2025,
-    semester=1,
-    grade=1,
-    class_name="1",
-    period=1,
-    day_night="",
-    track="",
-    department="",
-    course="",
-    classroom="",
-    subject_raw="-수학",
-    subject="수학",
-    load_dtm=MOMENT,
-)
+RECORD = lesson(SCHOOL, day=FIRST, office_code="B10", load_dtm=MOMENT)
 
 
 @st.composite
