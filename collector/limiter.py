@@ -110,13 +110,17 @@ class RequestBudget:
         """Block until a request may start under both limits; hold a lease while it runs.
         The request is counted on the key's quota day as it starts."""
         lease = uuid.uuid4().hex
-        wait, full = self._attempt(lease)
-        while wait > 0:
-            if full:
-                wait, full = self._attempt_when_freed(lease, min(wait, MAX_BLOCK_SECONDS))
-            else:
-                time.sleep(min(wait, MAX_BLOCK_SECONDS))
-                wait, full = self._attempt(lease)
+        try:
+            wait, full = self._attempt(lease)
+            while wait > 0:
+                if full:
+                    wait, full = self._attempt_when_freed(lease, min(wait, MAX_BLOCK_SECONDS))
+                else:
+                    time.sleep(min(wait, MAX_BLOCK_SECONDS))
+                    wait, full = self._attempt(lease)
+        except BaseException:  # a time limit, an error: this thread waits no more
+            self._stop_waiting()
+            raise
         try:
             yield
         finally:
@@ -143,6 +147,9 @@ class RequestBudget:
         """Return when a holder released a slot since the last ``_attempt`` found them all
         taken, or after ``seconds``."""
         raise NotImplementedError
+
+    def _stop_waiting(self) -> None:
+        """A waiter left ``slot`` by an exception: give up what it held to be woken."""
 
     def _started(self, day: datetime.date, sequence: int) -> None:
         self._local.last = (day.isoformat(), sequence)
@@ -348,6 +355,11 @@ class RedisBudget(RequestBudget):
         self._failures, self._breaker = f"{prefix}:failures", f"{prefix}:breaker"
         self._freed = f"{prefix}:freed"
         self._prefix = prefix
+        # A block must end before the client stops waiting for the reply (a socket_timeout in
+        # the URL): past it redis-py raises TimeoutError. Too short a timeout to block in
+        # means sleeping between attempts instead.
+        timeout = self.redis.connection_pool.connection_kwargs.get("socket_timeout")
+        self._longest_block = MAX_BLOCK_SECONDS if not timeout else float(timeout) / 2
         self._seen: dict[str, bytes | None] | None = None  # what ``look`` read
 
     def look(self) -> None:
@@ -378,6 +390,10 @@ class RedisBudget(RequestBudget):
     def _attempt_when_freed(self, lease: str, seconds: float) -> tuple[float, bool]:
         # The block and the attempt after it go in one pipeline: Redis runs the attempt as
         # soon as the block ends, without a round trip back to this process between them.
+        seconds = min(seconds, self._longest_block)
+        if seconds < _SHORTEST_BLOCK:
+            time.sleep(_SHORTEST_BLOCK)
+            return self._attempt(lease)
         day = self.quota_day()
         if self.quota_day(clock.now() + datetime.timedelta(seconds=seconds)) != day:
             # The quota day may end during the block: count the request on the day it starts.
@@ -386,13 +402,19 @@ class RedisBudget(RequestBudget):
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.blpop([self._freed], timeout=_block_timeout(seconds))
             pipe.evalsha(self._acquire.sha, len(keys), *keys, *args)
-            _, answer = pipe.execute(raise_on_error=False)
+            blocked, answer = pipe.execute(raise_on_error=False)
+        if isinstance(blocked, Exception):  # refused (an ACL, an old server): wait, not spin
+            time.sleep(_SHORTEST_BLOCK)
         if isinstance(answer, Exception):  # the script is gone (SCRIPT FLUSH): load it again
             return self._attempt(lease)
         return self._answer(day, answer)
 
     def _await_release(self, seconds: float) -> None:
-        self.redis.blpop([self._freed], timeout=_block_timeout(seconds))
+        seconds = min(seconds, self._longest_block)
+        if seconds < _SHORTEST_BLOCK:
+            time.sleep(_SHORTEST_BLOCK)
+        else:
+            self.redis.blpop([self._freed], timeout=_block_timeout(seconds))
 
     def _answer(self, day: datetime.date, answer: bytes) -> tuple[float, bool]:
         """What ``_attempt`` returns for the acquire script's ``answer``."""
@@ -488,9 +510,13 @@ class FileBudget(RequestBudget):
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"neis-budget-{self.key}.json"
         self.path.touch(exist_ok=True)
-        self.wake_path = folder / f"neis-budget-{self.key}.wake"
-        with contextlib.suppress(FileExistsError):
+        self.wake_path: Path | None = folder / f"neis-budget-{self.key}.wake"
+        try:
             os.mkfifo(self.wake_path, 0o600)
+        except FileExistsError:
+            pass
+        except OSError:  # a filesystem without named pipes: waiters sleep between attempts
+            self.wake_path = None
 
     @contextlib.contextmanager
     def _state(self, durable: bool = True) -> Iterator[dict]:
@@ -517,6 +543,7 @@ class FileBudget(RequestBudget):
             state["leases"] = leases
             if len(leases) >= self.budget.max_concurrency:
                 self._listen()
+                self._forget_wake_ups()
                 return max(min(leases.values()) - now, 0.001), True
             self._stop_listening()
             tat = max(state.get("tat", 0.0), now)
@@ -534,8 +561,25 @@ class FileBudget(RequestBudget):
     def _listen(self) -> None:
         """Open this thread's end of the wake-up pipe, if not open yet. Read and write, so
         that the pipe never reads as closed (end of file) when a releaser closes its end."""
-        if getattr(self._local, "wake", None) is None:
-            self._local.wake = os.open(self.wake_path, os.O_RDWR | os.O_NONBLOCK)
+        if getattr(self._local, "wake", None) is None and self.wake_path is not None:
+            try:
+                self._local.wake = os.open(self.wake_path, os.O_RDWR | os.O_NONBLOCK)
+            except OSError:  # the pipe gone or not ours to read: sleep between attempts
+                self._local.wake = None
+
+    def _forget_wake_ups(self) -> None:
+        """Empty the pipe: under the lock, with every slot taken, a byte in it was written
+        for a slot taken since, and would only wake a waiter for nothing."""
+        wake = getattr(self._local, "wake", None)
+        while wake is not None:
+            try:
+                if not os.read(wake, 4096):
+                    return
+            except BlockingIOError:
+                return
+
+    def _stop_waiting(self) -> None:
+        self._stop_listening()
 
     def _stop_listening(self) -> None:
         wake = getattr(self._local, "wake", None)
@@ -544,7 +588,10 @@ class FileBudget(RequestBudget):
             os.close(wake)
 
     def _await_release(self, seconds: float) -> None:
-        wake = self._local.wake
+        wake = getattr(self._local, "wake", None)
+        if wake is None:
+            time.sleep(min(seconds, _SHORTEST_BLOCK))
+            return
         poller = select.poll()
         poller.register(wake, select.POLLIN)
         deadline = time.monotonic() + seconds
@@ -580,7 +627,7 @@ class FileBudget(RequestBudget):
             held = state["leases"].pop(lease, None) is not None
         # Wake one waiter. Nobody listening (ENXIO) or a pipe already full of wake-ups
         # (EAGAIN) leaves nothing to do.
-        if not held:
+        if not held or self.wake_path is None:
             return
         try:
             wake = os.open(self.wake_path, os.O_WRONLY | os.O_NONBLOCK)
@@ -649,6 +696,10 @@ class FileBudget(RequestBudget):
                 return at
             state["breaker"] = later
             return 0.0
+
+
+# A wait shorter than this sleeps instead of blocking (and a refused block sleeps as long).
+_SHORTEST_BLOCK = 0.005
 
 
 def _block_timeout(seconds: float) -> float:

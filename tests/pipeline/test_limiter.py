@@ -132,6 +132,58 @@ def test_a_waiter_for_a_full_budget_blocks_until_a_release_wakes_it(make_budget,
     assert len(attempts) == 2
 
 
+def test_a_waiter_never_blocks_past_the_redis_clients_socket_timeout():
+    """A socket_timeout in the limiter's URL bounds each block: past it redis-py would stop
+    waiting for the reply and fail the request instead of letting it wait its turn."""
+    key = f"test-{uuid.uuid4().hex}"
+    url = f"{REDIS_URL}?socket_timeout=0.2"
+    budget = limiter.RedisBudget(key, limiter.Budget(1000.0, 1), url)
+    try:
+        assert budget._try_acquire("holder") == 0
+        started = []
+        thread = _wait_for_slot(limiter.RedisBudget(key, limiter.Budget(1000.0, 1), url), started)
+        time.sleep(0.6)  # three socket timeouts
+        assert not started and thread.is_alive()
+        budget._release("holder")
+        thread.join(5)
+        assert started
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        for name in client.scan_iter(f"neis:budget:{limiter.key_id(key)}:*"):
+            client.delete(name)
+
+
+def test_a_waiter_that_left_by_an_exception_leaves_no_wake_ups_behind(tmp_path, monkeypatch):
+    """The file budget: a waiter interrupted (a time limit) closes its end of the pipe, and
+    bytes written for slots taken since are dropped, so a later waiter blocks instead of
+    waking for nothing at every stale byte."""
+    budget = limiter.FileBudget("k", limiter.Budget(1000.0, 1), tmp_path)
+    assert budget._try_acquire("holder") == 0
+
+    def interrupted(seconds):
+        raise TimeoutError("soft time limit")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(budget, "_await_release", interrupted)
+        with pytest.raises(TimeoutError), budget.slot():
+            pass
+    assert getattr(budget._local, "wake", None) is None
+    budget._release("holder")
+    for _ in range(50):  # slots freed with nobody waiting
+        with budget.slot():
+            pass
+    while budget._try_acquire("holder") > 0:  # the rate: a millisecond apart
+        time.sleep(0.001)
+    waiter = limiter.FileBudget("k", limiter.Budget(1000.0, 1), tmp_path)
+    attempts, started = _count_attempts(waiter, monkeypatch), []
+    thread = _wait_for_slot(waiter, started)
+    time.sleep(0.3)
+    assert not started and len(attempts) <= 3
+    budget._release("holder")
+    thread.join(5)
+    assert started
+
+
 def test_a_lost_wake_up_only_delays_a_waiter(make_budget, monkeypatch):
     """A slot freed without a wake-up (its lease expired, or the waiter woken died) is found
     when the waiter's bounded block ends."""
