@@ -173,16 +173,6 @@ def perturb(rng: random.Random, records: list, changed: float, removed: float) -
 # --- Measuring ----------------------------------------------------------------------------
 
 
-def _by_column(records):
-    """``records`` as the pipeline hands a typed page's records to storage: by column."""
-    import dataclasses
-
-    from collector.neis.records import LessonRecord, LessonRecords
-
-    names = [field.name for field in dataclasses.fields(LessonRecord)]
-    return LessonRecords({name: [getattr(r, name) for r in records] for name in names})
-
-
 def run_case(label, windows, method, by_code, history=True):
     from collector.storage import Observer, store_lessons
 
@@ -349,11 +339,13 @@ def prepared(args):
 def benchmark(args) -> None:
     from django.db import connection
 
+    from collector.neis.records import LessonRecords
+
     rng, windows, by_code = prepared(args)
     rng.shuffle(windows)  # workers take schools in no particular order
     data = {
         # By column, as a worker gives a typed answer to storage (``records.LessonRecords``).
-        "first load": [(code, _by_column(records)) for code, records in windows],
+        "first load": [(code, LessonRecords.of(records)) for code, records in windows],
         "unchanged re-run": [(code, list(records)) for code, records in windows],
         "5% changed, 2% removed": [
             (code, perturb(rng, records, 0.05, 0.02)) for code, records in windows

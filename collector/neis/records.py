@@ -14,7 +14,7 @@ import dataclasses
 import datetime
 import enum
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 
 class Level(enum.StrEnum):
@@ -92,6 +92,12 @@ class LessonRecords(Sequence):
     def __init__(self, columns: dict[str, list]):
         self.columns = columns
         self._records: list[LessonRecord] | None = None
+
+    @classmethod
+    def of(cls, records: Iterable[LessonRecord]) -> LessonRecords:
+        """``records`` by column, as a typed page's records come (benches and tests)."""
+        records = list(records)
+        return cls({name: [getattr(record, name) for record in records] for name in _FIELDS})
 
     @classmethod
     def joined(cls, parts: list[LessonRecords]) -> LessonRecords:

@@ -10,7 +10,7 @@ from django.db import DataError, IntegrityError, transaction
 
 from collector import storage
 from collector.models import Lesson, Subject
-from collector.neis.records import LessonRecord, LessonRecords
+from collector.neis.records import LessonRecords
 from collector.storage import StoreResult, store_lessons
 from tests.storage.factories import (
     LOADED,
@@ -106,8 +106,7 @@ def test_it_collapses_byte_identical_duplicates(school, method):
 def test_it_stores_records_given_by_column_without_making_them(school, method, monkeypatch):
     records = week(school)
     given = records + records[:5]  # byte-identical rows, collapsed
-    names = [field.name for field in dataclasses.fields(LessonRecord)]
-    by_column = LessonRecords({name: [getattr(r, name) for r in given] for name in names})
+    by_column = LessonRecords.of(given)
     monkeypatch.setattr(LessonRecords, "records", lambda self: pytest.fail("records made"))
     result = store(school, by_column, method)
     assert result == StoreResult(inserted=len(records), collapsed=5)

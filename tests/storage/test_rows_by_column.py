@@ -67,12 +67,7 @@ def windows(draw):
     if records:
         records += draw(st.lists(st.sampled_from(records), max_size=10))
         records = draw(st.permutations(records))
-    return by_column(records) if draw(st.booleans()) else records
-
-
-def by_column(records: list[LessonRecord]) -> LessonRecords:
-    names = [field.name for field in dataclasses.fields(LessonRecord)]
-    return LessonRecords({name: [getattr(r, name) for r in records] for name in names})
+    return LessonRecords.of(records) if draw(st.booleans()) else records
 
 
 def subject_ids(records) -> dict[str, int]:
@@ -107,7 +102,7 @@ def test_it_reads_records_by_column_as_one_by_one(records):
 )
 def test_it_names_the_first_record_it_was_not_asked_to_store(change, message):
     records = [RECORD, dataclasses.replace(RECORD, **change), RECORD]
-    for given_records in (records, by_column(records)):
+    for given_records in (records, LessonRecords.of(records)):
         with pytest.raises(ValueError, match=message):
             storage._distinct_rows(SCHOOL, FIRST, LAST, given_records, subject_ids(records))
 
@@ -115,5 +110,7 @@ def test_it_names_the_first_record_it_was_not_asked_to_store(change, message):
 def test_it_ranks_a_key_given_with_different_values():
     later = dataclasses.replace(RECORD, load_dtm=MOMENT + datetime.timedelta(hours=1))
     for records in ([later, RECORD], [RECORD, later]):
-        rows = storage._distinct_rows(SCHOOL, FIRST, LAST, by_column(records), subject_ids(records))
+        rows = storage._distinct_rows(
+            SCHOOL, FIRST, LAST, LessonRecords.of(records), subject_ids(records)
+        )
         assert list(rows.values()) == [(2025, 1, later.load_dtm)]
