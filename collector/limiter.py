@@ -33,6 +33,7 @@ import datetime
 import fcntl
 import hashlib
 import json
+import math
 import os
 import select
 import threading
@@ -119,7 +120,7 @@ class RequestBudget:
                     time.sleep(min(wait, MAX_BLOCK_SECONDS))
                     wait, full = self._attempt(lease)
         except BaseException:  # a time limit, an error: this thread waits no more
-            self._stop_waiting()
+            self._stop_listening()
             raise
         try:
             yield
@@ -148,8 +149,9 @@ class RequestBudget:
         taken, or after ``seconds``."""
         raise NotImplementedError
 
-    def _stop_waiting(self) -> None:
-        """A waiter left ``slot`` by an exception: give up what it held to be woken."""
+    def _stop_listening(self) -> None:
+        """Give up what this thread held to be woken (a waiter that got its slot, or left
+        ``slot`` by an exception)."""
 
     def _started(self, day: datetime.date, sequence: int) -> None:
         self._local.last = (day.isoformat(), sequence)
@@ -355,11 +357,14 @@ class RedisBudget(RequestBudget):
         self._failures, self._breaker = f"{prefix}:failures", f"{prefix}:breaker"
         self._freed = f"{prefix}:freed"
         self._prefix = prefix
-        # A block must end before the client stops waiting for the reply (a socket_timeout in
-        # the URL): past it redis-py raises TimeoutError. Too short a timeout to block in
-        # means sleeping between attempts instead.
+        # With a socket_timeout in the URL, redis-py stops waiting for a reply after it: a
+        # block is kept to half of it, goes alone (a block pipelined with the attempt could
+        # time out after Redis ran the attempt, leaving a lease nobody holds), and a block
+        # Redis ends late only ends the wait. Too short a timeout to block in means sleeping
+        # between attempts instead.
         timeout = self.redis.connection_pool.connection_kwargs.get("socket_timeout")
-        self._longest_block = MAX_BLOCK_SECONDS if not timeout else float(timeout) / 2
+        self._socket_timeout = float(timeout) if timeout else None
+        self._longest_block = min(MAX_BLOCK_SECONDS, (self._socket_timeout or math.inf) / 2)
         self._seen: dict[str, bytes | None] | None = None  # what ``look`` read
 
     def look(self) -> None:
@@ -395,8 +400,10 @@ class RedisBudget(RequestBudget):
             time.sleep(_SHORTEST_BLOCK)
             return self._attempt(lease)
         day = self.quota_day()
-        if self.quota_day(clock.now() + datetime.timedelta(seconds=seconds)) != day:
+        if self._socket_timeout or (
             # The quota day may end during the block: count the request on the day it starts.
+            self.quota_day(clock.now() + datetime.timedelta(seconds=seconds)) != day
+        ):
             return super()._attempt_when_freed(lease, seconds)
         keys, args = self._acquire_keys(day), self._acquire_args(lease)
         with self.redis.pipeline(transaction=False) as pipe:
@@ -410,11 +417,15 @@ class RedisBudget(RequestBudget):
         return self._answer(day, answer)
 
     def _await_release(self, seconds: float) -> None:
-        seconds = min(seconds, self._longest_block)
-        if seconds < _SHORTEST_BLOCK:
-            time.sleep(_SHORTEST_BLOCK)
-        else:
+        # Reached from ``_attempt_when_freed`` only, with ``seconds`` already bounded by
+        # ``_longest_block`` and long enough to block.
+        try:
             self.redis.blpop([self._freed], timeout=_block_timeout(seconds))
+        except _redis_timeout():
+            # Redis ended the block later than the client waits (its timers are coarse):
+            # the wait is over all the same. A wake-up it took meanwhile is lost, which
+            # costs a waiter one bounded block at most.
+            pass
 
     def _answer(self, day: datetime.date, answer: bytes) -> tuple[float, bool]:
         """What ``_attempt`` returns for the acquire script's ``answer``."""
@@ -578,9 +589,6 @@ class FileBudget(RequestBudget):
             except BlockingIOError:
                 return
 
-    def _stop_waiting(self) -> None:
-        self._stop_listening()
-
     def _stop_listening(self) -> None:
         wake = getattr(self._local, "wake", None)
         if wake is not None:
@@ -722,6 +730,13 @@ def _recent(by_day: dict[str, int], today: datetime.date) -> dict[str, int]:
 
 
 _clients: dict[str, object] = {}
+
+
+def _redis_timeout() -> type[Exception]:
+    """redis-py's TimeoutError (imported when a Redis budget is in use, as ``_redis`` does)."""
+    import redis
+
+    return redis.exceptions.TimeoutError
 
 
 def _redis(url: str):
