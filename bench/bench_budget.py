@@ -30,7 +30,6 @@ budget keys only, but the figures assume no other traffic on them.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import multiprocessing
 import os
 import statistics
@@ -43,7 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from measure import median_of, print_table  # noqa: E402
+from measure import median_of, module_from_file, print_table  # noqa: E402
 
 CONCURRENCY = 4
 
@@ -54,11 +53,7 @@ def load_limiter(path: str | None):
         from collector import limiter
 
         return limiter
-    spec = importlib.util.spec_from_file_location(f"limiter_{uuid.uuid4().hex}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return module_from_file(path, f"limiter_{uuid.uuid4().hex}")
 
 
 def worker(path, kind, target, key, args, until, go, queue) -> None:

@@ -18,7 +18,6 @@ REV's client must have the same ``_exchange(url, query, where)``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import subprocess
 import sys
 import tempfile
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench_parse import CLOCK, OFFICE, PAGE_SIZE, WINDOW  # noqa: E402
-from measure import alternate, median_of, print_medians  # noqa: E402
+from measure import alternate, median_of, module_from_file, print_medians  # noqa: E402
 
 from collector.neis import client as this_tree  # noqa: E402 (importable only from here on)
 
@@ -47,11 +46,7 @@ def client_at(revision: str, folder: Path) -> ModuleType:
     ).stdout
     path = folder / "client_at_revision.py"
     path.write_text(source)
-    spec = importlib.util.spec_from_file_location("collector.neis._client_at_revision", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return module_from_file(path, "collector.neis._client_at_revision")
 
 
 def pages(schools: int, key: str) -> list[tuple[str, dict]]:

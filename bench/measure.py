@@ -6,7 +6,7 @@
 - ``PeakMemory``: the peak resident memory of a process group's children (Celery's prefork
   children), sampled in a thread so that a child recycled mid-run still counts.
 - ``alternate``, ``median_of``, ``per``: cases run in turn, medians of rounds with their
-  spread, rates per N units.
+  spread, rates per N units; ``module_from_file``: another version of a module, beside ours.
 - ``print_table``, ``print_medians``: aligned plain-text tables; cases' medians with their ranges.
 - ``core_speed``: how fast one core of this machine runs plain Python, so that figures taken on
   two machines can be compared (the same code measured 2x apart on two hosts of one kind).
@@ -20,15 +20,18 @@ Standard library only (Linux /proc): a bench imports it before Django is set up.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import urlsplit, urlunsplit
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -248,6 +251,17 @@ def print_medians(results: dict[str, list[dict]], key: str, label: str, unit: st
         formats=dict.fromkeys([unit, "lowest", "highest"], ".2f"),
     )
     return medians
+
+
+def module_from_file(path: Path | str, name: str) -> ModuleType:
+    """The Python file at ``path`` imported as module ``name`` (another version of one of the
+    project's modules, measured beside this tree's), registered in ``sys.modules`` so that
+    its dataclasses can look their module up."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def median(values: Iterable[float]) -> float:
