@@ -70,13 +70,19 @@ class StoreResult:
     removed: int = 0
     collapsed: int = 0
     skipped: bool = False  # the answer's digest matched: nothing was compared or written
+    # After a store that compared or wrote: the window's lessons by date, as now stored (the
+    # window equals the records), so that counting them needs no read. Not part of equality.
+    by_day: Counter | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def stored(self) -> int:
         return self.inserted + self.updated + self.unchanged
 
     def as_dict(self) -> dict[str, int]:
-        return dataclasses.asdict(self)
+        return {field.name: getattr(self, field.name) for field in _COUNTS}
+
+
+_COUNTS = [field for field in dataclasses.fields(StoreResult) if field.name != "by_day"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +169,7 @@ def store_lessons(
         unchanged=len(rows) - inserted - updated,
         removed=removed,
         collapsed=len(records) - len(rows),
+        by_day=Counter(map(_day, rows)),
     )
 
 
