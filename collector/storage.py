@@ -156,8 +156,10 @@ def store_lessons(
             )
         elif changed:
             # The school's lessons changed: no digest of a window overlapping this one vouches
-            # for them any more.
-            _overlapping_digests(school, date_from, date_to).delete()
+            # for them any more. Plain SQL: the ORM's delete cost 170 us more client CPU a
+            # call (its collector, the query's compilation), once per window.
+            with connection.cursor() as cursor:
+                cursor.execute(_FORGET_DIGESTS, [school.pk, date_to, date_from])
     return StoreResult(
         inserted=inserted,
         updated=updated,
@@ -194,12 +196,6 @@ def known_answer(
         return None
     lessons, records, _ = found
     return StoreResult(unchanged=lessons, collapsed=records - lessons, skipped=True)
-
-
-def _overlapping_digests(school, date_from, date_to):
-    return WindowDigest.objects.filter(
-        school=school, date_from__lte=date_to, date_to__gte=date_from
-    )
 
 
 def _remember_digest(school, date_from, date_to, digest, lessons, records, *, forget) -> None:
@@ -342,11 +338,13 @@ SELECT d.lessons, d.records, (SELECT count(*) FROM collector_lesson l
 FROM collector_windowdigest d
 WHERE d.school_id = %s AND d.date_from = %s AND d.date_to = %s AND d.digest = %s
 """
-_FORGET_OTHER_DIGESTS = """
+# The digests of a school's windows overlapping a window (school, its last day, its first
+# day), and of those the other windows' (then the window's first and last day).
+_FORGET_DIGESTS = """
 DELETE FROM collector_windowdigest
 WHERE school_id = %s AND date_from <= %s AND date_to >= %s
-  AND NOT (date_from = %s AND date_to = %s)
 """
+_FORGET_OTHER_DIGESTS = _FORGET_DIGESTS + "AND NOT (date_from = %s AND date_to = %s)\n"
 _REMEMBER_DIGEST = """
 INSERT INTO collector_windowdigest
     (school_id, date_from, date_to, digest, lessons, records, merged_at)
