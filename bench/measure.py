@@ -336,7 +336,10 @@ STAGES = [
     ("JSON decode", ("read_envelope", "read_lessons", "peek_envelope", "same_row")),
     ("HTTP send/read", ("read_body", "_send (", "_exchange")),
     ("storage: dedupe rows", ("_distinct_rows",)),
-    ("storage: COPY encoding", ("write_row", "copy_text", "_copy_lines", "_CopyText")),
+    (
+        "storage: COPY encoding",
+        ("write_row", "copy_text", "_copy_lines", "_CopyText", "_copy_binary"),
+    ),
     ("storage: COPY send", ("Copy.write", "copy.py", "Copy.__exit__")),
     ("storage: merge/lock SQL", ("_merge_copy",)),
     ("client per-row loop", ("NeisClient._fetch", "FetchResult._convert")),

@@ -20,6 +20,7 @@ import itertools
 import logging
 import operator
 import re
+import struct
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -161,8 +162,10 @@ def store_lessons(
             )
         elif changed:
             # The school's lessons changed: no digest of a window overlapping this one vouches
-            # for them any more.
-            _overlapping_digests(school, date_from, date_to).delete()
+            # for them any more. Plain SQL: the ORM's delete cost 170 us more client CPU a
+            # call (its collector, the query's compilation), once per window.
+            with connection.cursor() as cursor:
+                cursor.execute(_FORGET_DIGESTS, [school.pk, date_to, date_from])
     return StoreResult(
         inserted=inserted,
         updated=updated,
@@ -200,12 +203,6 @@ def known_answer(
         return None
     lessons, records, _ = found
     return StoreResult(unchanged=lessons, collapsed=records - lessons, skipped=True)
-
-
-def _overlapping_digests(school, date_from, date_to):
-    return WindowDigest.objects.filter(
-        school=school, date_from__lte=date_to, date_to__gte=date_from
-    )
 
 
 def _remember_digest(school, date_from, date_to, digest, lessons, records, *, forget) -> None:
@@ -256,8 +253,10 @@ def _distinct_rows(
     values = list(zip(*value_columns, strict=True))
     rows = _Rows(zip(keys, values, strict=True))  # each key where it first comes, its last value
     # A key given twice with the same values (NEIS serves byte-identical rows) is one lesson
-    # whichever is kept; only a key with values that differ needs the ranking.
-    if len(rows) < count and len(set(zip(keys, values, strict=True))) > len(rows):
+    # whichever is kept; only a key with values that differ needs the ranking: then a value
+    # differs from its key's last one, the one kept (looked up in C: a set of the pairs
+    # cost twice as much, 0.11 us a record).
+    if len(rows) < count and list(map(rows.__getitem__, keys)) != values:
         return _ranked_rows(school, date_from, date_to, records, subjects)
     rows.columns = key_columns + value_columns
     return rows
@@ -348,11 +347,13 @@ SELECT d.lessons, d.records, (SELECT count(*) FROM collector_lesson l
 FROM collector_windowdigest d
 WHERE d.school_id = %s AND d.date_from = %s AND d.date_to = %s AND d.digest = %s
 """
-_FORGET_OTHER_DIGESTS = """
+# The digests of a school's windows overlapping a window (school, its last day, its first
+# day), and of those the other windows' (then the window's first and last day).
+_FORGET_DIGESTS = """
 DELETE FROM collector_windowdigest
 WHERE school_id = %s AND date_from <= %s AND date_to >= %s
-  AND NOT (date_from = %s AND date_to = %s)
 """
+_FORGET_OTHER_DIGESTS = _FORGET_DIGESTS + "AND NOT (date_from = %s AND date_to = %s)\n"
 _REMEMBER_DIGEST = """
 INSERT INTO collector_windowdigest
     (school_id, date_from, date_to, digest, lessons, records, merged_at)
@@ -386,7 +387,7 @@ DELETE FROM collector_lesson_stage
 _COPY_STAGE = f"COPY collector_lesson_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN"
 # How many lessons a window holds and, only when that is the number of lines fetched, the
 # lessons as one text, a line each in the stage's columns: COPY text when no value needs an
-# escape ({window}: the window's condition; {lines}: how many, -1 for "do not read"). Read as
+# escape ({window}: the window's condition; {lines}: how many rows were fetched). Read as
 # one value because psycopg reads COPY TO a row at a time, in Python (2.8 us a row against
 # 0.4); only on equal counts because a changed window (a weekly run's new week, a removed
 # lesson) would pay the read for nothing (the subquery in CASE runs only when its branch does).
@@ -399,10 +400,6 @@ SELECT held, CASE WHEN held = {{lines}} THEN (
     FROM collector_lesson WHERE {{window}}) END
 FROM (SELECT count(*) AS held FROM collector_lesson WHERE {{window}}) counted
 """
-_COPY_LESSONS = (
-    f"COPY collector_lesson (school_id, {', '.join(_STAGE_COLUMNS)}, first_stored_at, "
-    "changed_at) FROM STDIN"
-)
 
 
 class _CopyText(dict):
@@ -469,42 +466,132 @@ class _Lines(list):
 
 def _copy_lines(rows: dict[tuple, tuple]) -> _Lines:
     """``_distinct_rows`` as lines of COPY text (no line end) of ``_STAGE_COLUMNS``, in its
-    order.
+    order (``_spelled_rows``)."""
+    spell = _CopyText()
+    lines = _Lines(_spelled_rows(rows, [spell] * len(_STAGE_COLUMNS), "\t"))
+    lines.escaped = any(_NEEDS_ESCAPE.search(text) for text in spell if isinstance(text, str))
+    return lines
+
+
+def _spelled_rows(rows: dict[tuple, tuple], spellers: list[dict], separator):
+    """``_distinct_rows`` in ``_STAGE_COLUMNS``, each row its columns' spellings (each
+    column's ``spellers`` entry maps a value to it) joined by ``separator``, in its order.
 
     A column at a time, in C (a Python loop a row cost twice as much): a column holding one
     value in every row (a window's course, track, year, often its LOAD_DTM) is spelled once
     and joined with its constant neighbours once; the other columns are spelled by lookup,
-    then each line joined from them.
+    then each row joined from them.
     """
-    spell = _CopyText()
+    if not rows:
+        return []
     columns = getattr(rows, "columns", None)
     if columns is None:
         columns = [*zip(*rows, strict=True), *zip(*rows.values(), strict=True)]
-    count = len(columns[0]) if columns else 0
-    parts: list = []  # per line: a list of texts, or one text for a run of constant columns
-    run: list[str] = []
-    for column in columns:
+    count = len(columns[0])
+    parts: list = []  # per row: a list of spellings, or one spelling for a constant run
+    run: list = []
+    for column, spell in zip(columns, spellers, strict=True):
         first = column[0]
         if column.count(first) == count:  # equal values spell alike (a timestamp in UTC)
             run.append(spell[first])
             continue
         if run:
-            parts.append("\t".join(run))
+            parts.append(separator.join(run))
             run = []
         parts.append(list(map(spell.__getitem__, column)))
     if run:
-        parts.append("\t".join(run))
-    if len(parts) == 1 and isinstance(parts[0], str):
-        lines = _Lines([parts[0]] * count)  # every column constant: one lesson, or alike ones
+        parts.append(separator.join(run))
+    if len(parts) == 1 and not isinstance(parts[0], list):
+        spelled = [parts[0]] * count  # every column constant: one lesson, or alike ones
     else:
-        rows_of = [itertools.repeat(part) if isinstance(part, str) else part for part in parts]
-        lines = _Lines(map("\t".join, zip(*rows_of, strict=False)))  # repeat() is endless
-    if len(lines) > len(rows):
+        rows_of = [part if isinstance(part, list) else itertools.repeat(part) for part in parts]
+        spelled = list(map(separator.join, zip(*rows_of, strict=False)))  # repeat() is endless
+    if len(spelled) > len(rows):
         # Columns of more records than rows (alike records collapsed): an alike record is the
-        # same line, and each other row another one, so each distinct line once is the rows.
-        lines = _Lines(dict.fromkeys(lines))
-    lines.escaped = any(_NEEDS_ESCAPE.search(text) for text in spell if isinstance(text, str))
-    return lines
+        # same row, and each other row another one, so each distinct row once is the rows.
+        spelled = list(dict.fromkeys(spelled))
+    return spelled
+
+
+class _CopyField(dict):
+    """Each value's field in COPY's binary format (its length, 4 bytes, then its bytes; -1
+    and none for NULL), worked out once per distinct value by ``encode``, for one column
+    type: as ``_CopyText``, lookups instead of a conversion a value."""
+
+    def __init__(self, encode):
+        super().__init__()
+        self.encode = encode
+
+    def __missing__(self, value) -> bytes:
+        field = b"\xff\xff\xff\xff" if value is None else self.encode(value)
+        self[value] = field
+        return field
+
+
+# PostgreSQL's binary dates and timestamps count from 2000-01-01 (UTC for a timestamptz):
+# days as int4, microseconds as int8. A naive datetime cannot be subtracted from the aware
+# epoch and raises TypeError (``_distinct_rows`` makes every LOAD_DTM aware).
+_PG_EPOCH = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
+_PG_EPOCH_DAY = _PG_EPOCH.date().toordinal()
+_MICROSECOND = datetime.timedelta(microseconds=1)
+_pack_int2 = struct.Struct(">ih").pack
+_pack_int4 = struct.Struct(">ii").pack
+_pack_int8 = struct.Struct(">iq").pack
+_BINARY_ENCODERS = {
+    "smallint": lambda value: _pack_int2(2, value),
+    "integer": lambda value: _pack_int4(4, value),
+    "date": lambda value: _pack_int4(4, value.toordinal() - _PG_EPOCH_DAY),
+    "timestamp with time zone": lambda value: _pack_int8(8, (value - _PG_EPOCH) // _MICROSECOND),
+    "text": lambda value: len(encoded := value.encode()).to_bytes(4, "big") + encoded,
+}
+# The types of the lesson columns a first load COPYs (migration 0001), as information_schema
+# names them; each column's binary field must be its type's.
+_LESSON_TYPES = {
+    "school_id": "integer",
+    "date": "date",
+    "grade": "smallint",
+    "class_name": "text",
+    "period": "smallint",
+    "day_night": "text",
+    "track": "text",
+    "department": "text",
+    "course": "text",
+    "classroom": "text",
+    "subject_id": "integer",
+    "academic_year": "smallint",
+    "semester": "smallint",
+    "load_dtm": "timestamp with time zone",
+    "first_stored_at": "timestamp with time zone",
+    "changed_at": "timestamp with time zone",
+}
+_COPY_LESSON_COLUMNS = ("school_id", *_STAGE_COLUMNS, "first_stored_at", "changed_at")
+# COPY BINARY's signature, flags (none) and header extension length (none); a row starts
+# with its number of fields (int2), and the data ends with -1 there.
+_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_BINARY_ROW = len(_COPY_LESSON_COLUMNS).to_bytes(2, "big")
+_BINARY_TRAILER = b"\xff\xff"
+_COPY_LESSONS = (
+    f"COPY collector_lesson ({', '.join(_COPY_LESSON_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+)
+
+
+def _copy_binary(school_id: int, rows: dict[tuple, tuple], now: datetime.datetime) -> bytes:
+    """``_distinct_rows`` as COPY BINARY data of ``_COPY_LESSON_COLUMNS`` (the school's
+    lessons, first stored and changed ``now``), header and trailer included.
+
+    Spelled as ``_copy_lines`` spells text, a column at a time from each distinct value's
+    field: the server converts binary fields for less than it parses text (a timestamp's
+    text most of all), and the client spells them for about the same as text.
+    """
+    encoders = {kind: _CopyField(encode) for kind, encode in _BINARY_ENCODERS.items()}
+    spellers = [encoders[_LESSON_TYPES[column]] for column in _STAGE_COLUMNS]
+    fields = _spelled_rows(rows, spellers, b"")
+    if not fields:
+        return _BINARY_HEADER + _BINARY_TRAILER
+    # Each row between the school and the two stamps: one join for the whole window.
+    before = _BINARY_ROW + encoders["integer"][school_id]
+    after = encoders["timestamp with time zone"][now] * 2
+    return b"".join((_BINARY_HEADER, before, (after + before).join(fields), after, _BINARY_TRAILER))
 
 
 # The slot columns of the change history: the natural key less school and subject.
@@ -618,12 +705,11 @@ def _merge_copy(
     rows: dict[tuple, tuple],
     observer: Observer | None,
 ) -> tuple[int, int, int]:
-    """PostgreSQL: ``rows`` as lines of COPY text (``_copy_lines``); read the stored window
-    back as text; when it holds no lesson yet (a first load), COPY the lines straight into
-    the lessons and record the one ``baseline`` change the merge would have recorded; when
-    it holds exactly those lines, write nothing; else COPY them into the stage table and
-    merge with one statement."""
-    lines = _copy_lines(rows)
+    """PostgreSQL: read the stored window back as text; when it holds no lesson yet (a first
+    load), COPY ``rows`` straight into the lessons (``_first_load``) and record the one
+    ``baseline`` change the merge would have recorded; when it holds exactly ``rows`` as
+    lines of COPY text (``_copy_lines``), write nothing; else COPY the lines into the stage
+    table and merge with one statement."""
     connection.ensure_connection()
     now = clock.now()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
@@ -634,17 +720,21 @@ def _merge_copy(
             f"school_id = {int(school.pk)} AND date BETWEEN "
             f"'{date_from.isoformat()}'::date AND '{date_to.isoformat()}'::date"
         )
-        compared = -1 if lines.escaped else len(lines)
-        look = _WINDOW_TEXT.format(window=window, lines=int(compared))
+        # The rows become lines (one each) only once the window is known to hold lessons: a
+        # first load spells them in binary instead.
+        look = _WINDOW_TEXT.format(window=window, lines=len(rows))
         cursor.execute(f"{_LOCK % (LESSON_LOCK, int(school.pk))}; {look}")
         cursor.nextset()
         held, text = cursor.fetchone()
         if not held:
-            return _first_load(cursor, school, rows, lines, observer, now), 0, 0
+            return _first_load(cursor, school, rows, observer, now), 0, 0
+        lines = _copy_lines(rows)
         # The stored lessons are distinct by the natural key, and so are the lines: the same
         # number, all of them held, is the same window. A value spelled otherwise than the
         # server writes it back only sends the window through the merge, which compares values.
-        if text is not None:
+        # An escaped value is never spelled as the server writes it back (text read for
+        # nothing, on a re-run of a window holding one: rare).
+        if text is not None and not lines.escaped:
             stored = text.split("\n")
             if len(stored) == len(lines) and set(stored).issuperset(lines):
                 return 0, 0, 0
@@ -700,21 +790,17 @@ def _merge_copy(
     return len(inserted), len(updated), len(removed)
 
 
-def _first_load(
-    cursor, school: School, rows: dict, lines: list[str], observer: Observer | None, now
-) -> int:
-    """COPY ``lines`` (``rows`` as COPY text) into the lessons of a window that holds none
-    (under the school's lock), with the history's ``baseline`` row; return how many were
+def _first_load(cursor, school: School, rows: dict, observer: Observer | None, now) -> int:
+    """COPY ``rows`` into the lessons of a window that holds none (under the school's lock),
+    in binary (``_copy_binary``), with the history's ``baseline`` row; return how many were
     inserted.
 
     No stage table and no merge: nothing stored can conflict or differ.
     """
     if not rows:
         return 0
-    # Each line between the school and the two stamps: one join for the whole window.
-    before, after = f"{int(school.pk)}\t", "\t{0}\t{0}\n".format(_CopyText()[now])
     with cursor.copy(_COPY_LESSONS) as copy:
-        copy.write(before + (after + before).join(lines) + after)
+        copy.write(_copy_binary(int(school.pk), rows, now))
     if observer is not None:
         # What the merge's history records when no day of the window held lessons before.
         cursor.execute(

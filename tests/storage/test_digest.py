@@ -52,6 +52,18 @@ def test_it_forgets_a_digest_when_an_overlapping_window_changes_the_lessons(scho
     assert stored(school) == as_stored(records)
 
 
+def test_it_forgets_a_digest_when_a_store_without_one_changes_an_overlapping_window(school, method):
+    records = week(school)
+    store(school, records, method, "week")
+    friday = MONDAY + datetime.timedelta(days=4)
+    # A window from Friday to the next Thursday, storing Friday with a lesson fewer.
+    fridays = [r for r in records if r.date == friday]
+    store(school, fridays[1:], method, None, friday, friday + datetime.timedelta(days=6))
+    assert WindowDigest.objects.count() == 0
+    result = store(school, records, method, "week")
+    assert (result.inserted, result.skipped) == (1, False)
+
+
 def test_it_keeps_digests_when_an_overlapping_window_changes_nothing(school, method):
     records = week(school)
     store(school, records, method, "week")
