@@ -169,23 +169,27 @@ class SchoolWeekQuerySet(models.QuerySet):
         reads the weeks' lessons twice, some 30 ms of the database a week). ``stored`` is the
         ``storage.StoreResult``; calendars changing recount through their own path.
 
-        The weeks lie wholly inside the stored window (``school_weeks``), which now holds
-        exactly what was stored: a store that compared or wrote says its lessons by date
-        (``stored.by_day``), and the weeks' lessons and days are counted from that instead
-        of read back (1.7 ms of the database a unit, about a sixth of its first-load work)."""
+        A store that compared or wrote says its window and the lessons it now holds by date
+        (``stored.window``, ``stored.by_day``): when the weeks lie wholly inside that window,
+        as the pipeline's do (``school_weeks``), their lessons and days are counted from it
+        instead of read back (the database's recount of a first-loaded unit, 1.5 ms, drops
+        to 0.9)."""
         if not mondays:
             return 0
+        weeks = sorted(set(mondays))
         if not (stored.inserted or stored.removed):
             with connection.cursor() as cursor:  # plain SQL: once a unit, most of a weekly run
-                weeks = sorted(set(mondays))
                 marks = ", ".join(["%s"] * len(weeks))
                 cursor.execute(f"{_COUNTED_WEEKS} ({marks})", [school_id, *weeks])
                 if cursor.fetchone()[0] == len(weeks):
                     return 0
-        if stored.by_day is None:
+        inside = stored.window is not None and (
+            stored.window[0] <= weeks[0] and weeks[-1] + 4 * ONE_DAY <= stored.window[1]
+        )
+        if not inside or any(monday.weekday() for monday in weeks):
             return self.recompute(mondays, [school_id])
         with transaction.atomic():
-            return _recompute_weeks(sorted(set(mondays)), [school_id], stored.by_day)
+            return _recompute_weeks(weeks, [school_id], stored.by_day)
 
     def recompute(
         self, mondays: Iterable[datetime.date], schools: Iterable[int] | None = None

@@ -71,8 +71,12 @@ class StoreResult:
     removed: int = 0
     collapsed: int = 0
     skipped: bool = False  # the answer's digest matched: nothing was compared or written
-    # After a store that compared or wrote: the window's lessons by date, as now stored (the
-    # window equals the records), so that counting them needs no read. Not part of equality.
+    # After a store that compared or wrote: the window (first and last day) and its lessons
+    # by date as now stored (the window equals the records), so that counting them needs no
+    # read. Not part of equality.
+    window: tuple[datetime.date, datetime.date] | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )
     by_day: Counter | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
@@ -83,7 +87,7 @@ class StoreResult:
         return {field.name: getattr(self, field.name) for field in _COUNTS}
 
 
-_COUNTS = [field for field in dataclasses.fields(StoreResult) if field.name != "by_day"]
+_COUNTS = [field for field in dataclasses.fields(StoreResult) if field.compare]  # the counts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +176,7 @@ def store_lessons(
         unchanged=len(rows) - inserted - updated,
         removed=removed,
         collapsed=len(records) - len(rows),
+        window=(date_from, date_to),
         by_day=Counter(map(_day, rows)),
     )
 

@@ -67,3 +67,12 @@ def test_an_emptied_window_counts_no_lessons():
     school = make_school()
     _counted_both_ways(school, week(school))
     assert _counted_both_ways(school, [])[MONDAY][0] == 0
+
+
+def test_weeks_reaching_outside_the_stored_window_are_read_back():
+    """A week the store did not wholly cover holds lessons the store never saw."""
+    school = make_school()
+    store_lessons(school, MONDAY, LAST, week(school))  # Monday to Friday of the first week
+    stored = store_lessons(school, MONDAY + datetime.timedelta(days=3), LAST, [])  # from Thursday
+    SchoolWeek.objects.recount_school(school.pk, WEEKS, stored)
+    assert _weeks(school)[MONDAY][0] == len(week(school, days=3))  # Monday to Wednesday's
