@@ -157,8 +157,9 @@ def store_lessons(
             names = {record.subject_raw: record.subject for record in records}
         subjects = _subject_ids(names)
         rows = _distinct_rows(school, date_from, date_to, records, subjects)
+        by_day = Counter(map(_day, rows))  # the window's lessons by date, once written
         write = _merge_copy if method == "copy" else _merge_orm
-        inserted, updated, removed = write(school, date_from, date_to, rows, history)
+        inserted, updated, removed = write(school, date_from, date_to, rows, by_day, history)
         changed = bool(inserted or updated or removed)
         if digest is not None:
             _remember_digest(
@@ -177,7 +178,7 @@ def store_lessons(
         removed=removed,
         collapsed=len(records) - len(rows),
         window=(date_from, date_to),
-        by_day=Counter(map(_day, rows)),
+        by_day=by_day,
     )
 
 
@@ -708,13 +709,14 @@ def _merge_copy(
     date_from: datetime.date,
     date_to: datetime.date,
     rows: dict[tuple, tuple],
+    by_day: Counter,
     observer: Observer | None,
 ) -> tuple[int, int, int]:
     """PostgreSQL: read the stored window back as text; when it holds no lesson yet (a first
     load), COPY ``rows`` straight into the lessons (``_first_load``) and record the one
     ``baseline`` change the merge would have recorded; when it holds exactly ``rows`` as
     lines of COPY text (``_copy_lines``), write nothing; else COPY the lines into the stage
-    table and merge with one statement."""
+    table and merge with one statement. ``by_day``: ``rows`` counted by date."""
     connection.ensure_connection()
     now = clock.now()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
@@ -772,12 +774,11 @@ def _merge_copy(
             else:
                 updated.append((key, row[after + 1 :], value))
         # A day had lessons before the merge if one of them was removed, or if not every lesson
-        # it holds now was inserted. (map and Counter over the window's keys run in C.)
-        days_after = set(map(_day, rows))
+        # it holds now was inserted (``by_day``: the rows by date, what it holds now).
+        days_after = set(by_day)
         if inserted:
             new = Counter(key[0] for key, _ in inserted)
-            held = Counter(map(_day, rows))
-            days_before = {day for day, count in held.items() if count > new[day]}
+            days_before = {day for day, count in by_day.items() if count > new[day]}
         else:
             days_before = set(days_after)
         days_before |= {key[0] for key, _ in removed}
@@ -820,10 +821,11 @@ def _merge_orm(
     date_from: datetime.date,
     date_to: datetime.date,
     rows: dict[tuple, tuple],
+    by_day: Counter,
     observer: Observer | None,
 ) -> tuple[int, int, int]:
     """Any database: compare with the stored window in Python, write only the differences,
-    and the same change history as the COPY path."""
+    and the same change history as the COPY path (``by_day``: ``rows`` counted by date)."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(_LOCK, [LESSON_LOCK, school.pk])
@@ -833,7 +835,7 @@ def _merge_orm(
         key, value = key_and_values[: len(_WINDOW_KEY)], key_and_values[len(_WINDOW_KEY) :]
         stored[tuple(key)] = (pk, tuple(value))
     days_before = {key[0] for key in stored}
-    days_after = {key[0] for key in rows}
+    days_after = set(by_day)
     now = clock.now()
     writes, inserted, updated = [], [], []
     for key, value in rows.items():
