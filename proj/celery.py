@@ -1,8 +1,9 @@
 """The Celery application, configured from Django settings (``CELERY_`` namespace)."""
 
+import gc
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from celery.apps.beat import Beat
 from celery.utils.serialization import strtobool
 from celery.worker import control
@@ -78,6 +79,33 @@ def conf(state, with_defaults=False, **kwargs):
     from proj.redact import redact_config
 
     return redact_config(_celery_conf(state, with_defaults=with_defaults, **kwargs))
+
+
+# A worker child's young generation is collected after this many new container objects
+# instead of Python's 700. A task makes thousands (a page's rows, the COPY's columns), freed by
+# reference counting long before a collection would find them: the collections every 700
+# found almost nothing. Cyclic garbage waits longer, bounded by the child's recycling
+# (CELERY_WORKER_MAX_TASKS_PER_CHILD, CELERY_WORKER_MAX_MEMORY_PER_CHILD).
+CHILD_GC_THRESHOLD = 10_000
+
+
+@signals.worker_process_init.connect
+def settle_child_heap(**kwargs) -> None:
+    """Leave what a prefork child inherited (Django, Celery, the project: about 130,000
+    objects that live as long as the process) out of every garbage collection, and collect
+    the young generation less often.
+
+    Measured over 600 J10 schools (bench_pipeline.py, a gc.callbacks hook in each child):
+    each child ran about 480 young collections, 0.12-0.14 s of its 5.2-5.4 CPU-s (2.5%);
+    with this, none ran in the children at all. A full collection, which walked everything
+    inherited (40-55 ms in the worker's main process), now walks only what the child made.
+    ``gc.freeze`` moves the inherited objects aside without visiting them (nor dirtying the
+    pages the child shares with the worker's main process); what a task leaves behind in
+    cycles is still collected.
+    """
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(CHILD_GC_THRESHOLD, middle, old)
 
 
 app = DjangoCelery("proj")
