@@ -268,7 +268,7 @@ class WindowDigest(models.Model):
     digest = models.CharField(
         "digest",
         max_length=64,
-        help_text="SHA-1 of the conversion code, then each page's query and body, in order.",
+        help_text="XXH3-128 of the conversion code, then each page's query and body, in order.",
     )
     lessons = models.IntegerField("lessons", help_text="Distinct lessons the answer holds.")
     records = models.IntegerField("records", help_text="Records the answer held.")
