@@ -679,7 +679,7 @@ def report(
     if budget is not None:
         checks += budget_checks(budget, two_keys)
     ok = verdict(checks)
-    if budget is not None:
+    if budget is not None and budget["pages_per_s"] > 0:  # (none when its units all failed)
         pages_per_lesson = first["pages"] / first["lessons"]
         api_minutes = NATIONAL * pages_per_lesson / budget["pages_per_s"] / 60
         print(

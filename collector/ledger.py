@@ -517,6 +517,13 @@ class SchoolRun(models.Model):
             ),
         ]
 
+    # Whether a digest of the school's window was stored when ``take`` claimed the unit (an
+    # answer was merged for this very window before): when not, whatever NEIS answers will be
+    # converted and merged, so the client decodes its pages as they come instead of peeking
+    # first (``NeisClient.timetable``). Only ``take`` on PostgreSQL finds it out; elsewhere
+    # it stays True, which costs a peek and changes nothing else.
+    window_answered = True
+
     def __str__(self):
         return f"{self.school_id} in run {self.run_id}: {self.status}"
 
@@ -548,7 +555,8 @@ class SchoolRun(models.Model):
 
     @classmethod
     def take(cls, unit_id: int, task_id: str = "") -> tuple[SchoolRun, bool]:
-        """``claim`` unit ``unit_id`` and read it with its school and run, in one statement
+        """``claim`` unit ``unit_id`` and read it with its school and run (and whether its
+        window was answered before: ``window_answered``), in one statement
         (the collect task's first step, once per unit: the ORM's get and update cost two
         round trips and most of their time in building SQL). Returns the unit, claimed or
         as it is, and whether the claim was taken; DoesNotExist for an unknown unit."""
@@ -573,7 +581,8 @@ class SchoolRun(models.Model):
         unit_width, school_width = len(_columns(cls)), len(_columns(School))
         unit = _from_row(cls, row[:unit_width])
         unit.school = _from_row(School, row[unit_width : unit_width + school_width])
-        unit.run = _from_row(CollectionRun, row[unit_width + school_width :])
+        unit.run = _from_row(CollectionRun, row[unit_width + school_width : -1])
+        unit.window_answered = row[-1]
         return unit, True
 
     def renew_lease(self) -> bool:
@@ -807,7 +816,10 @@ def _take_sql() -> str:
       AND (u.status IN ({free})
            OR (u.status = {running} AND u.lease_expires_at < %(now)s)
            OR (%(task)s <> '' AND u.status = {running} AND u.task_id = %(task)s))
-    RETURNING {", ".join(selected)}
+    RETURNING {", ".join(selected)}, EXISTS (
+        SELECT 1 FROM collector_windowdigest d
+        WHERE d.school_id = u.school_id AND d.date_from = r.date_from AND d.date_to = r.date_to
+    )
     """
 
 

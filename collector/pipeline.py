@@ -496,7 +496,12 @@ def _fetch_and_store(unit, run, school, client, pool, budget, policy) -> Outcome
             client = NeisClient.from_settings(api_key=budget.api_key, limiter=budget)
         try:
             fetched = client.timetable(
-                Level(school.level), school.office_id, school.code, run.date_from, run.date_to
+                Level(school.level),
+                school.office_id,
+                school.code,
+                run.date_from,
+                run.date_to,
+                peek=unit.window_answered,  # else no digest can match: decoded as they come
             )
             break
         except NeisQuotaError as exc:

@@ -509,7 +509,8 @@ class FetchResult:
     The served rows become records (``rows``) only when ``rows``, ``invalid`` or
     ``invalid_reasons`` is first read: everything else, the digest included, is known before,
     so an answer merged before need never be converted at all. A timetable's pages are not
-    even decoded before that, only peeked at (``parse.peek_envelope``), and ``check`` (which
+    even decoded before that (unless asked with ``peek=False``), only peeked at
+    (``parse.peek_envelope``), and ``check`` (which
     ``rows`` calls) raises the error of a page json refuses: an answer whose digest is known
     was decoded in full, and accepted, when it was merged.
     """
@@ -792,6 +793,8 @@ class NeisClient:
         school_code: str,
         date_from: datetime.date,
         date_to: datetime.date,
+        *,
+        peek: bool = True,
     ) -> FetchResult:
         """Every lesson of one school between two dates (inclusive) as LessonRecords.
 
@@ -803,6 +806,12 @@ class NeisClient:
         window. Weeks with no data give an empty result. Raises NeisTransientError,
         NeisQuotaError or NeisPermanentError, and ValueError when ``date_from`` is after
         ``date_to``.
+
+        With ``peek`` (the default) the pages are only peeked at while paging and decoded
+        when the records are first asked for, which an answer merged before never needs.
+        Without it each page is decoded as it comes: for a window whose answer will be
+        converted whatever it holds (the pipeline's first load of it), which then costs no
+        peek. The records, counts and digest are the same either way.
         """
         level = Level(level)
         if date_from > date_to:
@@ -817,7 +826,7 @@ class NeisClient:
                 "TI_TO_YMD": end.strftime("%Y%m%d"),
             }
             convert = _LessonsOf(rows, office_code, school_code, start, end)
-            self._fetch(service, level.service, params, convert, result, peek=True)
+            self._fetch(service, level.service, params, convert, result, lessons=True, peek=peek)
         return result
 
     def classes(self, office_code: str, school_code: str, academic_year: int) -> FetchResult:
@@ -890,15 +899,17 @@ class NeisClient:
         convert: Callable[[object], SchoolRecord | LessonRecord | ClassRecord | ScheduleRecord],
         result: FetchResult,
         *,
+        lessons: bool = False,
         peek: bool = False,
     ) -> None:
         """Page through one query, appending records and counts to ``result``.
 
         Stops on INFO-200, a short page, a page that starts like page 1 (some services repeat
         it past the end), once ``list_total_count`` rows have come, or at ``max_pages``.
-        With ``peek`` (timetables: ``convert`` is a ``_LessonsOf``), pages whose rows need not
+        With ``lessons`` (timetables: ``convert`` is a ``_LessonsOf``) pages are read as
+        ``parse.LessonPage``s where they can be; with ``peek`` too, pages whose rows need not
         be decoded to page on are left undecoded until ``result`` is asked for its records
-        (``FetchResult.check``), then read as ``parse.LessonPage``s where they can be.
+        (``FetchResult.check``).
         """
         result.services.append(service)
         keys = (envelope_key, service)
@@ -908,7 +919,9 @@ class NeisClient:
         pages: list[list] = []
         for page in range(1, self.max_pages + 1):
             query = {**params, "pIndex": page}
-            envelope, read_rows = self._get(service, keys, query, result, peek=peek)
+            envelope, read_rows = self._get(
+                service, keys, query, result, lessons=lessons, peek=peek
+            )
             result.pages += 1
             if envelope.code == NO_DATA:
                 break
@@ -950,11 +963,13 @@ class NeisClient:
         params: dict,
         result: FetchResult,
         *,
+        lessons: bool = False,
         peek: bool = False,
     ) -> tuple[parse.Envelope, Callable[[], list] | None]:
         """One request; returns a success or INFO-200 envelope, raises every other outcome.
 
-        With ``peek`` (timetables), a success page's rows may be left undecoded
+        With ``lessons`` (timetables), a success page's rows are a ``parse.LessonPage`` where
+        ``parse.read_lessons`` reads the body. With ``peek`` too, they may be left undecoded
         (``parse.peek_envelope``): the second item is then what reads them (``_rows``),
         raising what this would have raised had it read them at once (a page whose rows json
         refuses); else it is None.
@@ -973,12 +988,13 @@ class NeisClient:
         result._hash.update(f"{service} {self._describe(params)} {status} {len(body)}\n".encode())
         result._hash.update(body)
         envelope, rows = None, None
-        if peek and 200 <= status < 300:
-            envelope = parse.peek_envelope(body, keys, max_rows=self.max_rows)
-            if envelope is not None and _means_success(envelope.code):
-                rows = functools.partial(self._rows, keys, body, status, where)
-            else:
+        if lessons and 200 <= status < 300:
+            read = parse.peek_envelope if peek else parse.read_lessons
+            envelope = read(body, keys, max_rows=self.max_rows)
+            if envelope is None or not _means_success(envelope.code):
                 envelope = None
+            elif peek:
+                rows = functools.partial(self._rows, keys, body, status, where)
         if envelope is None:
             envelope = self._read(keys, body, status, where)
         if envelope.code == "INFO-100":

@@ -197,3 +197,39 @@ def test_it_takes_a_slot_for_requests_that_fail(neis_sim):
     with pytest.raises(NeisTransientError):
         client.schools(office_code=OFFICE)
     assert (limiter.entered, limiter.held) == (1, 0)
+
+
+@pytest.mark.parametrize("mode", ["normal", "repeat", "info200"])
+def test_a_timetable_decoded_as_it_comes_is_the_one_peeked_at(neis_sim, monkeypatch, mode, caplog):
+    """``timetable(peek=False)`` (a window about to be converted whatever it holds) decodes
+    each page as it comes and never peeks, and gives the same records, counts and digest,
+    whichever way the paging ends: a short page, page 1 again, INFO-200."""
+    from collector.neis import parse
+
+    caplog.set_level(logging.INFO, logger="collector.neis.client")
+    school = neis_sim.world.schools(office=OFFICE, level="mis")[0]
+    week = (datetime.date(2026, 11, 16),) * 2  # a Monday: fewer lessons than a page holds
+    lessons = len(neis_sim.world.timetable(school.code, *week, as_of=neis_sim.control.now()))
+    page_size = 40
+    if mode != "normal":  # a full last page, and a total that asks for one more
+        neis_sim.control.configure(page_mode=mode, overstate=3)
+        page_size = lessons
+    peeks = []
+    peek = parse.peek_envelope
+    monkeypatch.setattr(parse, "peek_envelope", lambda *a, **k: peeks.append(1) or peek(*a, **k))
+
+    def fetch(**options):
+        client = client_for(neis_sim, page_size=page_size)
+        return client.timetable(Level.MIDDLE, OFFICE, school.code, *week, **options)
+
+    peeked = fetch()
+    assert peeks and peeked.pages >= 2
+    peeks.clear()
+    decoded = fetch(peek=False)
+    assert not peeks
+    assert decoded.rows == peeked.rows and len(decoded.rows) == lessons
+    counted = ("pages", "requests", "list_total_count", "received", "missing", "digest")
+    assert [getattr(decoded, name) for name in counted] == [
+        getattr(peeked, name) for name in counted
+    ]
+    assert caplog.text.count("page 2 repeats page 1") == (2 if mode == "repeat" else 0)

@@ -23,7 +23,7 @@ class NoRequests:
     def schools(self, **query):
         raise AssertionError(f"a request was made: schoolInfo {query}")
 
-    def timetable(self, *args):
+    def timetable(self, *args, **options):
         raise AssertionError(f"a request was made: timetable {args}")
 
 

@@ -137,8 +137,8 @@ def test_it_retries_an_answer_whose_rows_json_refuses_once_they_are_read(sim, mo
 
     timetable = NeisClient.timetable
 
-    def garbled(self, *args):
-        result = timetable(self, *args)
+    def garbled(self, *args, peek):
+        result = timetable(self, *args, peek=True)  # (a window answered before: peeked)
 
         def refused():
             raise NeisTransientError("BAD-BODY", "misTimetable page 1: HTTP 200, invalid JSON")
@@ -178,3 +178,34 @@ def test_it_spends_a_handful_of_statements_on_an_unchanged_school_window(sim):
     assert work == ["UPDATE", "SELECT", "SELECT", "UPDATE", "SELECT", "SELECT"], [
         query["sql"].strip()[:70] for query in queries.captured_queries
     ]
+
+
+def test_a_first_load_decodes_its_pages_as_they_come_and_a_rerun_peeks(sim, monkeypatch):
+    """A unit whose window has no digest yet will be converted whatever NEIS answers: its
+    pages are decoded as they come (``SchoolRun.take`` says ``window_answered``), not first
+    peeked at; the units of a re-run of the same window peek, as the digest may match."""
+    from django.db import connection
+
+    from collector.ledger import SchoolRun
+    from collector.neis import parse
+
+    if connection.vendor != "postgresql":
+        pytest.skip("only take's one statement on PostgreSQL finds the window's digest")
+    peeks = []
+    peek = parse.peek_envelope
+    monkeypatch.setattr(parse, "peek_envelope", lambda *a, **k: peeks.append(1) or peek(*a, **k))
+    first = _collect()
+    assert first.rows_inserted > 0 and not peeks
+    second = _collect()
+    assert len(peeks) >= second.units_done > 0
+    assert second.rows_unchanged == first.rows_inserted
+
+    # Another window of the same schools has no digest of its own.
+    run = pipeline.create_run(
+        "middle", MONDAY, FRIDAY - datetime.timedelta(days=1), offices=["I10"]
+    )
+    unit, claimed = SchoolRun.take(run.units.order_by("pk").first().pk)
+    assert claimed and unit.window_answered is False
+    run = pipeline.create_run("middle", MONDAY, FRIDAY, offices=["I10"])
+    unit, claimed = SchoolRun.take(run.units.order_by("pk").first().pk)
+    assert claimed and unit.window_answered is True
