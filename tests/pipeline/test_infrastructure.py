@@ -95,6 +95,76 @@ def test_an_attempt_keeps_its_lease_while_it_works(unit, settings):
     assert renewed > first
 
 
+class Renewed:
+    """A unit as the lease keeper sees it: counts its renewals, says whether it still holds."""
+
+    def __init__(self, pk: int, holds: bool = True, fails: bool = False):
+        self.pk, self.holds, self.fails, self.times = pk, holds, fails, 0
+
+    def renew_lease(self) -> bool:
+        self.times += 1
+        if self.fails:
+            raise OperationalError("the database is restarting")
+        return self.holds
+
+
+def test_one_keeper_renews_every_unit_a_process_holds_until_it_lets_go():
+    """The process's one lease keeper renews each unit at its own interval while it is held,
+    stops when it is released or superseded, and goes on past a renewal that fails."""
+    keeper = pipeline._keeper
+    slow, fast, gone, failing = (
+        Renewed(1),
+        Renewed(2),
+        Renewed(3, holds=False),
+        Renewed(4, fails=True),
+    )
+    held = [keeper.hold(slow, 5)]
+    time.sleep(0.05)  # the keeper now sleeps until slow falls due: the others must wake it
+    held += [keeper.hold(gone, 0.1), keeper.hold(failing, 0.1)]
+    fast_held = keeper.hold(fast, 0.1)
+    time.sleep(0.55)
+    keeper.release(fast_held)
+    released_at = fast.times
+    time.sleep(0.3)
+    for token in held:
+        keeper.release(token)
+    assert slow.times == 0
+    assert released_at >= 2 and fast.times == released_at  # (about 5 on a quiet machine)
+    assert gone.times == 1  # superseded at its first renewal: not asked again
+    assert failing.times >= 2  # logged, and tried again at its interval
+
+
+_KEEPER_IN_A_FORKED_CHILD = """
+import os, sys, time
+import django
+django.setup()
+from collector import pipeline
+class Unit:
+    pk, times = 1, 0
+    def renew_lease(self):
+        self.times += 1
+        return True
+parent = Unit()
+pipeline._keeper.hold(parent, 0.1)
+time.sleep(0.35)
+child = os.fork()
+if child == 0:  # the parent's keeper thread is not here: holding starts one
+    unit, inherited = Unit(), parent.times
+    pipeline._keeper.hold(unit, 0.1)
+    time.sleep(0.55)
+    # Its own unit renewed; the parent's (a copy here) is the parent's keeper's business.
+    os._exit(0 if unit.times >= 2 and parent.times == inherited else 1)
+_, status = os.waitpid(child, 0)
+print(parent.times >= 3, os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_forked_child_keeps_its_leases_with_a_keeper_of_its_own():
+    done = processes.run_python(_KEEPER_IN_A_FORKED_CHILD)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "0"]
+
+
 # A worker whose host dropped off the network inside its store transaction: it holds the
 # unit's row lock and then says nothing more, as a client that will never send COMMIT.
 _GONE_MID_TRANSACTION = """
