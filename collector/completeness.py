@@ -163,7 +163,9 @@ class SchoolWeekQuerySet(models.QuerySet):
         """
         return self.filter(partial=True).order_by("-monday", "classes_seen", "school_id")
 
-    def recount_school(self, school_id: int, mondays: list[datetime.date], stored) -> int:
+    def recount_school(
+        self, school_id: int, mondays: list[datetime.date], stored, *, savepoint: bool = True
+    ) -> int:
         """Recount one school's weeks after a store, unless the store changed no lesson and
         every week is counted already (an unchanged re-run, most of a weekly run: a recount
         reads the weeks' lessons twice, some 30 ms of the database a week). ``stored`` is the
@@ -173,7 +175,8 @@ class SchoolWeekQuerySet(models.QuerySet):
         (``stored.window``, ``stored.by_day``): when the weeks lie wholly inside that window,
         as the pipeline's do (``school_weeks``), their lessons and days are counted from it
         instead of read back (the database's recount of a first-loaded unit, 1.5 ms, drops
-        to 0.9)."""
+        to 0.9). ``savepoint=False``: inside a caller's transaction, which the caller rolls
+        back whole on any failure (the pipeline's), it takes no savepoint of its own."""
         if not mondays:
             return 0
         weeks = sorted(set(mondays))
@@ -188,7 +191,7 @@ class SchoolWeekQuerySet(models.QuerySet):
         )
         if not inside or any(monday.weekday() for monday in weeks):
             return self.recompute(mondays, [school_id])
-        with transaction.atomic():
+        with transaction.atomic(savepoint=savepoint):
             return _recompute_weeks(weeks, [school_id], stored.by_day)
 
     def recompute(

@@ -572,6 +572,7 @@ def _store(unit, run, school, fetched, counts, reopened) -> Outcome:
                 history=Observer(run_id=run.pk, unit_id=unit_id),
                 digest=fetched.digest,
                 unknown=True,  # known_answer said None just now
+                savepoint=False,  # any failure rolls back this whole transaction
             )
         if stored is not None:
             counts.update(
@@ -588,7 +589,7 @@ def _store(unit, run, school, fetched, counts, reopened) -> Outcome:
             return Outcome(unit_id, "superseded")  # (only when known: no lesson was written)
         if records:  # its weeks' classes and days, counted with the lessons they count
             weeks = school_weeks(run.date_from, run.date_to)
-            SchoolWeek.objects.recount_school(school.pk, weeks, stored)
+            SchoolWeek.objects.recount_school(school.pk, weeks, stored, savepoint=False)
     if fetched.missing:
         log.warning(
             "school %s: NEIS announced %s rows but served %s",

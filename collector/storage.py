@@ -111,6 +111,7 @@ def store_lessons(
     history: Observer | None = Observer(),
     digest: str | None = None,
     unknown: bool = False,
+    savepoint: bool = True,
 ) -> StoreResult:
     """Make the stored lessons of ``school`` between two dates (inclusive) equal ``records``.
 
@@ -120,7 +121,9 @@ def store_lessons(
     with the latest LOAD_DTM is kept. An empty ``records`` deletes the whole window; callers
     that get NEIS's "no data" should not call this.
 
-    Runs in one transaction, or a savepoint of the caller's; never commits by itself. Two
+    Runs in one transaction, or a savepoint of the caller's (none with ``savepoint=False``:
+    for a caller that rolls its transaction back whole on any failure, as the pipeline does,
+    two round trips fewer); never commits by itself. Two
     writers of the same school wait for each other. ``method`` is ``"copy"`` (PostgreSQL only)
     or ``"orm"``; the default is the fastest the database has. Raises ValueError when a record
     belongs to another school or lies outside the window.
@@ -143,7 +146,7 @@ def store_lessons(
         raise ValueError(f"unknown or unsupported method {method!r} on {connection.vendor}")
     if not isinstance(records, list | LessonRecords):  # whose columns storage reads
         records = list(records)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=savepoint):
         if digest is not None and not unknown:
             known = known_answer(school, date_from, date_to, digest)
             if known is not None and known.stored + known.collapsed == len(records):

@@ -209,3 +209,38 @@ def test_a_first_load_decodes_its_pages_as_they_come_and_a_rerun_peeks(sim, monk
     run = pipeline.create_run("middle", MONDAY, FRIDAY, offices=["I10"])
     unit, claimed = SchoolRun.take(run.units.order_by("pk").first().pk)
     assert claimed and unit.window_answered is True
+
+
+@pytest.mark.django_db(transaction=True)  # (each unit's transaction its own, not a savepoint)
+def test_a_first_load_stores_in_one_transaction_without_savepoints_of_its_own(sim, monkeypatch):
+    """The pipeline's store and recount take no savepoint inside the unit's transaction (two
+    round trips each), and a failure inside the store still rolls back everything the unit
+    wrote: its lessons, its digest and its counts."""
+    from django.db import OperationalError, connection
+    from django.test.utils import CaptureQueriesContext
+
+    from collector import storage
+    from collector.ledger import SchoolRun
+    from collector.models import Lesson
+
+    storage.ensure_partitions(MONDAY, FRIDAY)  # (created and remembered once committed)
+    run = pipeline.create_run("middle", MONDAY, FRIDAY, offices=["I10"])
+    first, second = run.units.order_by("pk")[:2]
+    quota.forget_cached_caps()
+    quota.planned_caps()
+    with CaptureQueriesContext(connection) as queries:
+        assert pipeline.collect_unit(first.pk).status == "done"
+    statements = [query["sql"][:60] for query in queries.captured_queries]
+    assert not [sql for sql in statements if sql.startswith("SAVEPOINT")], statements
+    assert Lesson.objects.filter(school_id=first.school_id).exists()
+
+    def database_away(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(storage, "_remember_digest", database_away)  # after the COPY
+    with pytest.raises(OperationalError):
+        pipeline.collect_unit(second.pk)
+    assert not Lesson.objects.filter(school_id=second.school_id).exists()
+    assert not WindowDigest.objects.filter(school_id=second.school_id).exists()
+    unit = SchoolRun.objects.get(pk=second.pk)
+    assert (unit.status, unit.rows_fetched) == ("running", 0)  # left to the watchdog
