@@ -217,14 +217,15 @@ def known_answer(
 def _remember_digest(school, date_from, date_to, digest, lessons, records, *, forget) -> None:
     """Store the window's digest; with ``forget`` (the merge changed the school's lessons)
     first drop the digests of every other window overlapping it: none vouches any more."""
+    remember = [school.pk, date_from, date_to, digest, lessons, records, clock.now()]
     with connection.cursor() as cursor:
-        if forget:
-            cursor.execute(
-                _FORGET_OTHER_DIGESTS, [school.pk, date_to, date_from, date_from, date_to]
-            )
-        cursor.execute(
-            _REMEMBER_DIGEST, [school.pk, date_from, date_to, digest, lessons, records, clock.now()]
-        )
+        forget_others = [school.pk, date_to, date_from, date_from, date_to] if forget else None
+        if forget_others and connection.vendor == "postgresql":  # one round trip for both
+            cursor.execute(_FORGET_OTHERS_AND_REMEMBER, forget_others + remember)
+            return
+        if forget_others:
+            cursor.execute(_FORGET_OTHER_DIGESTS, forget_others)
+        cursor.execute(_REMEMBER_DIGEST, remember)
 
 
 def _distinct_rows(
@@ -371,6 +372,10 @@ ON CONFLICT (school_id, date_from, date_to) DO UPDATE
 SET digest = EXCLUDED.digest, lessons = EXCLUDED.lessons, records = EXCLUDED.records,
     merged_at = EXCLUDED.merged_at
 """
+# Both at once (a data-modifying WITH): the other windows' rows go, the window's own is upserted.
+_FORGET_OTHERS_AND_REMEMBER = (
+    f"WITH forgotten AS ({_FORGET_OTHER_DIGESTS.strip()}) {_REMEMBER_DIGEST.strip()}"
+)
 # Held until the transaction ends; the first key is a namespace (LESSON_LOCK, PARTITION_LOCK).
 _LOCK = "SELECT pg_advisory_xact_lock(%s, %s)"
 # The temporary table the COPY path fills, once per connection; it empties itself at every
