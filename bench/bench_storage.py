@@ -383,9 +383,14 @@ def benchmark(args) -> None:
                 if paired:
                     # The ceiling just before each first load, both into empty tables, so
                     # that both see the host at one speed (it drifts by 10-20% from one
-                    # minute to the next on a shared host).
+                    # minute to the next on a shared host); each after a CHECKPOINT, so
+                    # that neither pays for writing out what the case before it left dirty
+                    # (the first load measured straight after the ceiling's million rows
+                    # ran 20% slower than the same load later in the round).
                     print(f"raw COPY ceiling, round {number + 1} ...", file=sys.stderr)
+                    sql("CHECKPOINT")
                     ceilings.append(ceiling(windows, by_code))
+                    sql("CHECKPOINT")
                 print(f"{label}, round {number + 1}: {case} ...", file=sys.stderr)
                 result = run_case(f"{label}, {case}", data[case], method, by_code, history)
                 result["dead"] = dead_tuples()
