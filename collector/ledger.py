@@ -805,13 +805,13 @@ def _from_row(model, values):
     for index, field, functions in _converters(model):
         for function in functions:
             values[index] = function(values[index], field, connection)
-    names = None if len(values) == len(model._meta.concrete_fields) else _names(model)
-    return model.from_db(connection.alias, names, values)
+    return model.from_db(connection.alias, _names(model), values)
 
 
 @functools.cache
-def _names(model) -> list[str]:
-    return [field.attname for field in _taken(model)]
+def _names(model) -> frozenset[str]:
+    """The attnames ``take`` reads of ``model`` (``Model.from_db`` defers the others)."""
+    return frozenset(field.attname for field in _taken(model))
 
 
 @functools.cache

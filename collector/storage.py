@@ -218,14 +218,15 @@ def _remember_digest(school, date_from, date_to, digest, lessons, records, *, fo
     """Store the window's digest; with ``forget`` (the merge changed the school's lessons)
     first drop the digests of every other window overlapping it: none vouches any more."""
     remember = [school.pk, date_from, date_to, digest, lessons, records, clock.now()]
+    others = [school.pk, date_to, date_from, date_from, date_to]
     with connection.cursor() as cursor:
-        forget_others = [school.pk, date_to, date_from, date_from, date_to] if forget else None
-        if forget_others and connection.vendor == "postgresql":  # one round trip for both
-            cursor.execute(_FORGET_OTHERS_AND_REMEMBER, forget_others + remember)
-            return
-        if forget_others:
-            cursor.execute(_FORGET_OTHER_DIGESTS, forget_others)
-        cursor.execute(_REMEMBER_DIGEST, remember)
+        if not forget:
+            cursor.execute(_REMEMBER_DIGEST, remember)
+        elif connection.vendor == "postgresql":  # one round trip for both
+            cursor.execute(_FORGET_OTHERS_AND_REMEMBER, others + remember)
+        else:
+            cursor.execute(_FORGET_OTHER_DIGESTS, others)
+            cursor.execute(_REMEMBER_DIGEST, remember)
 
 
 def _distinct_rows(
