@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -142,12 +143,20 @@ def chaos_rabbitmq():
         shutil.rmtree(root, ignore_errors=True)
 
 
+#: Attempts of one scenario whose logs are kept (a rare failure's among passes after it).
+KEEP_ATTEMPTS = 20
+
+
 def _logs(request) -> Path:
     # Kept after the session (pytest keeps only its last few temporary folders, and other
-    # sessions on this machine rotate them): the workers' and beat's logs of each scenario.
-    folder = LOGS / request.node.name
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    # sessions on this machine rotate them): the workers' and beat's logs of each scenario,
+    # a folder an attempt, the newest KEEP_ATTEMPTS of them.
+    scenario = LOGS / request.node.name
+    scenario.mkdir(parents=True, exist_ok=True)
+    for old in sorted(scenario.iterdir())[: -KEEP_ATTEMPTS + 1]:
+        shutil.rmtree(old, ignore_errors=True)
+    folder = scenario / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    folder.mkdir()
     return folder
 
 

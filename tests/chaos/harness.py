@@ -192,7 +192,19 @@ class Chaos:
                 .annotate(n=Count("pk"))
                 .values_list("status", "n")
             )
-            raise TimeoutError(f"run {run.pk} did not close in {timeout} s; open: {left}") from None
+            raise TimeoutError(
+                f"run {run.pk} did not close in {timeout} s; open: {left}; "
+                f"{self._waiting()} collect messages waiting; logs in {self.logs}"
+            ) from None
+
+    def _waiting(self) -> str:
+        """How many collect messages wait in the private broker, for a stall's message."""
+        try:
+            with app.connection_for_read(self.broker_url) as conn:
+                queue = self.settings.CELERY_TASK_ROUTES[pipeline.COLLECT_TASK]["queue"]
+                return str(conn.default_channel.queue_declare(queue, passive=True).message_count)
+        except Exception as exc:  # the message is a diagnosis; it must not hide the timeout
+            return f"unknown ({exc.__class__.__name__})"
 
     @staticmethod
     def query(read, attempts: int = 600):
