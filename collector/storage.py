@@ -22,7 +22,7 @@ import operator
 import re
 import struct
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -135,8 +135,10 @@ def store_lessons(
     ``digest`` identifies the answer ``records`` came from (``FetchResult.digest``). When the
     window's last merge was of an answer with the same digest and no merge has changed the
     school's lessons in the window since, the stored window already equals ``records``:
-    nothing is compared or written, and the result says ``skipped``. ``unknown``: the caller
-    has just asked ``known_answer`` in this transaction and was told None; not asked again.
+    nothing is compared or written, and the result says ``skipped``. ``unknown``: not asked
+    (``known_answer``): the caller has just asked in this transaction and was told None, or
+    knows the window had no digest (a skip missed costs only the merge, which finds the
+    window equal and writes nothing).
     """
     if date_from > date_to:
         raise ValueError(f"date_from {date_from} is after date_to {date_to}")
@@ -409,11 +411,14 @@ _COPY_STAGE = f"COPY collector_lesson_stage ({', '.join(_STAGE_COLUMNS)}) FROM S
 _STORED_TEXT = ", ".join(
     "coalesce(load_dtm::text, '\\N')" if c == "load_dtm" else c for c in _STAGE_COLUMNS
 )
+# {baseline}: nothing, or ``_BASELINE``: the history's row of a first load, written by the
+# same statement when the window holds no lesson (one round trip less a first load).
 _WINDOW_TEXT = f"""
+WITH counted AS (SELECT count(*) AS held FROM collector_lesson WHERE {{window}}){{baseline}}
 SELECT held, CASE WHEN held = {{lines}} THEN (
     SELECT string_agg(concat_ws(E'\\t', {_STORED_TEXT}), E'\\n')
     FROM collector_lesson WHERE {{window}}) END
-FROM (SELECT count(*) AS held FROM collector_lesson WHERE {{window}}) counted
+FROM counted
 """
 
 
@@ -499,9 +504,24 @@ def _spelled_rows(rows: dict[tuple, tuple], spellers: list[dict], separator):
     """
     if not rows:
         return []
+    spelled = _spelled_columns(_row_columns(rows), spellers, separator)
+    if len(spelled) > len(rows):
+        # Columns of more records than rows (alike records collapsed): an alike record is the
+        # same row, and each other row another one, so each distinct row once is the rows.
+        spelled = list(dict.fromkeys(spelled))
+    return spelled
+
+
+def _row_columns(rows: dict[tuple, tuple]) -> list:
+    """The columns ``_spelled_rows`` spells: those of the records ``rows`` was made of when it
+    kept them (``_Rows.columns``), else the rows' own."""
     columns = getattr(rows, "columns", None)
     if columns is None:
         columns = [*zip(*rows, strict=True), *zip(*rows.values(), strict=True)]
+    return columns
+
+
+def _spelled_columns(columns, spellers: list[dict], separator) -> list:
     count = len(columns[0])
     parts: list = []  # per row: a list of spellings, or one spelling for a constant run
     run: list = []
@@ -517,15 +537,9 @@ def _spelled_rows(rows: dict[tuple, tuple], spellers: list[dict], separator):
     if run:
         parts.append(separator.join(run))
     if len(parts) == 1 and not isinstance(parts[0], list):
-        spelled = [parts[0]] * count  # every column constant: one lesson, or alike ones
-    else:
-        rows_of = [part if isinstance(part, list) else itertools.repeat(part) for part in parts]
-        spelled = list(map(separator.join, zip(*rows_of, strict=False)))  # repeat() is endless
-    if len(spelled) > len(rows):
-        # Columns of more records than rows (alike records collapsed): an alike record is the
-        # same row, and each other row another one, so each distinct row once is the rows.
-        spelled = list(dict.fromkeys(spelled))
-    return spelled
+        return [parts[0]] * count  # every column constant: one lesson, or alike ones
+    rows_of = [part if isinstance(part, list) else itertools.repeat(part) for part in parts]
+    return list(map(separator.join, zip(*rows_of, strict=False)))  # repeat() is endless
 
 
 class _CopyField(dict):
@@ -590,9 +604,17 @@ _COPY_LESSONS = (
 )
 
 
-def _copy_binary(school_id: int, rows: dict[tuple, tuple], now: datetime.datetime) -> bytes:
+#: Rows of a first load spelled and sent at a time (``_copy_binary``).
+COPY_PIECE_ROWS = 250
+
+
+def _copy_binary(
+    school_id: int, rows: dict[tuple, tuple], now: datetime.datetime, piece: int | None = None
+) -> Iterator[bytes]:
     """``_distinct_rows`` as COPY BINARY data of ``_COPY_LESSON_COLUMNS`` (the school's
-    lessons, first stored and changed ``now``), header and trailer included.
+    lessons, first stored and changed ``now``), header and trailer included, in pieces of
+    ``piece`` rows (default ``COPY_PIECE_ROWS``): the server parses and inserts a piece while
+    this process spells the next (on two cores, the two overlap instead of taking turns).
 
     Spelled as ``_copy_lines`` spells text, a column at a time from each distinct value's
     field: the server converts binary fields for less than it parses text (a timestamp's
@@ -600,13 +622,23 @@ def _copy_binary(school_id: int, rows: dict[tuple, tuple], now: datetime.datetim
     """
     encoders = {kind: _CopyField(encode) for kind, encode in _BINARY_ENCODERS.items()}
     spellers = [encoders[_LESSON_TYPES[column]] for column in _STAGE_COLUMNS]
-    fields = _spelled_rows(rows, spellers, b"")
-    if not fields:
-        return _BINARY_HEADER + _BINARY_TRAILER
-    # Each row between the school and the two stamps: one join for the whole window.
+    # Each row between the school and the two stamps: one join a piece.
     before = _BINARY_ROW + encoders["integer"][school_id]
     after = encoders["timestamp with time zone"][now] * 2
-    return b"".join((_BINARY_HEADER, before, (after + before).join(fields), after, _BINARY_TRAILER))
+    head, piece = _BINARY_HEADER, piece or COPY_PIECE_ROWS
+    columns = _row_columns(rows) if rows else [[]]
+    count = len(columns[0])
+    if count != len(rows):  # alike records collapsed: spelled whole, each distinct row once
+        pieces = [_spelled_rows(rows, spellers, b"")]
+    else:
+        pieces = (
+            _spelled_columns([column[start : start + piece] for column in columns], spellers, b"")
+            for start in range(0, count, piece)
+        )
+    for fields in pieces:
+        yield b"".join((head, before, (after + before).join(fields), after))
+        head = b""
+    yield head + _BINARY_TRAILER
 
 
 # The slot columns of the change history: the natural key less school and subject.
@@ -706,11 +738,27 @@ def _merge_sql(record_changes: bool) -> str:
 
 
 _MERGE = {capture: _merge_sql(capture) for capture in (True, False)}
-_BASELINE = f"""
-INSERT INTO collector_lessonchange ({_CHANGE_COLUMNS})
-VALUES (%s, %s, %s, %s, 'baseline', %s, %s, NULL, '', NULL, '', '', '', '', '', NULL, NULL,
-        NULL, NULL, NULL, NULL, NULL, NULL)
-"""
+# What the merge's history records when no day of the window held lessons before: one
+# ``baseline`` row (observed, run, unit, school, lessons, first day: literals, ``_literal``).
+_BASELINE = f""", baseline AS (
+    INSERT INTO collector_lessonchange ({_CHANGE_COLUMNS})
+    SELECT {{now}}, {{run}}, {{unit}}, {{school}}, 'baseline', {{lessons}}, {{day}}, NULL, '',
+           NULL, '', '', '', '', '', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+    FROM counted WHERE held = 0)"""
+
+
+def _literal(value: int | datetime.date | None) -> str:
+    """An integer, date, aware moment or None as SQL text (for statements with no parameters:
+    only values this module made, never text)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"a naive moment {value!r}")
+        return f"'{value.isoformat()}'::timestamptz"
+    if isinstance(value, datetime.date):
+        return f"'{value.isoformat()}'::date"
+    return str(int(value))
 
 
 def _merge_copy(
@@ -722,10 +770,10 @@ def _merge_copy(
     observer: Observer | None,
 ) -> tuple[int, int, int]:
     """PostgreSQL: read the stored window back as text; when it holds no lesson yet (a first
-    load), COPY ``rows`` straight into the lessons (``_first_load``) and record the one
-    ``baseline`` change the merge would have recorded; when it holds exactly ``rows`` as
-    lines of COPY text (``_copy_lines``), write nothing; else COPY the lines into the stage
-    table and merge with one statement. ``by_day``: ``rows`` counted by date."""
+    load), COPY ``rows`` straight into the lessons (``_first_load``), the one ``baseline``
+    change the merge would have recorded written by the read itself; when it holds exactly
+    ``rows`` as lines of COPY text (``_copy_lines``), write nothing; else COPY the lines into
+    the stage table and merge with one statement. ``by_day``: ``rows`` counted by date."""
     connection.ensure_connection()
     now = clock.now()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
@@ -736,14 +784,24 @@ def _merge_copy(
             f"school_id = {int(school.pk)} AND date BETWEEN "
             f"'{date_from.isoformat()}'::date AND '{date_to.isoformat()}'::date"
         )
-        # The rows become lines (one each) only once the window is known to hold lessons: a
-        # first load spells them in binary instead.
-        look = _WINDOW_TEXT.format(window=window, lines=len(rows))
+        baseline = ""  # (its values are literals, as the window's)
+        if observer is not None and rows:
+            baseline = _BASELINE.format(
+                now=_literal(now),
+                run=_literal(observer.run_id),
+                unit=_literal(observer.unit_id),
+                school=_literal(school.pk),
+                lessons=len(rows),
+                day=_literal(min(by_day)),
+            )
+        look = _WINDOW_TEXT.format(window=window, lines=len(rows), baseline=baseline)
         cursor.execute(f"{_LOCK % (LESSON_LOCK, int(school.pk))}; {look}")
         cursor.nextset()
         held, text = cursor.fetchone()
         if not held:
-            return _first_load(cursor, school, rows, observer, now), 0, 0
+            return _first_load(cursor, school, rows, now), 0, 0
+        # The rows become lines (one each) only once the window is known to hold lessons: a
+        # first load spells them in binary instead.
         lines = _copy_lines(rows)
         # The stored lessons are distinct by the natural key, and so are the lines: the same
         # number, all of them held, is the same window. A value spelled otherwise than the
@@ -805,23 +863,18 @@ def _merge_copy(
     return len(inserted), len(updated), len(removed)
 
 
-def _first_load(cursor, school: School, rows: dict, observer: Observer | None, now) -> int:
+def _first_load(cursor, school: School, rows: dict, now) -> int:
     """COPY ``rows`` into the lessons of a window that holds none (under the school's lock),
-    in binary (``_copy_binary``), with the history's ``baseline`` row; return how many were
-    inserted.
+    in binary (``_copy_binary``); return how many were inserted. The history's ``baseline``
+    row was written by the look that found the window empty (``_BASELINE``).
 
     No stage table and no merge: nothing stored can conflict or differ.
     """
     if not rows:
         return 0
     with cursor.copy(_COPY_LESSONS) as copy:
-        copy.write(_copy_binary(int(school.pk), rows, now))
-    if observer is not None:
-        # What the merge's history records when no day of the window held lessons before.
-        cursor.execute(
-            _BASELINE,
-            [now, observer.run_id, observer.unit_id, school.pk, len(rows), min(map(_day, rows))],
-        )
+        for piece in _copy_binary(int(school.pk), rows, now):
+            copy.write(piece)
     return len(rows)
 
 
