@@ -374,9 +374,14 @@ def _recompute_weeks(
         FROM ({select}) counted
     """
     marks = ", ".join(["%s"] * len(weeks))
+    delete = f"DELETE FROM {week} WHERE monday IN ({marks}){w_in}"
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {week} WHERE monday IN ({marks}){w_in}", [*mondays, *w_p])
-        cursor.execute(insert, [True, False, now, *params])
+        if connection.vendor == "postgresql":  # one round trip: once a unit
+            cursor.execute(f"{delete};\n{insert}", [*mondays, *w_p, True, False, now, *params])
+            cursor.nextset()  # the INSERT's count
+        else:
+            cursor.execute(delete, [*mondays, *w_p])
+            cursor.execute(insert, [True, False, now, *params])
         return cursor.rowcount
 
 

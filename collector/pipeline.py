@@ -556,8 +556,11 @@ def _store(unit, run, school, fetched, counts, reopened) -> Outcome:
         # is decoded or converted: most of a weekly run costs a hash and this one look, and
         # no lock on the unit either: nothing is written but the unit's counts, by
         # ``finish``, which moves the unit only while this attempt holds its claim.
+        # A window with no digest when its unit was taken (a first load) has none to match:
+        # not looked for (the school's lock and a query), and store_lessons merges as it
+        # would (a digest stored meanwhile by another attempt only costs that a merge).
         stored = None
-        if fetched.received:
+        if fetched.received and unit.window_answered:
             stored = known_answer(school, run.date_from, run.date_to, fetched.digest)
         if stored is None:
             fetched.check()  # NeisTransientError: rolled back, and retried as any other
@@ -571,7 +574,7 @@ def _store(unit, run, school, fetched, counts, reopened) -> Outcome:
                 fetched.rows,
                 history=Observer(run_id=run.pk, unit_id=unit_id),
                 digest=fetched.digest,
-                unknown=True,  # known_answer said None just now
+                unknown=True,  # known_answer said None just now, or there was none to ask
                 savepoint=False,  # any failure rolls back this whole transaction
             )
         if stored is not None:

@@ -232,6 +232,10 @@ def test_a_first_load_stores_in_one_transaction_without_savepoints_of_its_own(si
         assert pipeline.collect_unit(first.pk).status == "done"
     statements = [query["sql"][:60] for query in queries.captured_queries]
     assert not [sql for sql in statements if sql.startswith("SAVEPOINT")], statements
+    # The window had no digest when the unit was taken: none is looked for (nor the school's
+    # lock taken for the look; the store takes it).
+    assert not [sql for sql in statements if "pg_advisory_xact_lock" in sql], statements
+    assert not [sql for sql in statements if "FROM collector_windowdigest d" in sql], statements
     assert Lesson.objects.filter(school_id=first.school_id).exists()
 
     def database_away(*args, **kwargs):
