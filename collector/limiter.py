@@ -338,6 +338,14 @@ return '0'
 """
 
 
+# KEYS: rejected, quota block, breaker, failures. The first three's values, and whether any
+# failure is on record: what an attempt asks before and after its requests, read at once.
+_LOOK = """
+return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3]),
+        redis.call('EXISTS', KEYS[4])}
+"""
+
+
 class RedisBudget(RequestBudget):
     def __init__(self, api_key: str, budget: Budget, url: str):
         super().__init__(api_key, budget)
@@ -347,6 +355,7 @@ class RedisBudget(RequestBudget):
         self._cap = self.redis.register_script(_CAP)
         self._failure = self.redis.register_script(_FAILURE)
         self._allow_script = self.redis.register_script(_ALLOW)
+        self._look = self.redis.register_script(_LOOK)
         prefix = f"neis:budget:{self.key}"
         self._leases, self._tat, self._block, self._rejected = (
             f"{prefix}:leases",
@@ -368,14 +377,16 @@ class RedisBudget(RequestBudget):
         self._seen: dict[str, bytes | None] | None = None  # what ``look`` read
 
     def look(self) -> None:
-        """Read the key's refusal, quota block and breaker in one round trip. Until this
-        budget changes one of them (which forgets what was read), ``rejection``,
-        ``blocked_until``, ``probe_at`` and ``allow`` answer from it: a breaker found closed
-        lets a request go without asking again. What other processes change meanwhile is
-        seen at the next look, as a question asked a moment later would have seen it."""
-        names = ("rejected", "block", "breaker")
-        values = self.redis.mget(self._rejected, self._block, self._breaker)
-        self._seen = dict(zip(names, values, strict=True))
+        """Read the key's refusal, quota block and breaker, and whether failures are on
+        record, in one round trip. Until this budget changes one of them (which forgets what
+        was read), ``rejection``, ``blocked_until``, ``probe_at`` and ``allow`` answer from
+        it: a breaker found closed lets a request go without asking again, and a success
+        with no failure to forget writes nothing (``record_success``). What other processes
+        change meanwhile is seen at the next look, as a question asked a moment later would
+        have seen it."""
+        names = ("rejected", "block", "breaker", "failures")
+        keys = [self._rejected, self._block, self._breaker, self._failures]
+        self._seen = dict(zip(names, self._look(keys=keys), strict=True))
 
     def _get(self, name: str, key: str) -> bytes | None:
         return self.redis.get(key) if self._seen is None else self._seen[name]
@@ -489,7 +500,12 @@ class RedisBudget(RequestBudget):
         return float(self._failure(keys=[self._failures, self._breaker], args=args))
 
     def record_success(self) -> bool:
-        self._seen = None
+        seen, self._seen = self._seen, None
+        if seen is not None and seen["breaker"] is None and not seen["failures"]:
+            # Closed, and no failure on record when looked at: nothing to forget (one round
+            # trip a unit). A failure recorded since came from a request that ran beside this
+            # one; it counts as if after this success, as its order is anyone's anyway.
+            return False
         with self.redis.pipeline() as pipe:
             closed, _ = pipe.delete(self._breaker).delete(self._failures).execute()
         return bool(closed)

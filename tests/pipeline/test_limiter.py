@@ -350,6 +350,26 @@ def test_a_look_answers_for_one_attempt_and_its_own_changes_forget_it(make_budge
         assert other.allow() == pytest.approx(clock.now().timestamp() + 60, abs=1)
 
 
+def test_a_success_forgets_the_failures_it_found_and_writes_nothing_when_none(make_budget):
+    """After a look that found the breaker closed and no failure on record, a success writes
+    nothing (Redis: one round trip a unit less); a failure on record when looked at, or no
+    look, and the success forgets the failures as before."""
+    budget = make_budget(breaker_failures=2, breaker_probe_seconds=60)
+    other = make_budget(breaker_failures=2, breaker_probe_seconds=60)  # another process
+    with _at(0):
+        budget.look()
+        other.record_failure()  # a request beside this attempt's failed
+        assert budget.record_success() is False
+        if isinstance(budget, limiter.RedisBudget):  # it stays on record: one more opens
+            assert other.record_failure() > 0
+            assert budget.record_success() is True  # no look: read and forgotten
+        budget.look()
+        other.record_failure()
+        budget.look()  # a failure on record when looked at: forgotten by the success
+        assert budget.record_success() is False
+        assert other.record_failure() == 0  # the count starts again
+
+
 def test_it_counts_every_request_on_its_quota_day(make_budget):
     budget = make_budget()
     today = budget.quota_day()
