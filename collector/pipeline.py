@@ -33,6 +33,7 @@ from django.db import DatabaseError, connections, transaction
 from django.db.models import OuterRef, Subquery
 
 from collector import clock, quota, registry
+from collector.broker import queue_depth
 from collector.completeness import SchoolWeek, school_weeks
 from collector.ledger import (
     OPEN,
@@ -373,12 +374,8 @@ def waiting_messages() -> int | None:
     queue = settings.CELERY_TASK_ROUTES[COLLECT_TASK]["queue"]
     try:
         with current_app.connection_for_read() as conn:
-            return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+            return queue_depth(conn, queue)
     except Exception as exc:  # an unknown depth only means the watchdog waits longer
-        if getattr(exc, "code", None) == 404 or "NOT_FOUND" in str(exc):
-            # No such queue, so nothing waits in it: Redis drops the key of an empty queue,
-            # and a broker that restarted without the queue lost what it held.
-            return 0
         log.warning("cannot read the depth of queue %s: %s", queue, exc)
         return None
 

@@ -9,6 +9,7 @@ from celery.utils.serialization import strtobool
 from celery.worker import control
 from kombu.utils.objects import cached_property
 
+from collector.broker import StallGuard
 from proj.startup import in_celery_command, prepare, require_database, start_celery_command
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings")
@@ -111,6 +112,8 @@ def settle_child_heap(**kwargs) -> None:
 app = DjangoCelery("proj")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Every worker's consumer reconnects by itself when it stops taking messages (WORKER_STALL_SECONDS).
+app.steps["consumer"].add(StallGuard)
 
 
 @app.task(name="proj.ping", bind=True)

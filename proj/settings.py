@@ -258,6 +258,10 @@ CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int(
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = env_int(  # KiB, up to 64 GiB
     "CELERY_WORKER_MAX_MEMORY_PER_CHILD", 512_000, minimum=10_000, maximum=64 * 1024 * 1024
 )
+# A worker with nothing to do whose queues have held messages this long, none of them taken,
+# reconnects to the broker: its consumer stopped after a broker restart (collector.broker).
+# 0: never.
+WORKER_STALL_SECONDS = env_int("WORKER_STALL_SECONDS", 60, minimum=0, maximum=86_400)
 # Task events (sent, received, started, succeeded), which Flower and `celery events` show.
 # Off unless asked: on a Redis broker each is a PUBLISH, measured at 43% of a worker's main
 # process and a tenth of its CPU in all on an unchanged re-run. Flower turns them on in the

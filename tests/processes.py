@@ -130,15 +130,17 @@ def celery_worker(
     concurrency: int = 2,
     extra: list[str] | None = None,
     prefix: list[str] | None = None,
+    app: str = "proj",
 ) -> Iterator[Process]:
     """Run ``celery -A proj worker`` until the block ends; yields once it reports ready.
 
     ``queues=None`` starts it as the README and Celery's tutorials do, with no ``-Q``.
     ``prefix``: a command that runs the worker (``ip netns exec NAME``: on another host).
+    ``app``: another Celery app module (a test's, with a fault of its own).
     """
     name = f"test-{uuid.uuid4().hex[:8]}@%h"
     args = [
-        sys.executable, "-m", "celery", "-A", "proj", "worker",
+        sys.executable, "-m", "celery", "-A", app, "worker",
         "-n", name, *(["-Q", queues] if queues else []), "-P", pool, "-c", str(concurrency),
         "-l", "INFO", "--without-gossip", "--without-mingle", *(extra or []),
     ]  # fmt: skip

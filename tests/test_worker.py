@@ -10,6 +10,7 @@ from django_celery_results.models import TaskResult
 
 from proj.celery import app, ping
 from tests.processes import AMQP_URL, REDIS_URL, ROOT, celery_worker, child_env, wait_until
+from tests.stalling_app import STALLED
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -80,3 +81,36 @@ def test_it_runs_a_task_sent_with_the_celery_cli(tmp_path):
         task_id = sent.stdout.strip().splitlines()[-1]
         stored = wait_until(lambda: _result_of(task_id), timeout=60)
     assert json.loads(stored.result)["pong"] == marker
+
+
+@pytest.mark.parametrize("broker_url", [REDIS_URL, AMQP_URL], ids=["redis", "rabbitmq"])
+def test_a_worker_whose_consumer_stops_taking_messages_reconnects(tmp_path, broker_url):
+    """``collector.broker.StallGuard``: a consumer that stopped taking messages while they
+    wait (``tests.stalling_app`` cancels its consumption once ready) is noticed and
+    reconnected; the task waiting meanwhile then runs."""
+    env = {"CELERY_BROKER_URL": broker_url, "WORKER_STALL_SECONDS": "3"}
+    with app.connection_for_write(broker_url) as conn:
+        conn.default_channel.queue_purge("default")
+    with celery_worker(tmp_path, env, queues="default", app="tests.stalling_app") as worker:
+        wait_until(lambda: STALLED in worker.output(), timeout=10)
+        with app.connection_for_write(broker_url) as conn:
+            sent = ping.apply_async(args=["late"], connection=conn)
+        stored = wait_until(lambda: _result_of(sent.id), timeout=60)
+        log = worker.output()
+    assert json.loads(stored.result)["pong"] == "late"
+    assert "while 1 waited in its queues and it had nothing to do: reconnecting" in log
+
+
+def test_a_stopped_consumer_takes_nothing_without_the_guard(tmp_path):
+    """The fault of the test above is real: with the guard off, the task is never taken."""
+    env = {"CELERY_BROKER_URL": REDIS_URL, "WORKER_STALL_SECONDS": "0"}
+    with app.connection_for_write(REDIS_URL) as conn:
+        conn.default_channel.queue_purge("default")
+    with celery_worker(tmp_path, env, queues="default", app="tests.stalling_app") as worker:
+        wait_until(lambda: STALLED in worker.output(), timeout=10)
+        with app.connection_for_write(REDIS_URL) as conn:
+            sent = ping.apply_async(args=["never"], connection=conn)
+            with pytest.raises(TimeoutError):
+                wait_until(lambda: _result_of(sent.id), timeout=10)
+            conn.default_channel.queue_purge("default")
+        assert "reconnecting to the broker" not in worker.output()

@@ -30,6 +30,7 @@ from tests.pipeline.truth import expected_lessons, stored_lessons
 TICK_SECONDS = 2
 LEASE_SECONDS = 6
 IDLE_IN_TRANSACTION_SECONDS = 10
+STALL_SECONDS = 10
 # The goal of issue 12: a run recovers within a minute of its fault clearing, plus the work
 # that was still left to do then.
 RECOVERY_SECONDS = 60
@@ -67,6 +68,9 @@ class Chaos:
             "NEIS_BREAKER_PROBE_SECONDS": "3",
             # A worker cut off mid-transaction holds its locks this long (production: a minute).
             "DB_IDLE_IN_TRANSACTION_SECONDS": str(IDLE_IN_TRANSACTION_SECONDS),
+            # A consumer that stopped taking messages reconnects after this (production: a
+            # minute; collector.broker).
+            "WORKER_STALL_SECONDS": str(STALL_SECONDS),
         }
         # This process creates runs and reads the budget: the same servers as the workers.
         settings.CELERY_BROKER_URL = settings.NEIS_LIMITER_URL = redis.url
