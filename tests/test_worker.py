@@ -1,5 +1,6 @@
 """A real worker process runs a real task and its result lands in django-celery-results."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -83,18 +84,30 @@ def test_it_runs_a_task_sent_with_the_celery_cli(tmp_path):
     assert json.loads(stored.result)["pong"] == marker
 
 
-@pytest.mark.parametrize("broker_url", [REDIS_URL, AMQP_URL], ids=["redis", "rabbitmq"])
-def test_a_worker_whose_consumer_stops_taking_messages_reconnects(tmp_path, broker_url):
-    """``collector.broker.StallGuard``: a consumer that stopped taking messages while they
-    wait (``tests.stalling_app`` cancels its consumption once ready) is noticed and
-    reconnected; the task waiting meanwhile then runs."""
-    env = {"CELERY_BROKER_URL": broker_url, "WORKER_STALL_SECONDS": "3"}
+@contextlib.contextmanager
+def _stopped_consumer(tmp_path, broker_url: str, stall_seconds: int):
+    """A worker of ``tests.stalling_app`` on ``broker_url`` once its consumer has stopped
+    taking messages, and the ping it was then sent."""
+    env = {"CELERY_BROKER_URL": broker_url, "WORKER_STALL_SECONDS": str(stall_seconds)}
     with app.connection_for_write(broker_url) as conn:
         conn.default_channel.queue_purge("default")
     with celery_worker(tmp_path, env, queues="default", app="tests.stalling_app") as worker:
         wait_until(lambda: STALLED in worker.output(), timeout=10)
         with app.connection_for_write(broker_url) as conn:
             sent = ping.apply_async(args=["late"], connection=conn)
+        try:
+            yield worker, sent
+        finally:
+            with app.connection_for_write(broker_url) as conn:
+                conn.default_channel.queue_purge("default")
+
+
+@pytest.mark.parametrize("broker_url", [REDIS_URL, AMQP_URL], ids=["redis", "rabbitmq"])
+def test_a_worker_whose_consumer_stops_taking_messages_reconnects(tmp_path, broker_url):
+    """``collector.broker.StallGuard``: a consumer that stopped taking messages while they
+    wait (``tests.stalling_app`` cancels its consumption once ready) is noticed and
+    reconnected; the task waiting meanwhile then runs."""
+    with _stopped_consumer(tmp_path, broker_url, 3) as (worker, sent):
         stored = wait_until(lambda: _result_of(sent.id), timeout=60)
         log = worker.output()
     assert json.loads(stored.result)["pong"] == "late"
@@ -103,14 +116,7 @@ def test_a_worker_whose_consumer_stops_taking_messages_reconnects(tmp_path, brok
 
 def test_a_stopped_consumer_takes_nothing_without_the_guard(tmp_path):
     """The fault of the test above is real: with the guard off, the task is never taken."""
-    env = {"CELERY_BROKER_URL": REDIS_URL, "WORKER_STALL_SECONDS": "0"}
-    with app.connection_for_write(REDIS_URL) as conn:
-        conn.default_channel.queue_purge("default")
-    with celery_worker(tmp_path, env, queues="default", app="tests.stalling_app") as worker:
-        wait_until(lambda: STALLED in worker.output(), timeout=10)
-        with app.connection_for_write(REDIS_URL) as conn:
-            sent = ping.apply_async(args=["never"], connection=conn)
-            with pytest.raises(TimeoutError):
-                wait_until(lambda: _result_of(sent.id), timeout=10)
-            conn.default_channel.queue_purge("default")
+    with _stopped_consumer(tmp_path, REDIS_URL, 0) as (worker, sent):
+        with pytest.raises(TimeoutError):
+            wait_until(lambda: _result_of(sent.id), timeout=10)
         assert "reconnecting to the broker" not in worker.output()
