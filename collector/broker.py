@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def queue_depth(connection, queue: str) -> int:
-    """Messages ready in ``queue`` on a kombu ``connection`` (connected with one attempt).
+    """Messages ready in ``queue`` on a kombu ``connection`` (connected with one retry at most).
 
     A queue the broker does not have holds nothing: Redis drops an empty queue's key, and a
     broker that restarted without the queue lost what it held. Any other failure raises.
