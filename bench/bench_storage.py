@@ -22,8 +22,6 @@ the ceiling measured beside it); the unchanged re-run goes through
 the merge (no digest is given), the case the digest cannot skip (issue 16: 200,000 rows/s).
 ``--no-orm`` skips the slow ``bulk_create`` path; ``--database`` names the scratch database.
 
-``--compare-pieces PAIRS`` measures first loads COPYed whole and in pieces (what
-``storage.COPY_PIECE_ROWS`` buys), alternating, each against a raw COPY ceiling of its own.
 ``--designs`` instead compares physical designs on raw tables (size, queries, FK cost, drop);
 ``--weekly`` stores five overlapping weekly runs and prints the size after each;
 ``--history-overhead`` measures what recording the change history costs in CPU (the server
@@ -416,54 +414,6 @@ def benchmark(args) -> None:
     sql("TRUNCATE collector_lesson, collector_lessonchange")
     results.append(median_of(ceilings))
     report(results, size_notes)
-
-
-def compare_pieces(args) -> None:
-    """First loads COPYed whole and in pieces (``storage.COPY_PIECE_ROWS``), in alternating
-    pairs, each after a raw COPY ceiling of its own: each one's share of its ceiling."""
-    from django.db import transaction
-
-    from collector import storage
-    from collector.neis.records import LessonRecords
-
-    rng, windows, by_code = prepared(args)
-    rng.shuffle(windows)
-    data = [(code, LessonRecords.of(records)) for code, records in windows]
-    names = {r.subject_raw: r.subject for _, records in windows for r in records}
-    with transaction.atomic():
-        storage._subject_ids(names)
-        storage.ensure_partitions(WINDOW_START, WINDOW_END)
-    gc.collect()
-    gc.freeze()
-    pieces = storage.COPY_PIECE_ROWS
-    sizes = {"whole": 10**9, f"pieces of {pieces}": pieces}
-    shares = {label: [] for label in sizes}
-    print(f"{sum(len(r) for _, r in windows):,} lessons of {len(windows)} schools")
-    heads = ("pair", "how", "rows/s", "ceiling", "share", "client us/row")
-    print("{:>4}  {:<16} {:>9} {:>9} {:>6} {:>13}".format(*heads))
-    try:
-        for pair in range(args.compare_pieces):
-            order = list(sizes) if pair % 2 == 0 else list(reversed(sizes))
-            for label in order:
-                sql("TRUNCATE collector_lesson, collector_lessonchange")
-                sql("CHECKPOINT")
-                top = ceiling(windows, by_code)
-                sql("CHECKPOINT")
-                storage.COPY_PIECE_ROWS = sizes[label]
-                result = run_case(label, data, "copy", by_code)
-                share = result["rate"] / top["rate"]
-                shares[label].append(share)
-                print(
-                    f"{pair + 1:>4}  {label:<16} {result['rate']:>9,.0f} {top['rate']:>9,.0f} "
-                    f"{share:>6.1%} {result['cpu_us']:>13.2f}",
-                    flush=True,
-                )
-    finally:
-        storage.COPY_PIECE_ROWS = pieces
-    for label, found in shares.items():
-        found.sort()
-        spread = ", ".join(f"{share:.0%}" for share in found)
-        print(f"{label}: median share {found[len(found) // 2]:.1%} ({spread})")
 
 
 def report(results, size_notes) -> None:
@@ -919,13 +869,6 @@ def main() -> int:
         action="store_true",
         help="CPU cost of the change history: the same merges with and without it",
     )
-    parser.add_argument(
-        "--compare-pieces",
-        type=int,
-        default=0,
-        metavar="PAIRS",
-        help="first loads COPYed whole and in pieces, PAIRS alternating pairs, shares of ceiling",
-    )
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
     if urlsplit(url).scheme not in ("postgres", "postgresql", "pgsql"):
@@ -955,8 +898,6 @@ def main() -> int:
             weekly(args)
         elif args.history_overhead:
             history_overhead(args)
-        elif args.compare_pieces:
-            compare_pieces(args)
         else:
             benchmark(args)
     finally:

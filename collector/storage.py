@@ -22,7 +22,7 @@ import operator
 import re
 import struct
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import psycopg
@@ -504,24 +504,9 @@ def _spelled_rows(rows: dict[tuple, tuple], spellers: list[dict], separator):
     """
     if not rows:
         return []
-    spelled = _spelled_columns(_row_columns(rows), spellers, separator)
-    if len(spelled) > len(rows):
-        # Columns of more records than rows (alike records collapsed): an alike record is the
-        # same row, and each other row another one, so each distinct row once is the rows.
-        spelled = list(dict.fromkeys(spelled))
-    return spelled
-
-
-def _row_columns(rows: dict[tuple, tuple]) -> list:
-    """The columns ``_spelled_rows`` spells: those of the records ``rows`` was made of when it
-    kept them (``_Rows.columns``), else the rows' own."""
     columns = getattr(rows, "columns", None)
     if columns is None:
         columns = [*zip(*rows, strict=True), *zip(*rows.values(), strict=True)]
-    return columns
-
-
-def _spelled_columns(columns, spellers: list[dict], separator) -> list:
     count = len(columns[0])
     parts: list = []  # per row: a list of spellings, or one spelling for a constant run
     run: list = []
@@ -537,9 +522,15 @@ def _spelled_columns(columns, spellers: list[dict], separator) -> list:
     if run:
         parts.append(separator.join(run))
     if len(parts) == 1 and not isinstance(parts[0], list):
-        return [parts[0]] * count  # every column constant: one lesson, or alike ones
-    rows_of = [part if isinstance(part, list) else itertools.repeat(part) for part in parts]
-    return list(map(separator.join, zip(*rows_of, strict=False)))  # repeat() is endless
+        spelled = [parts[0]] * count  # every column constant: one lesson, or alike ones
+    else:
+        rows_of = [part if isinstance(part, list) else itertools.repeat(part) for part in parts]
+        spelled = list(map(separator.join, zip(*rows_of, strict=False)))  # repeat() is endless
+    if len(spelled) > len(rows):
+        # Columns of more records than rows (alike records collapsed): an alike record is the
+        # same row, and each other row another one, so each distinct row once is the rows.
+        spelled = list(dict.fromkeys(spelled))
+    return spelled
 
 
 class _CopyField(dict):
@@ -604,17 +595,9 @@ _COPY_LESSONS = (
 )
 
 
-#: Rows of a first load spelled and sent at a time (``_copy_binary``).
-COPY_PIECE_ROWS = 250
-
-
-def _copy_binary(
-    school_id: int, rows: dict[tuple, tuple], now: datetime.datetime, piece: int | None = None
-) -> Iterator[bytes]:
+def _copy_binary(school_id: int, rows: dict[tuple, tuple], now: datetime.datetime) -> bytes:
     """``_distinct_rows`` as COPY BINARY data of ``_COPY_LESSON_COLUMNS`` (the school's
-    lessons, first stored and changed ``now``), header and trailer included, in pieces of
-    ``piece`` rows (default ``COPY_PIECE_ROWS``): the server parses and inserts a piece while
-    this process spells the next (on two cores, the two overlap instead of taking turns).
+    lessons, first stored and changed ``now``), header and trailer included.
 
     Spelled as ``_copy_lines`` spells text, a column at a time from each distinct value's
     field: the server converts binary fields for less than it parses text (a timestamp's
@@ -622,23 +605,13 @@ def _copy_binary(
     """
     encoders = {kind: _CopyField(encode) for kind, encode in _BINARY_ENCODERS.items()}
     spellers = [encoders[_LESSON_TYPES[column]] for column in _STAGE_COLUMNS]
-    # Each row between the school and the two stamps: one join a piece.
+    fields = _spelled_rows(rows, spellers, b"")
+    if not fields:
+        return _BINARY_HEADER + _BINARY_TRAILER
+    # Each row between the school and the two stamps: one join for the whole window.
     before = _BINARY_ROW + encoders["integer"][school_id]
     after = encoders["timestamp with time zone"][now] * 2
-    head, piece = _BINARY_HEADER, piece or COPY_PIECE_ROWS
-    columns = _row_columns(rows) if rows else [[]]
-    count = len(columns[0])
-    if count != len(rows):  # alike records collapsed: spelled whole, each distinct row once
-        pieces = [_spelled_rows(rows, spellers, b"")]
-    else:
-        pieces = (
-            _spelled_columns([column[start : start + piece] for column in columns], spellers, b"")
-            for start in range(0, count, piece)
-        )
-    for fields in pieces:
-        yield b"".join((head, before, (after + before).join(fields), after))
-        head = b""
-    yield head + _BINARY_TRAILER
+    return b"".join((_BINARY_HEADER, before, (after + before).join(fields), after, _BINARY_TRAILER))
 
 
 # The slot columns of the change history: the natural key less school and subject.
@@ -873,8 +846,7 @@ def _first_load(cursor, school: School, rows: dict, now) -> int:
     if not rows:
         return 0
     with cursor.copy(_COPY_LESSONS) as copy:
-        for piece in _copy_binary(int(school.pk), rows, now):
-            copy.write(piece)
+        copy.write(_copy_binary(int(school.pk), rows, now))
     return len(rows)
 
 

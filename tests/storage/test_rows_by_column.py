@@ -167,13 +167,11 @@ def stored_lessons(school_id: int, data, statement: str) -> set[tuple]:
 @requires_postgres
 @pytest.mark.django_db
 @settings(FUZZ, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=first_loads(), school_id=INTEGERS, now=MOMENTS, piece=st.integers(1, 9))
-def test_it_stores_a_first_load_in_binary_as_in_text(rows, school_id, now, piece):
-    """In pieces of any size too (``_copy_binary`` sends a piece while it spells the next; the
-    windows drawn hold up to eight rows)."""
+@given(rows=first_loads(), school_id=INTEGERS, now=MOMENTS)
+def test_it_stores_a_first_load_in_binary_as_in_text(rows, school_id, now):
     for day in (*DAYS, LAST):
         storage.ensure_partitions(day, day)
-    binary = b"".join(storage._copy_binary(school_id, rows, now, piece))
+    binary = storage._copy_binary(school_id, rows, now)
     spell = storage._CopyText()
     before, after = f"{spell[school_id]}\t", f"\t{spell[now]}\t{spell[now]}\n"
     text = "".join(before + line + after for line in storage._copy_lines(rows))
@@ -188,28 +186,6 @@ def test_it_stores_a_first_load_in_binary_as_in_text(rows, school_id, now, piece
     now = now.astimezone(datetime.UTC)
     assert stored == {(school_id, *row, now, now) for row in utc}
     assert stored == stored_lessons(school_id, text, in_text)
-
-
-def test_it_sends_a_first_load_in_pieces_and_collapsed_records_whole():
-    """The server inserts a piece while the next is spelled: a window of distinct records in
-    pieces of ``piece`` rows (the header with the first, the trailer after the last); one
-    whose alike records collapsed, whole (a piece's rows could repeat another's)."""
-    records = [
-        dataclasses.replace(RECORD, period=period, class_name=str(room))
-        for period in range(1, 11)
-        for room in range(1, 11)
-    ]
-    rows = storage._distinct_rows(
-        SCHOOL, FIRST, LAST, LessonRecords.of(records), subject_ids(records)
-    )
-    pieces = list(storage._copy_binary(1, rows, MOMENT, 30))
-    assert len(pieces) == 5 and pieces[-1] == b"\xff\xff"
-    assert pieces[0].startswith(b"PGCOPY") and not pieces[1].startswith(b"PGCOPY")
-    assert b"".join(pieces) == b"".join(storage._copy_binary(1, rows, MOMENT, 1000))
-    twice = LessonRecords.of(records + records[:40])
-    rows = storage._distinct_rows(SCHOOL, FIRST, LAST, twice, subject_ids(records))
-    assert len(rows) == 100
-    assert len(list(storage._copy_binary(1, rows, MOMENT, 30))) == 2
 
 
 @requires_postgres
