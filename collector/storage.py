@@ -754,8 +754,8 @@ def _merge_copy(
         # own, with its own snapshot) sees every merge of this school committed before the
         # lock was granted. No parameters: the keys and the window are integers and dates.
         window = (
-            f"school_id = {int(school.pk)} AND date BETWEEN "
-            f"'{date_from.isoformat()}'::date AND '{date_to.isoformat()}'::date"
+            f"school_id = {_literal(school.pk)} AND date BETWEEN "
+            f"{_literal(date_from)} AND {_literal(date_to)}"
         )
         baseline = ""  # (its values are literals, as the window's)
         if observer is not None and rows:
