@@ -20,6 +20,7 @@ from django.db import DatabaseError, connection
 from django.db.models import Count, Sum
 
 from collector import clock, pipeline
+from collector.broker import queue_depth
 from collector.ledger import TERMINAL, CollectionRun, RunStatus, UnitStatus
 from proj.celery import app
 from tests import processes
@@ -206,7 +207,7 @@ class Chaos:
         try:
             with app.connection_for_read(self.broker_url) as conn:
                 queue = self.settings.CELERY_TASK_ROUTES[pipeline.COLLECT_TASK]["queue"]
-                return str(conn.default_channel.queue_declare(queue, passive=True).message_count)
+                return str(queue_depth(conn, queue))
         except Exception as exc:  # the message is a diagnosis; it must not hide the timeout
             return f"unknown ({exc.__class__.__name__})"
 
