@@ -121,6 +121,9 @@ def test_an_operator_walks_from_a_failed_run_to_collecting_what_is_missing(
     # The schedules.
     page.goto(f"{live_server.url}/admin/")
     page.click("#console-links a:text-is('Schedules')")  # not the quota plan's words
+    # Read once the page has loaded (its load event): under load, one CI run read a table
+    # without the row looked for.
+    page.wait_for_url(re.compile(r"/admin/django_celery_beat/periodictask/$"))
     assert "collect-middle-weekly" in page.inner_text("#result_list")
 
 
